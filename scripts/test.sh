@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests, integration tests against the real binary, benches compiled.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --bin ringgate
+cargo test --release --workspace --all-targets

@@ -1,0 +1,425 @@
+//! Configuration: the raw TOML model, its layering (embedded default → `--config` file → flags), and
+//! validation into a typed [`Config`] that cannot be invalid.
+//!
+//! Every error names the key, the value where there is one, and the reason, on one line, so an
+//! operator can fix it without reading the source.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The configuration `ringgate` runs on when given no arguments; documented key by key in README.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
+
+/// A configuration problem: which key, and why. Displayed as one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error("config {origin}: key `{key}`: {reason}")]
+    Syntax { origin: String, key: String, reason: String },
+    #[error("config key `{key}` = {value}: {reason}")]
+    Invalid { key: &'static str, value: String, reason: String },
+}
+
+/// Which io driver each worker's runtime uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum IoDriver {
+    /// io_uring where the kernel allows it, else epoll (logged once).
+    Auto,
+    /// io_uring or fail at start.
+    Uring,
+    /// The legacy readiness driver (epoll).
+    Epoll,
+}
+
+/// How CONNECT tunnels move their bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayKind {
+    /// socket → pipe → socket with `splice(2)`; the bytes never enter user space.
+    Splice,
+    /// read/write through one buffer per worker.
+    Copy,
+}
+
+/// The file format, and one layer of configuration: every key optional, so layers can be merged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Option<Vec<String>>,
+    pub workers: Option<usize>,
+    pub io_driver: Option<IoDriver>,
+    pub relay: Option<RelayKind>,
+    pub backlog: Option<u32>,
+    pub pipe_size: Option<usize>,
+    pub pipe_pool: Option<usize>,
+    pub copy_buffer: Option<usize>,
+    pub max_head_bytes: Option<usize>,
+    pub max_target_bytes: Option<usize>,
+    pub max_headers: Option<usize>,
+    pub header_timeout_secs: Option<u64>,
+    pub connect_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub shutdown_grace_secs: Option<u64>,
+    pub resolver_threads: Option<usize>,
+    pub log_level: Option<String>,
+}
+
+/// Most header fields the parser can be configured to accept (the size of its stack array).
+pub const MAX_HEADERS_CAP: usize = 512;
+/// Smallest pipe the kernel gives (one page).
+const MIN_PIPE_SIZE: usize = 4096;
+
+impl RawConfig {
+    /// Parses one TOML layer; `origin` names it in errors (a path, or "embedded default").
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let syntax = |key: String, reason: String| ConfigError::Syntax {
+            origin: origin.to_owned(),
+            key,
+            reason,
+        };
+        let de = toml::de::Deserializer::parse(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+                .unwrap_or(0);
+            syntax(format!("(line {line})"), one_line(e.message()))
+        })?;
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            syntax(key, one_line(e.inner().message()))
+        })
+    }
+
+    /// Reads and parses a config file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Lays `top` over `self`: every key `top` sets wins.
+    pub fn overlay(self, top: RawConfig) -> RawConfig {
+        macro_rules! pick {
+            ($($f:ident),*) => { RawConfig { $($f: top.$f.or(self.$f)),* } };
+        }
+        pick!(
+            listen,
+            workers,
+            io_driver,
+            relay,
+            backlog,
+            pipe_size,
+            pipe_pool,
+            copy_buffer,
+            max_head_bytes,
+            max_target_bytes,
+            max_headers,
+            header_timeout_secs,
+            connect_timeout_secs,
+            idle_timeout_secs,
+            shutdown_grace_secs,
+            resolver_threads,
+            log_level
+        )
+    }
+
+    /// Validates a fully layered config (every key present, as the embedded default guarantees).
+    pub fn validate(self, machine: &Machine) -> Result<Config, ConfigError> {
+        let listen = req("listen", self.listen)?;
+        if listen.is_empty() {
+            return Err(invalid("listen", "[]", "at least one address is needed"));
+        }
+        let listen = listen
+            .iter()
+            .map(|a| {
+                a.parse::<SocketAddr>().map_err(|_| {
+                    invalid(
+                        "listen",
+                        a,
+                        "not an IP:port address (IPv6 in brackets: [::1]:3128)",
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let workers = match req("workers", self.workers)? {
+            0 => machine.cores.max(1),
+            n if n > 1024 => return Err(invalid("workers", n, "at most 1024")),
+            n => n,
+        };
+        let pipe_size = req("pipe_size", self.pipe_size)?;
+        if pipe_size < MIN_PIPE_SIZE {
+            return Err(invalid("pipe_size", pipe_size, "at least 4096 (one page)"));
+        }
+        if let Some(max) = machine.pipe_max_size {
+            if pipe_size > max {
+                return Err(invalid(
+                    "pipe_size",
+                    pipe_size,
+                    &format!("above /proc/sys/fs/pipe-max-size ({max})"),
+                ));
+            }
+        }
+        let max_headers = req("max_headers", self.max_headers)?;
+        if !(1..=MAX_HEADERS_CAP).contains(&max_headers) {
+            return Err(invalid("max_headers", max_headers, "between 1 and 512"));
+        }
+        let max_head_bytes = req("max_head_bytes", self.max_head_bytes)?;
+        if !(256..=1 << 20).contains(&max_head_bytes) {
+            return Err(invalid("max_head_bytes", max_head_bytes, "between 256 and 1048576"));
+        }
+        let max_target_bytes = req("max_target_bytes", self.max_target_bytes)?;
+        if max_target_bytes < 16 || max_target_bytes >= max_head_bytes {
+            return Err(invalid(
+                "max_target_bytes",
+                max_target_bytes,
+                "at least 16 and below max_head_bytes",
+            ));
+        }
+        let log_level = req("log_level", self.log_level)?;
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            return Err(invalid("log_level", &log_level, "not a valid log filter"));
+        }
+        Ok(Config {
+            listen,
+            workers,
+            io_driver: req("io_driver", self.io_driver)?,
+            relay: req("relay", self.relay)?,
+            backlog: positive("backlog", self.backlog)?,
+            pipe_size,
+            pipe_pool: req("pipe_pool", self.pipe_pool)?,
+            copy_buffer: bounded("copy_buffer", self.copy_buffer, 1024, 16 << 20)?,
+            max_head_bytes,
+            max_target_bytes,
+            max_headers,
+            header_timeout: secs("header_timeout_secs", self.header_timeout_secs)?,
+            connect_timeout: secs("connect_timeout_secs", self.connect_timeout_secs)?,
+            idle_timeout: secs("idle_timeout_secs", self.idle_timeout_secs)?,
+            shutdown_grace: Duration::from_secs(req("shutdown_grace_secs", self.shutdown_grace_secs)?),
+            resolver_threads: bounded("resolver_threads", self.resolver_threads, 1, 256)?,
+            log_level,
+        })
+    }
+}
+
+/// Facts of the host that bound some settings; a parameter so validation stays a pure function.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub cores: usize,
+    pub pipe_max_size: Option<usize>,
+}
+
+impl Machine {
+    pub fn probe() -> Self {
+        Machine {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            pipe_max_size: crate::sys::pipe_max_size(),
+        }
+    }
+}
+
+/// The validated configuration every part of ringgate reads. Immutable once built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    pub workers: usize,
+    pub io_driver: IoDriver,
+    pub relay: RelayKind,
+    pub backlog: u32,
+    pub pipe_size: usize,
+    pub pipe_pool: usize,
+    pub copy_buffer: usize,
+    pub max_head_bytes: usize,
+    pub max_target_bytes: usize,
+    pub max_headers: usize,
+    pub header_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub resolver_threads: usize,
+    pub log_level: String,
+}
+
+impl Config {
+    /// Layers the embedded default, an optional file and the flags' layer, then validates.
+    pub fn load(file: Option<&Path>, flags: RawConfig, machine: &Machine) -> Result<Config, ConfigError> {
+        let mut raw = RawConfig::parse(EMBEDDED_DEFAULT, "embedded default")?;
+        if let Some(path) = file {
+            raw = raw.overlay(RawConfig::from_file(path)?);
+        }
+        raw.overlay(flags).validate(machine)
+    }
+
+    /// The effective configuration as TOML (what `--print-config` shows); it parses back to `self`.
+    pub fn to_toml(&self) -> String {
+        let raw = RawConfig {
+            listen: Some(self.listen.iter().map(ToString::to_string).collect()),
+            workers: Some(self.workers),
+            io_driver: Some(self.io_driver),
+            relay: Some(self.relay),
+            backlog: Some(self.backlog),
+            pipe_size: Some(self.pipe_size),
+            pipe_pool: Some(self.pipe_pool),
+            copy_buffer: Some(self.copy_buffer),
+            max_head_bytes: Some(self.max_head_bytes),
+            max_target_bytes: Some(self.max_target_bytes),
+            max_headers: Some(self.max_headers),
+            header_timeout_secs: Some(self.header_timeout.as_secs()),
+            connect_timeout_secs: Some(self.connect_timeout.as_secs()),
+            idle_timeout_secs: Some(self.idle_timeout.as_secs()),
+            shutdown_grace_secs: Some(self.shutdown_grace.as_secs()),
+            resolver_threads: Some(self.resolver_threads),
+            log_level: Some(self.log_level.clone()),
+        };
+        toml::to_string(&raw).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn invalid(key: &'static str, value: impl fmt::Display, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        value: value.to_string(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn req<T>(key: &'static str, v: Option<T>) -> Result<T, ConfigError> {
+    v.ok_or_else(|| invalid(key, "(missing)", "required"))
+}
+
+fn positive(key: &'static str, v: Option<u32>) -> Result<u32, ConfigError> {
+    match req(key, v)? {
+        0 => Err(invalid(key, 0, "must be at least 1")),
+        n => Ok(n),
+    }
+}
+
+fn bounded(key: &'static str, v: Option<usize>, lo: usize, hi: usize) -> Result<usize, ConfigError> {
+    let n = req(key, v)?;
+    if (lo..=hi).contains(&n) {
+        Ok(n)
+    } else {
+        Err(invalid(key, n, &format!("between {lo} and {hi}")))
+    }
+}
+
+fn secs(key: &'static str, v: Option<u64>) -> Result<Duration, ConfigError> {
+    match req(key, v)? {
+        0 => Err(invalid(key, 0, "must be at least 1 second")),
+        n if n > 7 * 24 * 3600 => Err(invalid(key, n, "at most 604800 (one week)")),
+        n => Ok(Duration::from_secs(n)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine() -> Machine {
+        Machine {
+            cores: 2,
+            pipe_max_size: Some(1 << 20),
+        }
+    }
+
+    fn load_text(text: &str) -> Result<Config, ConfigError> {
+        let base = RawConfig::parse(EMBEDDED_DEFAULT, "embedded default").unwrap();
+        base.overlay(RawConfig::parse(text, "test.toml")?).validate(&machine())
+    }
+
+    #[test]
+    fn embedded_default_sets_every_key_and_validates() {
+        let raw = RawConfig::parse(EMBEDDED_DEFAULT, "embedded default").unwrap();
+        let rendered = toml::to_string(&raw).unwrap();
+        assert!(!rendered.contains("None"), "{rendered}");
+        let all_keys = toml::to_string(&load_text("").unwrap().to_toml().parse::<toml::Table>().unwrap()).unwrap();
+        for line in all_keys.lines() {
+            let key = line.split(" = ").next().unwrap();
+            assert!(EMBEDDED_DEFAULT.contains(&format!("\n{key} = ")), "{key} undocumented in default.toml");
+        }
+        let c = load_text("").unwrap();
+        assert_eq!(c.listen, vec!["127.0.0.1:3128".parse().unwrap()]);
+        assert_eq!(c.workers, 2);
+        assert_eq!(c.max_head_bytes, 16384);
+        assert_eq!(c.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.idle_timeout, Duration::from_secs(300));
+        assert_eq!(c.pipe_size, 65536);
+    }
+
+    #[test]
+    fn printed_config_parses_back_to_itself() {
+        let c = load_text("listen = [\"[::1]:8080\", \"127.0.0.1:0\"]\nrelay = \"copy\"").unwrap();
+        let again = load_text(&c.to_toml()).unwrap();
+        assert_eq!(c, again);
+    }
+
+    #[test]
+    fn later_layers_win() {
+        let base = RawConfig::parse(EMBEDDED_DEFAULT, "d").unwrap();
+        let file = RawConfig::parse("workers = 3\nbacklog = 10", "f").unwrap();
+        let flags = RawConfig {
+            workers: Some(1),
+            ..RawConfig::default()
+        };
+        let c = base.overlay(file).overlay(flags).validate(&machine()).unwrap();
+        assert_eq!((c.workers, c.backlog), (1, 10));
+    }
+
+    /// One row per bad input: the text and the key its error must name.
+    #[test]
+    fn bad_configs_name_their_key() {
+        let rows: &[(&str, &str)] = &[
+            ("workers = \"many\"", "workers"),
+            ("workers = -1", "workers"),
+            ("wrokers = 2", "wrokers"),
+            ("listen = [\"localhost\"]", "listen"),
+            ("listen = []", "listen"),
+            ("listen = \"127.0.0.1:1\"", "listen"),
+            ("io_driver = \"kqueue\"", "io_driver"),
+            ("relay = \"teleport\"", "relay"),
+            ("backlog = 0", "backlog"),
+            ("pipe_size = 100", "pipe_size"),
+            ("pipe_size = 4194304", "pipe_size"),
+            ("max_headers = 0", "max_headers"),
+            ("max_headers = 100000", "max_headers"),
+            ("max_head_bytes = 10", "max_head_bytes"),
+            ("max_target_bytes = 99999", "max_target_bytes"),
+            ("header_timeout_secs = 0", "header_timeout_secs"),
+            ("connect_timeout_secs = 0", "connect_timeout_secs"),
+            ("idle_timeout_secs = 99999999", "idle_timeout_secs"),
+            ("resolver_threads = 0", "resolver_threads"),
+            ("copy_buffer = 1", "copy_buffer"),
+            ("log_level = \"info,[\"", "log_level"),
+            ("workers = ", "line 1"),
+        ];
+        for (text, key) in rows {
+            let err = load_text(text).expect_err(text).to_string();
+            assert!(err.contains(key), "{text:?} → {err:?} does not name {key}");
+            assert!(!err.contains('\n'), "{text:?} → multi-line error {err:?}");
+        }
+    }
+
+    #[test]
+    fn example_configs_validate() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tuning");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let base = RawConfig::parse(EMBEDDED_DEFAULT, "d").unwrap();
+                let file = RawConfig::from_file(&path).unwrap();
+                base.overlay(file).validate(&machine()).unwrap();
+            }
+        }
+    }
+}

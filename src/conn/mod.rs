@@ -1,0 +1,181 @@
+//! One client connection: read the request head into the connection's buffer, decide, and either
+//! answer or open a tunnel.
+//!
+//! The buffer is the only per-connection allocation before a tunnel opens, and it is gone once the
+//! tunnel runs: what is left of the connection is its two sockets and the relay's small state.
+
+mod reject;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use crate::http::head::{self, Limits, Method, RequestHead};
+use crate::http::response::Reply;
+use crate::http::target::parse_authority;
+use crate::shard::Shard;
+use crate::{tunnel, upstream};
+
+/// First read buffer; grown by doubling up to the head limit. Most CONNECT heads are ~100 bytes.
+const INITIAL_BUFFER: usize = 1024;
+
+/// Serves one accepted client until it is done.
+pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shard: Rc<Shard>) {
+    let _active = shard.track();
+    let _ = stream.set_nodelay(true);
+    let mut buf = Vec::with_capacity(INITIAL_BUFFER.min(shard.limits.max_head_bytes));
+    let head = match read_head(&mut stream, &mut buf, &shard).await {
+        HeadRead::Complete(head) => head,
+        HeadRead::Gone => return,
+        HeadRead::Rejected(reply) => return refuse(&mut stream, reply, peer, b"", buf).await,
+    };
+    let target = head.target.get(&buf);
+    let reply = match head.method {
+        Method::Connect => match parse_authority(target) {
+            Ok(_) => None,
+            Err(e) => Some(Reply::from(e)),
+        },
+        Method::Other => Some(Reply::MethodNotAllowed),
+        _ if is_absolute_form(target) => Some(Reply::ForwardingNotImplemented),
+        _ => Some(Reply::NotAProxyRequest),
+    };
+    match reply {
+        Some(reply) => refuse(&mut stream, reply, peer, target, Vec::new()).await,
+        None => connect(stream, peer, buf, head, &shard).await,
+    }
+}
+
+enum HeadRead {
+    Complete(RequestHead),
+    Rejected(Reply),
+    /// The client closed or failed before sending a complete head; nobody to answer.
+    Gone,
+}
+
+/// Reads until the head is complete, a limit is broken, or the header timeout passes.
+async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>, shard: &Shard) -> HeadRead {
+    let limits: &Limits = &shard.limits;
+    let deadline = Instant::now() + shard.config.header_timeout;
+    loop {
+        match head::parse(buf, limits) {
+            Ok(Some(head)) => return HeadRead::Complete(head),
+            Err(e) => return HeadRead::Rejected(e.into()),
+            Ok(None) => {}
+        }
+        if buf.len() == buf.capacity() {
+            let grow = buf.capacity().max(INITIAL_BUFFER);
+            buf.reserve_exact(grow.min(limits.max_head_bytes - buf.len()));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (len, cap) = (buf.len(), buf.capacity());
+        let read = stream.read(std::mem::take(buf).slice_mut(len..cap));
+        match monoio::time::timeout(left, read).await {
+            Err(_) if len == 0 => return HeadRead::Gone,
+            Err(_) => return HeadRead::Rejected(Reply::HeaderTimeout),
+            Ok((res, slice)) => {
+                *buf = slice.into_inner();
+                match res {
+                    Ok(0) | Err(_) => return HeadRead::Gone,
+                    Ok(_) => {}
+                }
+            }
+        }
+    }
+}
+
+/// `scheme://…` with a syntactically valid scheme (RFC 3986 §3.1).
+fn is_absolute_form(target: &[u8]) -> bool {
+    let Some(colon) = target.windows(3).position(|w| w == b"://") else {
+        return false;
+    };
+    let scheme = &target[..colon];
+    scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
+/// Answers with an error, logs it, and closes.
+async fn refuse(stream: &mut TcpStream, reply: Reply, peer: SocketAddr, target: &[u8], buf: Vec<u8>) {
+    tracing::info!(
+        %peer,
+        status = reply.status(),
+        reason = reply.reason(),
+        target = ?String::from_utf8_lossy(&target[..target.len().min(200)]),
+        "refused"
+    );
+    reject::send_and_close(stream, reply, buf).await;
+}
+
+/// CONNECT: dial the target, answer 200, pass on the early bytes, relay until the tunnel ends.
+async fn connect(mut client: TcpStream, peer: SocketAddr, mut buf: Vec<u8>, head: RequestHead, shard: &Shard) {
+    let started = Instant::now();
+    let dialed = match parse_authority(head.target.get(&buf)) {
+        Ok(authority) => upstream::dial::dial(&authority, shard.config.connect_timeout).await,
+        Err(e) => return refuse(&mut client, e.into(), peer, head.target.get(&buf), Vec::new()).await,
+    };
+    let mut upstream = match dialed {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "dial failed");
+            let target = head.target.get(&buf).to_vec();
+            return refuse(&mut client, Reply::from(&e), peer, &target, buf).await;
+        }
+    };
+    let upstream_addr = upstream.peer_addr().ok();
+    // Kept for the closing log line only when it will be written: the buffer goes before the relay.
+    let target = tracing::enabled!(tracing::Level::DEBUG)
+        .then(|| String::from_utf8_lossy(head.target.get(&buf)).into_owned());
+    let (res, _) = client.write_all(Reply::Established.bytes()).await;
+    if res.is_err() {
+        return;
+    }
+    // Bytes that came with the head (a pipelined TLS ClientHello) go upstream before anything else.
+    buf.drain(..head.len);
+    let early = buf.len() as u64;
+    if early > 0 {
+        let (res, _) = upstream.write_all(buf).await;
+        if res.is_err() {
+            return;
+        }
+    } else {
+        drop(buf);
+    }
+    let end = tunnel::relay(&client, &upstream, shard).await;
+    tracing::debug!(
+        %peer,
+        target = ?target,
+        upstream = ?upstream_addr,
+        up = end.up + early,
+        down = end.down,
+        ms = started.elapsed().as_millis() as u64,
+        end = end.reason.name(),
+        "tunnel closed"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_absolute_form;
+
+    #[test]
+    fn absolute_form_needs_a_scheme() {
+        for (t, want) in [
+            ("http://a/", true),
+            ("HTTP://a", true),
+            ("svn+ssh://x", true),
+            ("/path", false),
+            ("*", false),
+            ("a:443", false),
+            ("://x", false),
+            ("1http://x", false),
+            ("/redirect?to=http://x", false),
+        ] {
+            assert_eq!(is_absolute_form(t.as_bytes()), want, "{t}");
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The proxy's own responses, rendered once at start-up and written from shared immutable bytes.
+//!
+//! Hot path: answering never formats or allocates; [`Reply::bytes`] is a table lookup.
+
+use std::sync::LazyLock;
+
+/// Every response ringgate itself produces. The variant fixes status, headers and body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    Established,
+    MalformedHead,
+    BadConnectTarget,
+    NotAProxyRequest,
+    MethodNotAllowed,
+    HeaderTimeout,
+    TargetTooLong,
+    HeadTooLarge,
+    TooManyHeaders,
+    ForwardingNotImplemented,
+    ResolveFailed,
+    ConnectRefused,
+    Unreachable,
+    ConnectFailed,
+    ConnectTimeout,
+}
+
+impl Reply {
+    const ALL: [Reply; 15] = [
+        Reply::Established,
+        Reply::MalformedHead,
+        Reply::BadConnectTarget,
+        Reply::NotAProxyRequest,
+        Reply::MethodNotAllowed,
+        Reply::HeaderTimeout,
+        Reply::TargetTooLong,
+        Reply::HeadTooLarge,
+        Reply::TooManyHeaders,
+        Reply::ForwardingNotImplemented,
+        Reply::ResolveFailed,
+        Reply::ConnectRefused,
+        Reply::Unreachable,
+        Reply::ConnectFailed,
+        Reply::ConnectTimeout,
+    ];
+
+    /// Status code, reason phrase, short body (also the log reason).
+    const fn parts(self) -> (u16, &'static str, &'static str) {
+        match self {
+            Reply::Established => (200, "Connection established", ""),
+            Reply::MalformedHead => (400, "Bad Request", "malformed request head"),
+            Reply::BadConnectTarget => (400, "Bad Request", "CONNECT target must be host:port"),
+            Reply::NotAProxyRequest => (
+                400,
+                "Bad Request",
+                "this is a proxy: send CONNECT host:port or an absolute-form URL",
+            ),
+            Reply::MethodNotAllowed => (405, "Method Not Allowed", "method not served by this proxy"),
+            Reply::HeaderTimeout => (408, "Request Timeout", "request head not received in time"),
+            Reply::TargetTooLong => (414, "URI Too Long", "request-target too long"),
+            Reply::HeadTooLarge => (431, "Request Header Fields Too Large", "request head too large"),
+            Reply::TooManyHeaders => (431, "Request Header Fields Too Large", "too many header fields"),
+            Reply::ForwardingNotImplemented => (
+                501,
+                "Not Implemented",
+                "plain HTTP forwarding is not implemented yet; use CONNECT",
+            ),
+            Reply::ResolveFailed => (502, "Bad Gateway", "cannot resolve the target host"),
+            Reply::ConnectRefused => (502, "Bad Gateway", "target refused the connection"),
+            Reply::Unreachable => (502, "Bad Gateway", "target unreachable"),
+            Reply::ConnectFailed => (502, "Bad Gateway", "cannot connect to the target"),
+            Reply::ConnectTimeout => (504, "Gateway Timeout", "timed out connecting to the target"),
+        }
+    }
+
+    pub const fn status(self) -> u16 {
+        self.parts().0
+    }
+
+    /// A fixed reason for logs and metrics; never contains peer data.
+    pub const fn reason(self) -> &'static str {
+        let (_, phrase, body) = self.parts();
+        if body.is_empty() {
+            phrase
+        } else {
+            body
+        }
+    }
+
+    /// The complete response on the wire.
+    pub fn bytes(self) -> &'static [u8] {
+        &RENDERED[self as usize]
+    }
+
+    fn render(self) -> Vec<u8> {
+        let (status, phrase, body) = self.parts();
+        if self == Reply::Established {
+            // Exactly this: a 2xx to CONNECT carries no Content-Length or Transfer-Encoding.
+            return format!("HTTP/1.1 {status} {phrase}\r\n\r\n").into_bytes();
+        }
+        let allow = if self == Reply::MethodNotAllowed {
+            "Allow: CONNECT, GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE\r\n"
+        } else {
+            ""
+        };
+        format!(
+            "HTTP/1.1 {status} {phrase}\r\nServer: ringgate\r\n{allow}Content-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}\n",
+            body.len() + 1
+        )
+        .into_bytes()
+    }
+}
+
+static RENDERED: LazyLock<Vec<Box<[u8]>>> =
+    LazyLock::new(|| Reply::ALL.iter().map(|r| r.render().into_boxed_slice()).collect());
+
+/// Renders every response now, so the first client does not pay for it.
+pub fn prerender() {
+    LazyLock::force(&RENDERED);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_indexed_by_variant() {
+        for (i, r) in Reply::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?} out of order in ALL");
+            let text = std::str::from_utf8(r.bytes()).unwrap();
+            assert!(text.starts_with(&format!("HTTP/1.1 {} ", r.status())), "{text}");
+        }
+    }
+
+    #[test]
+    fn established_is_exact() {
+        assert_eq!(Reply::Established.bytes(), b"HTTP/1.1 200 Connection established\r\n\r\n");
+    }
+
+    #[test]
+    fn errors_are_well_formed_and_close() {
+        for r in Reply::ALL.into_iter().filter(|r| *r != Reply::Established) {
+            let text = std::str::from_utf8(r.bytes()).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            assert!(head.contains("\r\nConnection: close"), "{head}");
+            let cl: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(cl, body.len(), "{r:?}");
+            assert_eq!(body.trim_end(), r.reason());
+        }
+        assert!(std::str::from_utf8(Reply::MethodNotAllowed.bytes()).unwrap().contains("\r\nAllow: CONNECT"));
+    }
+}

@@ -1,0 +1,134 @@
+//! CONNECT request-targets (RFC 9110 §9.3.6): authority-form `host:port`, nothing else.
+//!
+//! A pure function; the host it returns borrows from the request buffer.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The host part of an authority: a literal address needs no resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host<'a> {
+    Ip(IpAddr),
+    Name(&'a str),
+}
+
+/// A validated `host:port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authority<'a> {
+    pub host: Host<'a>,
+    pub port: u16,
+}
+
+/// Why a CONNECT target was refused (the client's fault; answered with 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("CONNECT target is not host:port")]
+    NotAuthority,
+    #[error("CONNECT target has no valid port")]
+    BadPort,
+    #[error("CONNECT target has an invalid host")]
+    BadHost,
+}
+
+/// Longest DNS name (RFC 1035 §2.3.4, without the trailing dot).
+const MAX_NAME: usize = 253;
+
+/// Parses an authority-form target: `name:port`, `1.2.3.4:port` or `[v6]:port`.
+pub fn parse_authority(target: &[u8]) -> Result<Authority<'_>, TargetError> {
+    let target = std::str::from_utf8(target).map_err(|_| TargetError::BadHost)?;
+    let (host, port) = target.rsplit_once(':').ok_or(TargetError::NotAuthority)?;
+    let port = parse_port(port)?;
+    let host = if let Some(inner) = host.strip_prefix('[') {
+        let inner = inner.strip_suffix(']').ok_or(TargetError::BadHost)?;
+        Host::Ip(IpAddr::V6(inner.parse::<Ipv6Addr>().map_err(|_| TargetError::BadHost)?))
+    } else if let Ok(v4) = host.parse::<Ipv4Addr>() {
+        Host::Ip(IpAddr::V4(v4))
+    } else if is_reg_name(host) {
+        Host::Name(host)
+    } else if host.contains([':', '/', '@', '?', '#']) {
+        return Err(TargetError::NotAuthority);
+    } else {
+        return Err(TargetError::BadHost);
+    };
+    Ok(Authority { host, port })
+}
+
+/// 1–65535, decimal digits only (no sign, no spaces; leading zeros are harmless).
+fn parse_port(s: &str) -> Result<u16, TargetError> {
+    if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(TargetError::BadPort);
+    }
+    match s.parse::<u16>() {
+        Ok(0) | Err(_) => Err(TargetError::BadPort),
+        Ok(p) => Ok(p),
+    }
+}
+
+/// A DNS host name: dot-separated labels of letters, digits, `-` and `_` (seen in the wild), each
+/// 1–63 bytes, not starting or ending with `-`; an all-numeric last label would be a bad IPv4.
+fn is_reg_name(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() || host.len() > MAX_NAME {
+        return false;
+    }
+    let labels_ok = host.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    let last_numeric = host
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    labels_ok && !last_numeric
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One row per target: the input and the outcome.
+    #[test]
+    fn table() {
+        use Host::*;
+        let v6: IpAddr = "::1".parse().unwrap();
+        let long = format!("{}.com:443", "a.".repeat(130));
+        let rows: Vec<(&str, Result<(Host, u16), TargetError>)> = vec![
+            ("example.com:443", Ok((Name("example.com"), 443))),
+            ("EXAMPLE.com.:8443", Ok((Name("EXAMPLE.com."), 8443))),
+            ("localhost:1", Ok((Name("localhost"), 1))),
+            ("_srv.host-1.example:65535", Ok((Name("_srv.host-1.example"), 65535))),
+            ("127.0.0.1:80", Ok((Ip("127.0.0.1".parse().unwrap()), 80))),
+            ("[::1]:443", Ok((Ip(v6), 443))),
+            ("[::ffff:10.0.0.1]:443", Ok((Ip("::ffff:10.0.0.1".parse().unwrap()), 443))),
+            ("example.com", Err(TargetError::NotAuthority)),
+            ("example.com:", Err(TargetError::BadPort)),
+            ("example.com:0", Err(TargetError::BadPort)),
+            ("example.com:65536", Err(TargetError::BadPort)),
+            ("example.com:+443", Err(TargetError::BadPort)),
+            ("example.com:44 3", Err(TargetError::BadPort)),
+            ("example.com:443/", Err(TargetError::BadPort)),
+            ("::1:443", Err(TargetError::NotAuthority)),
+            ("[::1:443", Err(TargetError::BadHost)),
+            ("[::1]x:443", Err(TargetError::BadHost)),
+            ("[fe80::1%eth0]:443", Err(TargetError::BadHost)),
+            ("[1.2.3.4]:443", Err(TargetError::BadHost)),
+            (":443", Err(TargetError::BadHost)),
+            ("user@example.com:443", Err(TargetError::NotAuthority)),
+            ("http://example.com:443", Err(TargetError::NotAuthority)),
+            ("/path:443", Err(TargetError::NotAuthority)),
+            ("exa mple.com:443", Err(TargetError::BadHost)),
+            ("-bad.com:443", Err(TargetError::BadHost)),
+            ("a..b:443", Err(TargetError::BadHost)),
+            ("1.2.3.256:443", Err(TargetError::BadHost)),
+            ("999:443", Err(TargetError::BadHost)),
+            (long.as_str(), Err(TargetError::BadHost)),
+        ];
+        for (input, want) in rows {
+            let got = parse_authority(input.as_bytes()).map(|a| (a.host, a.port));
+            assert_eq!(got, want, "target {input:?}");
+        }
+        assert_eq!(parse_authority(b"\xff:443"), Err(TargetError::BadHost));
+    }
+}

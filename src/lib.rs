@@ -1,0 +1,13 @@
+//! ringgate: an HTTP forward proxy and egress gateway for Linux. Thread-per-core monoio workers,
+//! zero-copy head parsing, splice CONNECT tunnels. See ARCHITECTURE.md for the map.
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod conn;
+pub mod http;
+pub mod server;
+pub mod shard;
+pub mod sys;
+pub mod tunnel;
+pub mod upstream;
+pub mod worker;

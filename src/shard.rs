@@ -1,0 +1,60 @@
+//! A worker's own state: everything here is touched by one thread only (`Rc`, `Cell`, `RefCell`),
+//! so the hot path takes no lock and no atomic.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::config::{Config, RelayKind};
+use crate::http::head::Limits;
+use crate::tunnel::pipe_pool::PipePool;
+
+pub struct Shard {
+    pub id: usize,
+    pub config: Arc<Config>,
+    pub limits: Limits,
+    pub pipes: PipePool,
+    /// The copy relay's one buffer for all of this worker's tunnels (empty when splicing).
+    pub copy_buf: RefCell<Vec<u8>>,
+    active: Cell<usize>,
+}
+
+impl Shard {
+    pub fn new(id: usize, config: Arc<Config>) -> Shard {
+        let copy_buf = match config.relay {
+            RelayKind::Copy => vec![0; config.copy_buffer],
+            RelayKind::Splice => Vec::new(),
+        };
+        Shard {
+            id,
+            limits: Limits {
+                max_head_bytes: config.max_head_bytes,
+                max_target_bytes: config.max_target_bytes,
+                max_headers: config.max_headers,
+            },
+            pipes: PipePool::new(config.pipe_size, config.pipe_pool),
+            copy_buf: RefCell::new(copy_buf),
+            config,
+            active: Cell::new(0),
+        }
+    }
+
+    /// Client connections open on this worker now.
+    pub fn active(&self) -> usize {
+        self.active.get()
+    }
+
+    /// Counts a connection as open until the guard drops.
+    pub fn track(self: &Rc<Self>) -> ActiveGuard {
+        self.active.set(self.active.get() + 1);
+        ActiveGuard(Rc::clone(self))
+    }
+}
+
+pub struct ActiveGuard(Rc<Shard>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.set(self.0.active.get() - 1);
+    }
+}

@@ -1,0 +1,112 @@
+//! The only module allowed to say `unsafe`: thin, checked wrappers over the syscalls the relays need
+//! (`splice(2)`, `pipe2(2)`, `fcntl(2)`, non-blocking `read`/`write`, `shutdown(2)`).
+//!
+//! Every wrapper takes borrowed fds (`BorrowedFd`) or owns them (`OwnedFd`), so no wrapper can be
+//! handed a closed or dangling descriptor by safe code, and every buffer is passed as a slice, so the
+//! kernel is never told a length longer than the memory behind it.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// Turns a `-1` return into the thread's `errno`.
+fn check(ret: libc::ssize_t) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Moves up to `len` bytes from `from` to `to` without copying through user space; one side must be
+/// a pipe. Never waits: `SPLICE_F_NONBLOCK` keeps the pipe side from blocking and the socket side must
+/// be `O_NONBLOCK` (see [`set_nonblocking`]). `Ok(0)` from a socket means EOF.
+pub fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    // SAFETY: both fds are borrowed, so they stay open for the duration of the call; null offsets
+    // are valid for pipes and sockets (they have no file position); splice touches no user memory.
+    let ret = unsafe {
+        libc::splice(
+            from.as_raw_fd(),
+            std::ptr::null_mut(),
+            to.as_raw_fd(),
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+        )
+    };
+    check(ret)
+}
+
+/// Creates a non-blocking, close-on-exec pipe: `(read end, write end)`.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid, writable array of two c_ints, as pipe2 requires.
+    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else; we take ownership once.
+    unsafe { Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
+}
+
+/// Sets a pipe's capacity (`F_SETPIPE_SZ`); the kernel rounds up to a power-of-two number of pages and
+/// returns the size it chose.
+pub fn set_pipe_size(fd: BorrowedFd<'_>, size: usize) -> io::Result<usize> {
+    let size = libc::c_int::try_from(size).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: the fd is borrowed and open; F_SETPIPE_SZ takes an int argument and touches no memory.
+    let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
+    check(ret as libc::ssize_t)
+}
+
+/// Puts a socket into non-blocking mode, so a raw `splice`/`read`/`write` on it can never park the
+/// worker thread (monoio's io_uring driver leaves sockets blocking).
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: the fd is borrowed and open; F_GETFL/F_SETFL take and return plain ints.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & libc::O_NONBLOCK != 0 {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) };
+    check(ret as libc::ssize_t).map(drop)
+}
+
+/// Non-blocking `read(2)` into `buf`; `Ok(0)` is EOF.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the fd is borrowed and open; the pointer and length describe `buf`, which is writable
+    // and outlives the call.
+    let ret = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    check(ret)
+}
+
+/// Non-blocking `send(2)` of `buf` (`MSG_NOSIGNAL`: a reset peer is an error, not a SIGPIPE).
+pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: the fd is borrowed and open; the pointer and length describe `buf`, which outlives the
+    // call and is only read.
+    let ret = unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+    check(ret)
+}
+
+/// Half-closes a socket's sending side: the peer reads EOF, our reading side stays open.
+pub fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: the fd is borrowed and open; shutdown touches no memory.
+    let ret = unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_WR) };
+    check(ret as libc::ssize_t).map(drop)
+}
+
+/// Largest pipe an unprivileged process may ask for (`/proc/sys/fs/pipe-max-size`); read at start-up.
+pub fn pipe_max_size() -> Option<usize> {
+    std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
+/// Borrows the fd of an object that owns one (monoio's sockets implement `AsRawFd` but not `AsFd`).
+pub fn fd_of<T: AsRawFd>(owner: &T) -> BorrowedFd<'_> {
+    // SAFETY: `owner` owns the descriptor and keeps it open for as long as it lives; the returned
+    // borrow cannot outlive `&owner`, so it never names a closed (or reused) fd.
+    unsafe { BorrowedFd::borrow_raw(owner.as_raw_fd()) }
+}

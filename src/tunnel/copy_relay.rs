@@ -1,0 +1,74 @@
+//! One tunnel direction through user space, for where splice is unavailable or unwanted.
+//!
+//! All tunnels of a worker share one buffer: a direction borrows it only between an await and the
+//! next, reads what is there and writes what the destination takes at once. Bytes the destination
+//! cannot take yet are copied to a per-direction overflow that exists only until it drains, so an
+//! idle tunnel holds no buffer.
+
+use std::cell::RefCell;
+
+use monoio::net::TcpStream;
+
+use super::{forward_eof, interrupted, would_block, Fault, Meter};
+use crate::sys;
+
+pub(super) async fn one_way(
+    src: &TcpStream,
+    dst: &TcpStream,
+    shared: &RefCell<Vec<u8>>,
+    meter: &Meter<'_>,
+) -> Result<(), Fault> {
+    let (src_fd, dst_fd) = (sys::fd_of(src), sys::fd_of(dst));
+    let mut overflow: Vec<u8> = Vec::new();
+    loop {
+        src.readable(false).await.map_err(Fault::Src)?;
+        loop {
+            {
+                // No await in this block: the shared buffer is never held across a suspension.
+                let mut buf = shared.borrow_mut();
+                let n = match sys::read(src_fd, &mut buf) {
+                    Ok(0) => {
+                        forward_eof(dst);
+                        return Ok(());
+                    }
+                    Ok(n) => n,
+                    Err(e) if would_block(&e) => break,
+                    Err(e) if interrupted(&e) => continue,
+                    Err(e) => return Err(Fault::Src(e)),
+                };
+                let mut sent = 0;
+                while sent < n {
+                    match sys::send(dst_fd, &buf[sent..n]) {
+                        Ok(m) => sent += m,
+                        Err(e) if would_block(&e) => {
+                            overflow.extend_from_slice(&buf[sent..n]);
+                            break;
+                        }
+                        Err(e) if interrupted(&e) => {}
+                        Err(e) => return Err(Fault::Dst(e)),
+                    }
+                }
+                meter.add(n);
+            }
+            if !overflow.is_empty() {
+                flush(dst, &mut overflow).await?;
+                overflow = Vec::new(); // give the memory back: this direction may now sit idle
+            }
+        }
+    }
+}
+
+async fn flush(dst: &TcpStream, pending: &mut Vec<u8>) -> Result<(), Fault> {
+    let dst_fd = sys::fd_of(dst);
+    while !pending.is_empty() {
+        match sys::send(dst_fd, pending) {
+            Ok(m) => {
+                pending.drain(..m);
+            }
+            Err(e) if would_block(&e) => dst.writable(false).await.map_err(Fault::Dst)?,
+            Err(e) if interrupted(&e) => {}
+            Err(e) => return Err(Fault::Dst(e)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,210 @@
+//! CONNECT tunnels: both directions relayed at once until both have ended, one side fails, or the
+//! tunnel sits idle too long.
+//!
+//! Invariant: an idle tunnel holds its two sockets and this small task, nothing else: no pipe, no
+//! buffer, and no pending splice that the kernel would park in an io-wq thread. Each direction waits
+//! for readiness first and only then moves bytes with non-blocking syscalls.
+
+mod copy_relay;
+pub mod pipe_pool;
+mod splice_relay;
+
+use std::cell::Cell;
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpStream;
+
+use crate::config::RelayKind;
+use crate::shard::Shard;
+use crate::sys;
+
+/// Why a tunnel ended; a fixed name for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// Both sides finished sending (EOF each way).
+    Closed,
+    /// No byte moved either way for the idle timeout.
+    Idle,
+    ClientError,
+    UpstreamError,
+    /// A local resource ran out (pipes, fds).
+    LocalError,
+}
+
+impl EndReason {
+    pub const fn name(self) -> &'static str {
+        match self {
+            EndReason::Closed => "closed",
+            EndReason::Idle => "idle_timeout",
+            EndReason::ClientError => "client_error",
+            EndReason::UpstreamError => "upstream_error",
+            EndReason::LocalError => "local_error",
+        }
+    }
+}
+
+/// How a finished tunnel went.
+#[derive(Debug, Clone, Copy)]
+pub struct TunnelEnd {
+    /// Bytes client → upstream (after the CONNECT head's early data).
+    pub up: u64,
+    /// Bytes upstream → client.
+    pub down: u64,
+    pub reason: EndReason,
+}
+
+/// Which side of one direction failed.
+#[derive(Debug)]
+enum Fault {
+    Src(io::Error),
+    Dst(io::Error),
+    Local(io::Error),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    /// client → upstream
+    Up,
+    /// upstream → client
+    Down,
+}
+
+impl Fault {
+    /// Whose failure ended the tunnel, given the direction it happened in; logs the error.
+    fn end(self, dir: Direction) -> EndReason {
+        let (reason, e) = match (self, dir) {
+            (Fault::Src(e), Direction::Up) | (Fault::Dst(e), Direction::Down) => (EndReason::ClientError, e),
+            (Fault::Src(e), Direction::Down) | (Fault::Dst(e), Direction::Up) => (EndReason::UpstreamError, e),
+            (Fault::Local(e), _) => (EndReason::LocalError, e),
+        };
+        if reason == EndReason::LocalError {
+            tracing::warn!(error = %e, "tunnel ended: local resource error");
+        } else {
+            tracing::debug!(error = %e, direction = ?dir, end = reason.name(), "tunnel ended by error");
+        }
+        reason
+    }
+}
+
+/// What both directions share: bytes moved, and when a byte last moved.
+struct Meter<'a> {
+    moved: Cell<u64>,
+    activity: &'a Cell<Instant>,
+}
+
+impl Meter<'_> {
+    fn add(&self, n: usize) {
+        self.moved.set(self.moved.get() + n as u64);
+        self.activity.set(Instant::now());
+    }
+}
+
+/// Relays between `client` and `upstream` until the tunnel ends. Both sockets are switched to
+/// non-blocking mode; the caller closes them afterwards.
+pub async fn relay(client: &TcpStream, upstream: &TcpStream, shard: &Shard) -> TunnelEnd {
+    let activity = Cell::new(Instant::now());
+    let up = Meter {
+        moved: Cell::new(0),
+        activity: &activity,
+    };
+    let down = Meter {
+        moved: Cell::new(0),
+        activity: &activity,
+    };
+    let reason = match (
+        sys::set_nonblocking(sys::fd_of(client)),
+        sys::set_nonblocking(sys::fd_of(upstream)),
+    ) {
+        (Ok(()), Ok(())) => {
+            let kind = shard.config.relay;
+            let upward = one_way(kind, client, upstream, shard, &up);
+            let downward = one_way(kind, upstream, client, shard, &down);
+            both_ways(upward, downward, idle_watch(&activity, shard.config.idle_timeout)).await
+        }
+        _ => EndReason::LocalError,
+    };
+    TunnelEnd {
+        up: up.moved.get(),
+        down: down.moved.get(),
+        reason,
+    }
+}
+
+async fn one_way(
+    kind: RelayKind,
+    src: &TcpStream,
+    dst: &TcpStream,
+    shard: &Shard,
+    meter: &Meter<'_>,
+) -> Result<(), Fault> {
+    match kind {
+        RelayKind::Splice => splice_relay::one_way(src, dst, &shard.pipes, meter).await,
+        RelayKind::Copy => copy_relay::one_way(src, dst, &shard.copy_buf, meter).await,
+    }
+}
+
+/// Drives both directions: a direction that ends cleanly lets the other go on (half-close); an error
+/// either way, or the idle watch firing, ends the tunnel.
+async fn both_ways(
+    upward: impl Future<Output = Result<(), Fault>>,
+    downward: impl Future<Output = Result<(), Fault>>,
+    idle: impl Future<Output = ()>,
+) -> EndReason {
+    let (mut upward, mut downward, mut idle) = (pin!(upward), pin!(downward), pin!(idle));
+    let (mut up_done, mut down_done) = (false, false);
+    std::future::poll_fn(|cx| {
+        if !up_done {
+            if let Poll::Ready(r) = upward.as_mut().poll(cx) {
+                match r {
+                    Ok(()) => up_done = true,
+                    Err(fault) => return Poll::Ready(fault.end(Direction::Up)),
+                }
+            }
+        }
+        if !down_done {
+            if let Poll::Ready(r) = downward.as_mut().poll(cx) {
+                match r {
+                    Ok(()) => down_done = true,
+                    Err(fault) => return Poll::Ready(fault.end(Direction::Down)),
+                }
+            }
+        }
+        if up_done && down_done {
+            return Poll::Ready(EndReason::Closed);
+        }
+        if idle.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(EndReason::Idle);
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Resolves once no byte has moved for `limit`; sleeps, so it costs one timer entry, no polling.
+async fn idle_watch(activity: &Cell<Instant>, limit: Duration) {
+    loop {
+        let quiet = activity.get().elapsed();
+        if quiet >= limit {
+            return;
+        }
+        monoio::time::sleep(limit - quiet).await;
+    }
+}
+
+/// Half-closes `dst` after its source reached EOF. A peer already gone is not an error here: the
+/// other direction will see it.
+fn forward_eof(dst: &TcpStream) {
+    let _ = sys::shutdown_write(sys::fd_of(dst));
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+fn interrupted(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Interrupted
+}

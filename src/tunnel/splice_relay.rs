@@ -1,0 +1,47 @@
+//! One tunnel direction with `splice(2)`: socket → pipe → socket, the bytes never in user space.
+//!
+//! Never a splice that waits: readiness first (`readable`/`writable`, an io_uring poll or epoll), then
+//! `splice` with `SPLICE_F_NONBLOCK` on non-blocking sockets. A pipe is leased from the worker's pool
+//! when bytes arrive and returned as soon as the socket has no more, drained.
+
+use monoio::net::TcpStream;
+
+use super::pipe_pool::PipePool;
+use super::{forward_eof, interrupted, would_block, Fault, Meter};
+use crate::sys;
+
+pub(super) async fn one_way(
+    src: &TcpStream,
+    dst: &TcpStream,
+    pipes: &PipePool,
+    meter: &Meter<'_>,
+) -> Result<(), Fault> {
+    let (src_fd, dst_fd) = (sys::fd_of(src), sys::fd_of(dst));
+    loop {
+        src.readable(false).await.map_err(Fault::Src)?;
+        let mut lease = pipes.lease().map_err(Fault::Local)?;
+        // Keep the pipe while the socket keeps giving; hand it back (empty) when it runs dry.
+        loop {
+            let n = match sys::splice(src_fd, lease.write_end(), pipes.pipe_size()) {
+                Ok(0) => {
+                    forward_eof(dst);
+                    return Ok(());
+                }
+                Ok(n) => n,
+                Err(e) if would_block(&e) => break,
+                Err(e) if interrupted(&e) => continue,
+                Err(e) => return Err(Fault::Src(e)),
+            };
+            lease.in_flight = n;
+            while lease.in_flight > 0 {
+                match sys::splice(lease.read_end(), dst_fd, lease.in_flight) {
+                    Ok(m) => lease.in_flight -= m,
+                    Err(e) if would_block(&e) => dst.writable(false).await.map_err(Fault::Dst)?,
+                    Err(e) if interrupted(&e) => {}
+                    Err(e) => return Err(Fault::Dst(e)),
+                }
+            }
+            meter.add(n);
+        }
+    }
+}

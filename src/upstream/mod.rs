@@ -1,0 +1,3 @@
+//! Reaching upstream servers: name resolution off the workers, connecting with a deadline.
+
+pub mod dial;
