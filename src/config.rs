@@ -20,9 +20,17 @@ pub enum ConfigError {
     #[error("cannot read config file {path}: {reason}")]
     Unreadable { path: String, reason: String },
     #[error("config {origin}: key `{key}`: {reason}")]
-    Syntax { origin: String, key: String, reason: String },
+    Syntax {
+        origin: String,
+        key: String,
+        reason: String,
+    },
     #[error("config key `{key}` = {value}: {reason}")]
-    Invalid { key: &'static str, value: String, reason: String },
+    Invalid {
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
 }
 
 /// Which io driver each worker's runtime uses.
@@ -173,7 +181,11 @@ impl RawConfig {
         }
         let max_head_bytes = req("max_head_bytes", self.max_head_bytes)?;
         if !(256..=1 << 20).contains(&max_head_bytes) {
-            return Err(invalid("max_head_bytes", max_head_bytes, "between 256 and 1048576"));
+            return Err(invalid(
+                "max_head_bytes",
+                max_head_bytes,
+                "between 256 and 1048576",
+            ));
         }
         let max_target_bytes = req("max_target_bytes", self.max_target_bytes)?;
         if max_target_bytes < 16 || max_target_bytes >= max_head_bytes {
@@ -202,7 +214,10 @@ impl RawConfig {
             header_timeout: secs("header_timeout_secs", self.header_timeout_secs)?,
             connect_timeout: secs("connect_timeout_secs", self.connect_timeout_secs)?,
             idle_timeout: secs("idle_timeout_secs", self.idle_timeout_secs)?,
-            shutdown_grace: Duration::from_secs(req("shutdown_grace_secs", self.shutdown_grace_secs)?),
+            shutdown_grace: Duration::from_secs(req(
+                "shutdown_grace_secs",
+                self.shutdown_grace_secs,
+            )?),
             resolver_threads: bounded("resolver_threads", self.resolver_threads, 1, 256)?,
             log_level,
         })
@@ -249,7 +264,11 @@ pub struct Config {
 
 impl Config {
     /// Layers the embedded default, an optional file and the flags' layer, then validates.
-    pub fn load(file: Option<&Path>, flags: RawConfig, machine: &Machine) -> Result<Config, ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        flags: RawConfig,
+        machine: &Machine,
+    ) -> Result<Config, ConfigError> {
         let mut raw = RawConfig::parse(EMBEDDED_DEFAULT, "embedded default")?;
         if let Some(path) = file {
             raw = raw.overlay(RawConfig::from_file(path)?);
@@ -305,7 +324,12 @@ fn positive(key: &'static str, v: Option<u32>) -> Result<u32, ConfigError> {
     }
 }
 
-fn bounded(key: &'static str, v: Option<usize>, lo: usize, hi: usize) -> Result<usize, ConfigError> {
+fn bounded(
+    key: &'static str,
+    v: Option<usize>,
+    lo: usize,
+    hi: usize,
+) -> Result<usize, ConfigError> {
     let n = req(key, v)?;
     if (lo..=hi).contains(&n) {
         Ok(n)
@@ -335,7 +359,8 @@ mod tests {
 
     fn load_text(text: &str) -> Result<Config, ConfigError> {
         let base = RawConfig::parse(EMBEDDED_DEFAULT, "embedded default").unwrap();
-        base.overlay(RawConfig::parse(text, "test.toml")?).validate(&machine())
+        base.overlay(RawConfig::parse(text, "test.toml")?)
+            .validate(&machine())
     }
 
     #[test]
@@ -343,10 +368,20 @@ mod tests {
         let raw = RawConfig::parse(EMBEDDED_DEFAULT, "embedded default").unwrap();
         let rendered = toml::to_string(&raw).unwrap();
         assert!(!rendered.contains("None"), "{rendered}");
-        let all_keys = toml::to_string(&load_text("").unwrap().to_toml().parse::<toml::Table>().unwrap()).unwrap();
+        let all_keys = toml::to_string(
+            &load_text("")
+                .unwrap()
+                .to_toml()
+                .parse::<toml::Table>()
+                .unwrap(),
+        )
+        .unwrap();
         for line in all_keys.lines() {
             let key = line.split(" = ").next().unwrap();
-            assert!(EMBEDDED_DEFAULT.contains(&format!("\n{key} = ")), "{key} undocumented in default.toml");
+            assert!(
+                EMBEDDED_DEFAULT.contains(&format!("\n{key} = ")),
+                "{key} undocumented in default.toml"
+            );
         }
         let c = load_text("").unwrap();
         assert_eq!(c.listen, vec!["127.0.0.1:3128".parse().unwrap()]);
@@ -372,7 +407,11 @@ mod tests {
             workers: Some(1),
             ..RawConfig::default()
         };
-        let c = base.overlay(file).overlay(flags).validate(&machine()).unwrap();
+        let c = base
+            .overlay(file)
+            .overlay(flags)
+            .validate(&machine())
+            .unwrap();
         assert_eq!((c.workers, c.backlog), (1, 10));
     }
 

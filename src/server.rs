@@ -34,17 +34,22 @@ pub fn run(config: Config) -> io::Result<()> {
         addrs.join(" ")
     );
 
-    std::thread::Builder::new().name("ringgate-signals".into()).spawn(move || {
-        let mut stop = Some(stop_tx);
-        for signal in signals.forever() {
-            if stop.take().is_some() {
-                tracing::info!(signal, "shutting down: no new connections; open ones get the grace period");
-            } else {
-                tracing::warn!(signal, "second signal: exiting now");
-                std::process::exit(1);
+    std::thread::Builder::new()
+        .name("ringgate-signals".into())
+        .spawn(move || {
+            let mut stop = Some(stop_tx);
+            for signal in signals.forever() {
+                if stop.take().is_some() {
+                    tracing::info!(
+                        signal,
+                        "shutting down: no new connections; open ones get the grace period"
+                    );
+                } else {
+                    tracing::warn!(signal, "second signal: exiting now");
+                    std::process::exit(1);
+                }
             }
-        }
-    })?;
+        })?;
 
     for w in workers {
         if w.join().is_err() {

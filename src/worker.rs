@@ -6,7 +6,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::pin::pin;
 use std::rc::Rc;
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -72,8 +72,9 @@ pub fn bind_all(config: &Config) -> io::Result<(Vec<Vec<StdListener>>, Vec<Socke
         for slot in per_worker.iter_mut() {
             let l = match first.take() {
                 Some(l) => l,
-                None => listener(actual, config.backlog)
-                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {actual}: {e}")))?,
+                None => listener(actual, config.backlog).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot listen on {actual}: {e}"))
+                })?,
             };
             slot.push(l);
         }
@@ -108,13 +109,22 @@ pub fn spawn(
     let mut handles = Vec::with_capacity(listeners.len());
     for (id, own) in listeners.into_iter().enumerate() {
         let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
-        let (config, pool, shutdown, ready) = (config.clone(), pool.clone(), shutdown.clone(), ready_tx.clone());
+        let (config, pool, shutdown, ready) = (
+            config.clone(),
+            pool.clone(),
+            shutdown.clone(),
+            ready_tx.clone(),
+        );
         let handle = std::thread::Builder::new()
             .name(format!("ringgate-w{id}"))
             .spawn(move || {
                 if let Some(core) = core {
                     if !core_affinity::set_for_current(core) {
-                        tracing::warn!(worker = id, core = core.id, "cannot pin worker to its core");
+                        tracing::warn!(
+                            worker = id,
+                            core = core.id,
+                            "cannot pin worker to its core"
+                        );
                     }
                 }
                 let shard = Rc::new(Shard::new(id, config));
@@ -220,6 +230,10 @@ async fn drain(shard: &Shard) {
         monoio::time::sleep(Duration::from_millis(20)).await;
     }
     if shard.active() > 0 {
-        tracing::info!(worker = shard.id, open = shard.active(), "grace period over; closing");
+        tracing::info!(
+            worker = shard.id,
+            open = shard.active(),
+            "grace period over; closing"
+        );
     }
 }

@@ -100,7 +100,13 @@ fn is_absolute_form(target: &[u8]) -> bool {
 }
 
 /// Answers with an error, logs it, and closes.
-async fn refuse(stream: &mut TcpStream, reply: Reply, peer: SocketAddr, target: &[u8], buf: Vec<u8>) {
+async fn refuse(
+    stream: &mut TcpStream,
+    reply: Reply,
+    peer: SocketAddr,
+    target: &[u8],
+    buf: Vec<u8>,
+) {
     tracing::info!(
         %peer,
         status = reply.status(),
@@ -112,11 +118,26 @@ async fn refuse(stream: &mut TcpStream, reply: Reply, peer: SocketAddr, target: 
 }
 
 /// CONNECT: dial the target, answer 200, pass on the early bytes, relay until the tunnel ends.
-async fn connect(mut client: TcpStream, peer: SocketAddr, mut buf: Vec<u8>, head: RequestHead, shard: &Shard) {
+async fn connect(
+    mut client: TcpStream,
+    peer: SocketAddr,
+    mut buf: Vec<u8>,
+    head: RequestHead,
+    shard: &Shard,
+) {
     let started = Instant::now();
     let dialed = match parse_authority(head.target.get(&buf)) {
         Ok(authority) => upstream::dial::dial(&authority, shard.config.connect_timeout).await,
-        Err(e) => return refuse(&mut client, e.into(), peer, head.target.get(&buf), Vec::new()).await,
+        Err(e) => {
+            return refuse(
+                &mut client,
+                e.into(),
+                peer,
+                head.target.get(&buf),
+                Vec::new(),
+            )
+            .await;
+        }
     };
     let mut upstream = match dialed {
         Ok(s) => s,

@@ -112,7 +112,8 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, HeadErr
     let mut req = httparse::Request::new(&mut []);
     match req.parse_with_uninit_headers(buf, headers) {
         Ok(httparse::Status::Complete(len)) => {
-            let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version)
+            let (Some(method), Some(target), Some(minor_version)) =
+                (req.method, req.path, req.version)
             else {
                 return Err(HeadError::Malformed);
             };
@@ -181,16 +182,34 @@ mod tests {
             (b"CONNECT a:1 HTTP/1.1\r\n", Ok(None)),
             (b"CONNECT a:1 HTTP/1.0\r\n\r\n", Ok(Some(Method::Connect))),
             (b"GET http://a/ HTTP/1.1\r\n\r\n", Ok(Some(Method::Get))),
-            (b"BREW http://pot/ HTTP/1.1\r\n\r\n", Ok(Some(Method::Other))),
+            (
+                b"BREW http://pot/ HTTP/1.1\r\n\r\n",
+                Ok(Some(Method::Other)),
+            ),
             (b"get http://a/ HTTP/1.1\r\n\r\n", Ok(Some(Method::Other))),
-            (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", Err(HeadError::Malformed)),
+            (
+                b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+                Err(HeadError::Malformed),
+            ),
             (b"CONNECT a:1 HTTP/2.0\r\n\r\n", Err(HeadError::Malformed)),
             (b"CONNECT a:1\r\n\r\n", Err(HeadError::Malformed)),
             (b"CONNECT  a:1 HTTP/1.1\r\n\r\n", Err(HeadError::Malformed)),
-            (b"CONNECT a:1 HTTP/1.1\r\nBad Name: x\r\n\r\n", Err(HeadError::Malformed)),
-            (b"CONNECT a:1 HTTP/1.1\r\nX: a\r\n folded\r\n\r\n", Err(HeadError::Malformed)),
-            (b"CONNECT a:1 HTTP/1.1\r\nX: a\rb\r\n\r\n", Err(HeadError::Malformed)),
-            (b"CONNECT a:1 HTTP/1.1\r\nNoColon\r\n\r\n", Err(HeadError::Malformed)),
+            (
+                b"CONNECT a:1 HTTP/1.1\r\nBad Name: x\r\n\r\n",
+                Err(HeadError::Malformed),
+            ),
+            (
+                b"CONNECT a:1 HTTP/1.1\r\nX: a\r\n folded\r\n\r\n",
+                Err(HeadError::Malformed),
+            ),
+            (
+                b"CONNECT a:1 HTTP/1.1\r\nX: a\rb\r\n\r\n",
+                Err(HeadError::Malformed),
+            ),
+            (
+                b"CONNECT a:1 HTTP/1.1\r\nNoColon\r\n\r\n",
+                Err(HeadError::Malformed),
+            ),
             (
                 b"CONNECT a:1 HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n",
                 Err(HeadError::TooManyHeaders),

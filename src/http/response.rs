@@ -54,11 +54,21 @@ impl Reply {
                 "Bad Request",
                 "this is a proxy: send CONNECT host:port or an absolute-form URL",
             ),
-            Reply::MethodNotAllowed => (405, "Method Not Allowed", "method not served by this proxy"),
+            Reply::MethodNotAllowed => {
+                (405, "Method Not Allowed", "method not served by this proxy")
+            }
             Reply::HeaderTimeout => (408, "Request Timeout", "request head not received in time"),
             Reply::TargetTooLong => (414, "URI Too Long", "request-target too long"),
-            Reply::HeadTooLarge => (431, "Request Header Fields Too Large", "request head too large"),
-            Reply::TooManyHeaders => (431, "Request Header Fields Too Large", "too many header fields"),
+            Reply::HeadTooLarge => (
+                431,
+                "Request Header Fields Too Large",
+                "request head too large",
+            ),
+            Reply::TooManyHeaders => (
+                431,
+                "Request Header Fields Too Large",
+                "too many header fields",
+            ),
             Reply::ForwardingNotImplemented => (
                 501,
                 "Not Implemented",
@@ -79,11 +89,7 @@ impl Reply {
     /// A fixed reason for logs and metrics; never contains peer data.
     pub const fn reason(self) -> &'static str {
         let (_, phrase, body) = self.parts();
-        if body.is_empty() {
-            phrase
-        } else {
-            body
-        }
+        if body.is_empty() { phrase } else { body }
     }
 
     /// The complete response on the wire.
@@ -111,8 +117,12 @@ impl Reply {
     }
 }
 
-static RENDERED: LazyLock<Vec<Box<[u8]>>> =
-    LazyLock::new(|| Reply::ALL.iter().map(|r| r.render().into_boxed_slice()).collect());
+static RENDERED: LazyLock<Vec<Box<[u8]>>> = LazyLock::new(|| {
+    Reply::ALL
+        .iter()
+        .map(|r| r.render().into_boxed_slice())
+        .collect()
+});
 
 /// Renders every response now, so the first client does not pay for it.
 pub fn prerender() {
@@ -128,13 +138,19 @@ mod tests {
         for (i, r) in Reply::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i, "{r:?} out of order in ALL");
             let text = std::str::from_utf8(r.bytes()).unwrap();
-            assert!(text.starts_with(&format!("HTTP/1.1 {} ", r.status())), "{text}");
+            assert!(
+                text.starts_with(&format!("HTTP/1.1 {} ", r.status())),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn established_is_exact() {
-        assert_eq!(Reply::Established.bytes(), b"HTTP/1.1 200 Connection established\r\n\r\n");
+        assert_eq!(
+            Reply::Established.bytes(),
+            b"HTTP/1.1 200 Connection established\r\n\r\n"
+        );
     }
 
     #[test]
@@ -152,6 +168,10 @@ mod tests {
             assert_eq!(cl, body.len(), "{r:?}");
             assert_eq!(body.trim_end(), r.reason());
         }
-        assert!(std::str::from_utf8(Reply::MethodNotAllowed.bytes()).unwrap().contains("\r\nAllow: CONNECT"));
+        assert!(
+            std::str::from_utf8(Reply::MethodNotAllowed.bytes())
+                .unwrap()
+                .contains("\r\nAllow: CONNECT")
+        );
     }
 }

@@ -39,7 +39,11 @@ pub fn parse_authority(target: &[u8]) -> Result<Authority<'_>, TargetError> {
     let port = parse_port(port)?;
     let host = if let Some(inner) = host.strip_prefix('[') {
         let inner = inner.strip_suffix(']').ok_or(TargetError::BadHost)?;
-        Host::Ip(IpAddr::V6(inner.parse::<Ipv6Addr>().map_err(|_| TargetError::BadHost)?))
+        Host::Ip(IpAddr::V6(
+            inner
+                .parse::<Ipv6Addr>()
+                .map_err(|_| TargetError::BadHost)?,
+        ))
     } else if let Ok(v4) = host.parse::<Ipv4Addr>() {
         Host::Ip(IpAddr::V4(v4))
     } else if is_reg_name(host) {
@@ -75,7 +79,9 @@ fn is_reg_name(host: &str) -> bool {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     });
     let last_numeric = host
         .rsplit('.')
@@ -98,10 +104,16 @@ mod tests {
             ("example.com:443", Ok((Name("example.com"), 443))),
             ("EXAMPLE.com.:8443", Ok((Name("EXAMPLE.com."), 8443))),
             ("localhost:1", Ok((Name("localhost"), 1))),
-            ("_srv.host-1.example:65535", Ok((Name("_srv.host-1.example"), 65535))),
+            (
+                "_srv.host-1.example:65535",
+                Ok((Name("_srv.host-1.example"), 65535)),
+            ),
             ("127.0.0.1:80", Ok((Ip("127.0.0.1".parse().unwrap()), 80))),
             ("[::1]:443", Ok((Ip(v6), 443))),
-            ("[::ffff:10.0.0.1]:443", Ok((Ip("::ffff:10.0.0.1".parse().unwrap()), 443))),
+            (
+                "[::ffff:10.0.0.1]:443",
+                Ok((Ip("::ffff:10.0.0.1".parse().unwrap()), 443)),
+            ),
             ("example.com", Err(TargetError::NotAuthority)),
             ("example.com:", Err(TargetError::BadPort)),
             ("example.com:0", Err(TargetError::BadPort)),

@@ -52,7 +52,8 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// Sets a pipe's capacity (`F_SETPIPE_SZ`); the kernel rounds up to a power-of-two number of pages and
 /// returns the size it chose.
 pub fn set_pipe_size(fd: BorrowedFd<'_>, size: usize) -> io::Result<usize> {
-    let size = libc::c_int::try_from(size).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let size =
+        libc::c_int::try_from(size).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: the fd is borrowed and open; F_SETPIPE_SZ takes an int argument and touches no memory.
     let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
     check(ret as libc::ssize_t)
@@ -86,7 +87,14 @@ pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: the fd is borrowed and open; the pointer and length describe `buf`, which outlives the
     // call and is only read.
-    let ret = unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+    let ret = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    };
     check(ret)
 }
 

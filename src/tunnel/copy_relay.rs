@@ -9,7 +9,7 @@ use std::cell::RefCell;
 
 use monoio::net::TcpStream;
 
-use super::{forward_eof, interrupted, would_block, Fault, Meter};
+use super::{Fault, Meter, forward_eof, interrupted, would_block};
 use crate::sys;
 
 pub(super) async fn one_way(

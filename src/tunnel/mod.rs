@@ -77,8 +77,12 @@ impl Fault {
     /// Whose failure ended the tunnel, given the direction it happened in; logs the error.
     fn end(self, dir: Direction) -> EndReason {
         let (reason, e) = match (self, dir) {
-            (Fault::Src(e), Direction::Up) | (Fault::Dst(e), Direction::Down) => (EndReason::ClientError, e),
-            (Fault::Src(e), Direction::Down) | (Fault::Dst(e), Direction::Up) => (EndReason::UpstreamError, e),
+            (Fault::Src(e), Direction::Up) | (Fault::Dst(e), Direction::Down) => {
+                (EndReason::ClientError, e)
+            }
+            (Fault::Src(e), Direction::Down) | (Fault::Dst(e), Direction::Up) => {
+                (EndReason::UpstreamError, e)
+            }
             (Fault::Local(e), _) => (EndReason::LocalError, e),
         };
         if reason == EndReason::LocalError {
@@ -123,7 +127,12 @@ pub async fn relay(client: &TcpStream, upstream: &TcpStream, shard: &Shard) -> T
             let kind = shard.config.relay;
             let upward = one_way(kind, client, upstream, shard, &up);
             let downward = one_way(kind, upstream, client, shard, &down);
-            both_ways(upward, downward, idle_watch(&activity, shard.config.idle_timeout)).await
+            both_ways(
+                upward,
+                downward,
+                idle_watch(&activity, shard.config.idle_timeout),
+            )
+            .await
         }
         _ => EndReason::LocalError,
     };

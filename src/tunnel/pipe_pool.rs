@@ -93,11 +93,17 @@ pub struct Lease<'p> {
 
 impl Lease<'_> {
     pub fn read_end(&self) -> BorrowedFd<'_> {
-        self.pipe.as_ref().map(|p| p.read.as_fd()).expect("lease holds a pipe until dropped")
+        self.pipe
+            .as_ref()
+            .map(|p| p.read.as_fd())
+            .expect("lease holds a pipe until dropped")
     }
 
     pub fn write_end(&self) -> BorrowedFd<'_> {
-        self.pipe.as_ref().map(|p| p.write.as_fd()).expect("lease holds a pipe until dropped")
+        self.pipe
+            .as_ref()
+            .map(|p| p.write.as_fd())
+            .expect("lease holds a pipe until dropped")
     }
 }
 
@@ -124,7 +130,11 @@ mod tests {
             let _c = pool.lease().unwrap();
             b.in_flight = 5;
         }
-        assert_eq!(pool.idle(), 2, "two clean leases came back, the dirty one was closed");
+        assert_eq!(
+            pool.idle(),
+            2,
+            "two clean leases came back, the dirty one was closed"
+        );
         assert_eq!(pool.created(), 3);
         let _again = pool.lease().unwrap();
         assert_eq!(pool.created(), 3, "reused, not created");

@@ -7,7 +7,7 @@
 use monoio::net::TcpStream;
 
 use super::pipe_pool::PipePool;
-use super::{forward_eof, interrupted, would_block, Fault, Meter};
+use super::{Fault, Meter, forward_eof, interrupted, would_block};
 use crate::sys;
 
 pub(super) async fn one_way(

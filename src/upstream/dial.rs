@@ -70,7 +70,9 @@ async fn resolve(name: String, port: u16, deadline: Instant) -> Result<Vec<Socke
     let job = monoio::spawn_blocking(move || getaddrinfo(&name, port));
     match monoio::time::timeout(left, job).await {
         Err(_) => Err(DialError::Timeout),
-        Ok(Err(_join)) => Err(DialError::Resolve(io::Error::other("resolver thread failed"))),
+        Ok(Err(_join)) => Err(DialError::Resolve(io::Error::other(
+            "resolver thread failed",
+        ))),
         Ok(Ok(Err(e))) => Err(DialError::Resolve(e)),
         Ok(Ok(Ok(addrs))) if addrs.is_empty() => Err(DialError::NoAddress),
         Ok(Ok(Ok(addrs))) => Ok(addrs),
@@ -78,7 +80,10 @@ async fn resolve(name: String, port: u16, deadline: Instant) -> Result<Vec<Socke
 }
 
 /// Runs only on the blocking pool (see `resolve`).
-#[allow(clippy::disallowed_methods, reason = "runs on the resolver pool, not on a worker")]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "runs on the resolver pool, not on a worker"
+)]
 fn getaddrinfo(name: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     use std::net::ToSocketAddrs;
     Ok((name, port).to_socket_addrs()?.collect())

@@ -1,0 +1,274 @@
+//! Shared test harness: the real `ringgate` binary on an ephemeral loopback port, test origins, and
+//! helpers to open tunnels and read responses. Each test then reads as a few lines of behaviour.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A running proxy; killed when dropped.
+pub struct Proxy {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proxy {
+    /// Starts ringgate with `args` on 127.0.0.1:0 and waits until it listens.
+    pub fn start(args: &[&str]) -> Proxy {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringgate"))
+            .args(["--listen", "127.0.0.1:0", "--log-level", "debug"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ringgate");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap().to_owned();
+                    let _ = tx.send(addr);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("ringgate did not start: {:?}", log.lock().unwrap()));
+        Proxy {
+            child,
+            addr: addr.parse().unwrap(),
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Open file descriptors of the proxy process.
+    pub fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
+    }
+
+    /// Thread names of the proxy process.
+    pub fn threads(&self) -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{}/task", self.pid()))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|s| s.trim().to_owned())
+            .collect()
+    }
+
+    /// Waits until the fd count is back to `baseline` (closes are asynchronous on io_uring).
+    pub fn assert_fds_return_to(&self, baseline: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.fds() > baseline && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(self.fds(), baseline, "proxy leaked file descriptors");
+    }
+
+    /// Waits (up to 10 s) for a log line containing `needle`; the log is written asynchronously.
+    pub fn wait_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.log_text().contains(needle) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Waits until the fd count is at most `baseline + slack` (pooled pipes are the slack).
+    pub fn assert_fds_settle(&self, baseline: usize, slack: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.fds() > baseline + slack && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            self.fds() <= baseline + slack,
+            "proxy leaked file descriptors: {} > {baseline} + {slack}",
+            self.fds()
+        );
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "proxy did not exit in {within:?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An echo server: every connection gets its bytes back; EOF is answered with EOF.
+pub fn echo_server() -> SocketAddr {
+    serve(|mut s| {
+        let mut buf = vec![0; 64 * 1024];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if s.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = s.shutdown(Shutdown::Write);
+    })
+}
+
+/// An HTTP origin answering every request with `body` and closing.
+pub fn http_origin(body: &'static str) -> SocketAddr {
+    serve(move |mut s| {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).map(|n| n == 1).unwrap_or(false) {
+            head.push(byte[0]);
+        }
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Origin: test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = s.write_all(resp.as_bytes());
+    })
+}
+
+/// Accepts forever on an ephemeral loopback port, one thread per connection.
+pub fn serve(handler: impl Fn(TcpStream) + Send + Sync + 'static) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handler = Arc::new(handler);
+    thread::spawn(move || {
+        for s in listener.incoming().map_while(Result::ok) {
+            let h = handler.clone();
+            thread::spawn(move || h(s));
+        }
+    });
+    addr
+}
+
+/// A loopback port with nothing listening on it.
+pub fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Opens a CONNECT tunnel to `target` and checks the exact 200 answer.
+pub fn tunnel(proxy: SocketAddr, target: &str) -> TcpStream {
+    let mut s = TcpStream::connect(proxy).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(head, "HTTP/1.1 200 Connection established\r\n\r\n");
+    s
+}
+
+/// Reads one response head byte by byte (so nothing after it is consumed).
+pub fn read_head(s: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// Sends raw bytes to the proxy and returns everything it answers until it closes.
+pub fn exchange(proxy: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(proxy).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Status code of a raw response.
+pub fn status(response: &str) -> u16 {
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {response:?}"))
+}
+
+/// The deterministic byte at stream position `pos` for stream `seed`.
+#[inline]
+pub fn pattern_byte(seed: u64, pos: u64) -> u8 {
+    ((pos ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8
+}
+
+/// Writes `len` pattern bytes of stream `seed`.
+pub fn send_pattern(w: &mut impl Write, seed: u64, len: u64) {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut pos = 0;
+    while pos < len {
+        let n = (len - pos).min(buf.len() as u64) as usize;
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            *b = pattern_byte(seed, pos + i as u64);
+        }
+        w.write_all(&buf[..n]).unwrap();
+        pos += n as u64;
+    }
+}
+
+/// Reads to EOF, checking every byte against stream `seed`; returns the count.
+pub fn check_pattern(r: &mut impl Read, seed: u64) -> u64 {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut pos = 0u64;
+    loop {
+        let n = r.read(&mut buf).unwrap();
+        if n == 0 {
+            return pos;
+        }
+        for (i, b) in buf[..n].iter().enumerate() {
+            let want = pattern_byte(seed, pos + i as u64);
+            assert_eq!(*b, want, "byte {} of stream {seed} differs", pos + i as u64);
+        }
+        pos += n as u64;
+    }
+}
