@@ -166,14 +166,14 @@ impl RawConfig {
         if pipe_size < MIN_PIPE_SIZE {
             return Err(invalid("pipe_size", pipe_size, "at least 4096 (one page)"));
         }
-        if let Some(max) = machine.pipe_max_size {
-            if pipe_size > max {
-                return Err(invalid(
-                    "pipe_size",
-                    pipe_size,
-                    &format!("above /proc/sys/fs/pipe-max-size ({max})"),
-                ));
-            }
+        if let Some(max) = machine.pipe_max_size
+            && pipe_size > max
+        {
+            return Err(invalid(
+                "pipe_size",
+                pipe_size,
+                &format!("above /proc/sys/fs/pipe-max-size ({max})"),
+            ));
         }
         let max_headers = req("max_headers", self.max_headers)?;
         if !(1..=MAX_HEADERS_CAP).contains(&max_headers) {

@@ -118,14 +118,10 @@ pub fn spawn(
         let handle = std::thread::Builder::new()
             .name(format!("ringgate-w{id}"))
             .spawn(move || {
-                if let Some(core) = core {
-                    if !core_affinity::set_for_current(core) {
-                        tracing::warn!(
-                            worker = id,
-                            core = core.id,
-                            "cannot pin worker to its core"
-                        );
-                    }
+                if let Some(core) = core
+                    && !core_affinity::set_for_current(core)
+                {
+                    tracing::warn!(worker = id, core = core.id, "cannot pin worker to its core");
                 }
                 let shard = Rc::new(Shard::new(id, config));
                 let main = worker_main(shard, own, shutdown, ready.clone());

@@ -176,7 +176,8 @@ mod tests {
         let long_target = format!("CONNECT {}:1 HTTP/1.1\r\n\r\n", "a".repeat(200));
         let long_line_partial = format!("GET http://{}", "a".repeat(200));
         let big_head = format!("CONNECT a:1 HTTP/1.1\r\nX: {}\r\n", "v".repeat(1100));
-        let rows: Vec<(&[u8], Result<Option<Method>, HeadError>)> = vec![
+        type Row<'a> = (&'a [u8], Result<Option<Method>, HeadError>);
+        let rows: Vec<Row> = vec![
             (b"", Ok(None)),
             (b"CONN", Ok(None)),
             (b"CONNECT a:1 HTTP/1.1\r\n", Ok(None)),

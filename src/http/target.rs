@@ -100,7 +100,8 @@ mod tests {
         use Host::*;
         let v6: IpAddr = "::1".parse().unwrap();
         let long = format!("{}.com:443", "a.".repeat(130));
-        let rows: Vec<(&str, Result<(Host, u16), TargetError>)> = vec![
+        type Row<'a> = (&'a str, Result<(Host<'a>, u16), TargetError>);
+        let rows: Vec<Row> = vec![
             ("example.com:443", Ok((Name("example.com"), 443))),
             ("EXAMPLE.com.:8443", Ok((Name("EXAMPLE.com."), 8443))),
             ("localhost:1", Ok((Name("localhost"), 1))),

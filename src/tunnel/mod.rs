@@ -166,20 +166,16 @@ async fn both_ways(
     let (mut upward, mut downward, mut idle) = (pin!(upward), pin!(downward), pin!(idle));
     let (mut up_done, mut down_done) = (false, false);
     std::future::poll_fn(|cx| {
-        if !up_done {
-            if let Poll::Ready(r) = upward.as_mut().poll(cx) {
-                match r {
-                    Ok(()) => up_done = true,
-                    Err(fault) => return Poll::Ready(fault.end(Direction::Up)),
-                }
+        if !up_done && let Poll::Ready(r) = upward.as_mut().poll(cx) {
+            match r {
+                Ok(()) => up_done = true,
+                Err(fault) => return Poll::Ready(fault.end(Direction::Up)),
             }
         }
-        if !down_done {
-            if let Poll::Ready(r) = downward.as_mut().poll(cx) {
-                match r {
-                    Ok(()) => down_done = true,
-                    Err(fault) => return Poll::Ready(fault.end(Direction::Down)),
-                }
+        if !down_done && let Poll::Ready(r) = downward.as_mut().poll(cx) {
+            match r {
+                Ok(()) => down_done = true,
+                Err(fault) => return Poll::Ready(fault.end(Direction::Down)),
             }
         }
         if up_done && down_done {

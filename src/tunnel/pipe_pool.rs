@@ -109,10 +109,10 @@ impl Lease<'_> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        if let Some(pipe) = self.pipe.take() {
-            if self.in_flight == 0 {
-                self.pool.give_back(pipe);
-            }
+        if let Some(pipe) = self.pipe.take()
+            && self.in_flight == 0
+        {
+            self.pool.give_back(pipe);
         }
     }
 }

@@ -1,0 +1,140 @@
+//! The command line and the process lifecycle: config errors, --print-config, defaults, shutdown.
+// Test clients are not worker code: they may block and lock.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use support::*;
+
+fn ringgate(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ringgate"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn bad_flags_and_configs_are_one_line_exit_2_naming_the_key() {
+    let dir = std::env::temp_dir().join(format!("ringgate-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "workers = \"lots\"\n").unwrap();
+    let unknown = dir.join("unknown.toml");
+    std::fs::write(&unknown, "listen = [\"127.0.0.1:0\"]\nlsiten = 1\n").unwrap();
+    let rows: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--workers", "x"], "--workers"),
+        (vec!["--io-driver", "kqueue"], "--io-driver"),
+        (vec!["--bogus"], "--bogus"),
+        (vec!["--listen", "localhost:80"], "listen"),
+        (vec!["--pipe-size", "10"], "pipe_size"),
+        (vec!["--header-timeout", "0"], "header_timeout_secs"),
+        (vec!["--config", bad.to_str().unwrap()], "workers"),
+        (vec!["--config", unknown.to_str().unwrap()], "lsiten"),
+        (
+            vec!["--config", "/nonexistent/ringgate.toml"],
+            "/nonexistent/ringgate.toml",
+        ),
+    ];
+    for (args, key) in rows {
+        let out = ringgate(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(key), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn print_config_shows_the_effective_config_flags_over_file() {
+    let dir = std::env::temp_dir().join(format!("ringgate-print-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("c.toml");
+    std::fs::write(&file, "workers = 3\nbacklog = 77\n").unwrap();
+    let out = ringgate(&[
+        "--config",
+        file.to_str().unwrap(),
+        "--workers",
+        "1",
+        "--print-config",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("workers = 1\n"), "{text}");
+    assert!(text.contains("backlog = 77\n"), "{text}");
+    assert!(text.contains("listen = [\"127.0.0.1:3128\"]"), "{text}");
+    // What it prints is itself a valid config.
+    std::fs::write(&file, text.as_bytes()).unwrap();
+    let again = ringgate(&["--config", file.to_str().unwrap(), "--print-config"]);
+    assert_eq!(String::from_utf8_lossy(&again.stdout), text);
+}
+
+#[test]
+fn start_log_names_driver_workers_and_addresses() {
+    let proxy = Proxy::start(&["--workers", "2", "--listen", "[::1]:0"]);
+    assert!(proxy.wait_log("workers=2"), "{}", proxy.log_text());
+    let log = proxy.log_text();
+    assert!(
+        log.contains("driver=\"io_uring\"") || log.contains("driver=\"epoll\""),
+        "{log}"
+    );
+    assert!(log.contains("[::1]:"), "{log}");
+}
+
+#[test]
+fn ipv6_listener_serves_tunnels() {
+    let proxy = Proxy::start(&["--listen", "[::1]:0"]);
+    let log = proxy.log_text();
+    let v6 = log
+        .split("listening on ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap();
+    let echo = echo_server();
+    let mut s = tunnel(v6.parse().unwrap(), &echo.to_string());
+    s.write_all(b"v6").unwrap();
+    let mut b = [0u8; 2];
+    s.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"v6");
+}
+
+#[test]
+fn sigterm_refuses_new_connections_lets_tunnels_finish_and_exits_0() {
+    let mut proxy = Proxy::start(&["--shutdown-grace", "20"]);
+    let echo = echo_server();
+    let mut open = tunnel(proxy.addr, &echo.to_string());
+    proxy.terminate();
+    assert!(proxy.wait_log("shutting down"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        TcpStream::connect(proxy.addr).is_err(),
+        "new connections are refused while draining"
+    );
+    open.write_all(b"after sigterm").unwrap();
+    let mut b = [0u8; 13];
+    open.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"after sigterm");
+    drop(open);
+    assert_eq!(proxy.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn grace_period_over_closes_tunnels_and_exits_0() {
+    let mut proxy = Proxy::start(&["--shutdown-grace", "1"]);
+    let echo = echo_server();
+    let mut open = tunnel(proxy.addr, &echo.to_string());
+    proxy.terminate();
+    assert_eq!(proxy.wait_exit(Duration::from_secs(10)), Some(0));
+    let mut rest = Vec::new();
+    assert_eq!(
+        open.read_to_end(&mut rest).unwrap_or(0),
+        0,
+        "tunnel closed at exit"
+    );
+}
