@@ -35,18 +35,12 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shard: Rc<Shard>) {
     };
     let target = head.target.get(&buf);
     let reply = match head.method {
-        Method::Connect => match parse_authority(target) {
-            Ok(_) => None,
-            Err(e) => Some(Reply::from(e)),
-        },
-        Method::Other => Some(Reply::MethodNotAllowed),
-        _ if is_absolute_form(target) => Some(Reply::ForwardingNotImplemented),
-        _ => Some(Reply::NotAProxyRequest),
+        Method::Connect => return connect(stream, peer, buf, head, &shard).await,
+        Method::Other => Reply::MethodNotAllowed,
+        _ if is_absolute_form(target) => Reply::ForwardingNotImplemented,
+        _ => Reply::NotAProxyRequest,
     };
-    match reply {
-        Some(reply) => refuse(&mut stream, reply, peer, target, Vec::new()).await,
-        None => connect(stream, peer, buf, head, &shard).await,
-    }
+    refuse(&mut stream, reply, peer, target, Vec::new()).await
 }
 
 enum HeadRead {

@@ -1,0 +1,216 @@
+//! ringgate's load generator. Scenario so far: `throughput` — bytes pushed through one CONNECT
+//! tunnel into a built-in sink, against the same sink directly, interleaved round by round so every
+//! target sees the same machine conditions. Every byte is checked by the sink; a wrong byte or count
+//! is an error, shown and counted, never a figure.
+//!
+//! Bounded: a fixed number of rounds of a fixed number of bytes, each with a timeout.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "loadtest",
+    about = "Load generator for ringgate and other forward proxies"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// One tunnel at a time pushes --bytes to a sink; GB/s per target, direct connection included.
+    Throughput {
+        /// A proxy to measure, as NAME=HOST:PORT (repeatable).
+        #[arg(long = "proxy", value_name = "NAME=ADDR")]
+        proxies: Vec<String>,
+        /// Bytes per run.
+        #[arg(long, default_value_t = 1 << 30)]
+        bytes: u64,
+        /// Rounds; each round measures every target once (direct first).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
+}
+
+/// The sink's check block: the sender repeats it, the sink compares every byte with it.
+const BLOCK: usize = 64 * 1024;
+
+fn block() -> Vec<u8> {
+    (0..BLOCK)
+        .map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8)
+        .collect()
+}
+
+/// Accepts connections; each is read to EOF, every byte checked against the block; then the sink
+/// answers with the count of good bytes (8 bytes, big-endian) or u64::MAX on the first bad byte.
+fn start_sink() -> io::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    thread::spawn(move || {
+        for conn in listener.incoming().map_while(Result::ok) {
+            thread::spawn(move || sink(conn));
+        }
+    });
+    Ok(addr)
+}
+
+fn sink(mut conn: TcpStream) {
+    let pattern = block();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos: u64 = 0;
+    let mut good = true;
+    loop {
+        let n = match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if good {
+            let mut off = 0;
+            while off < n {
+                let at = (pos as usize + off) % BLOCK;
+                let take = (BLOCK - at).min(n - off);
+                good &= buf[off..off + take] == pattern[at..at + take];
+                off += take;
+            }
+        }
+        pos += n as u64;
+    }
+    let answer = if good { pos } else { u64::MAX };
+    let _ = conn.write_all(&answer.to_be_bytes());
+}
+
+/// One run: connect (through `proxy` if given), push `bytes`, wait for the sink's verdict.
+fn push(sink: SocketAddr, proxy: Option<SocketAddr>, bytes: u64) -> Result<Duration, String> {
+    let mut s = TcpStream::connect(proxy.unwrap_or(sink)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))
+        .map_err(|e| e.to_string())?;
+    s.set_nodelay(true).map_err(|e| e.to_string())?;
+    if proxy.is_some() {
+        write!(s, "CONNECT {sink} HTTP/1.1\r\nHost: {sink}\r\n\r\n").map_err(|e| e.to_string())?;
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match s.read(&mut b) {
+                Ok(1) => head.push(b[0]),
+                _ => return Err("proxy closed during CONNECT".into()),
+            }
+        }
+        if !head.starts_with(b"HTTP/1.1 200") && !head.starts_with(b"HTTP/1.0 200") {
+            return Err(format!(
+                "CONNECT refused: {}",
+                String::from_utf8_lossy(&head).trim()
+            ));
+        }
+    }
+    let pattern = block();
+    let chunk: Vec<u8> = pattern.iter().cycle().take(16 * BLOCK).copied().collect();
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while sent < bytes {
+        let n = (bytes - sent).min(chunk.len() as u64) as usize;
+        s.write_all(&chunk[..n]).map_err(|e| format!("send: {e}"))?;
+        sent += n as u64;
+    }
+    s.shutdown(Shutdown::Write).map_err(|e| e.to_string())?;
+    let mut verdict = [0u8; 8];
+    s.read_exact(&mut verdict)
+        .map_err(|e| format!("no verdict from sink: {e}"))?;
+    let elapsed = started.elapsed();
+    match u64::from_be_bytes(verdict) {
+        u64::MAX => Err("sink saw a wrong byte".into()),
+        n if n != bytes => Err(format!("sink got {n} bytes of {bytes}")),
+        _ => Ok(elapsed),
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn throughput(proxies: &[String], bytes: u64, rounds: usize) -> Result<(), String> {
+    let sink = start_sink().map_err(|e| format!("sink: {e}"))?;
+    let mut targets: Vec<(String, Option<SocketAddr>)> = vec![("direct".into(), None)];
+    for p in proxies {
+        let (name, addr) = p
+            .split_once('=')
+            .ok_or(format!("--proxy {p}: expected NAME=ADDR"))?;
+        let addr = addr
+            .parse()
+            .map_err(|_| format!("--proxy {p}: bad address"))?;
+        targets.push((name.to_owned(), Some(addr)));
+    }
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+    let mut errors = vec![0usize; targets.len()];
+    for round in 0..rounds {
+        for (i, (name, proxy)) in targets.iter().enumerate() {
+            match push(sink, *proxy, bytes) {
+                Ok(t) => rates[i].push(bytes as f64 / t.as_secs_f64() / 1e9),
+                Err(e) => {
+                    errors[i] += 1;
+                    eprintln!("round {round} {name}: {e}");
+                }
+            }
+        }
+    }
+    let direct = median(&mut rates[0].clone());
+    println!(
+        "throughput: {rounds} rounds × {bytes} bytes, one tunnel, every byte checked by the sink"
+    );
+    println!(
+        "{:<12} {:>10} {:>10} {:>10} {:>10} {:>7}",
+        "target", "median", "min", "max", "×direct", "errors"
+    );
+    let mut json = Vec::new();
+    for (i, (name, _)) in targets.iter().enumerate() {
+        let r = &mut rates[i];
+        let med = median(r);
+        let (min, max) = (
+            r.first().copied().unwrap_or(f64::NAN),
+            r.last().copied().unwrap_or(f64::NAN),
+        );
+        println!(
+            "{name:<12} {med:>7.2} GB/s {min:>5.2} GB/s {max:>5.2} GB/s {:>9.2} {:>7}",
+            med / direct,
+            errors[i]
+        );
+        json.push(format!(
+            "{{\"target\":\"{name}\",\"median_gbps\":{med:.3},\"min_gbps\":{min:.3},\"max_gbps\":{max:.3},\"ratio_direct\":{:.3},\"errors\":{}}}",
+            med / direct,
+            errors[i]
+        ));
+    }
+    println!(
+        "{{\"scenario\":\"throughput\",\"bytes\":{bytes},\"rounds\":{rounds},\"results\":[{}]}}",
+        json.join(",")
+    );
+    if errors.iter().any(|&e| e > 0) {
+        return Err("some runs failed".into());
+    }
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.scenario {
+        Scenario::Throughput {
+            proxies,
+            bytes,
+            rounds,
+        } => throughput(&proxies, bytes, rounds),
+    };
+    if let Err(e) = result {
+        eprintln!("loadtest: {e}");
+        std::process::exit(1);
+    }
+}
