@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bytes=${1:-1073741824}
 rounds=${2:-5}
 pipe=${3:-65536}
-cargo build --release -q --bin ringgate -p ringgate -p loadtest
+cargo build --release -q -p ringgate -p loadtest
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 start() { # name relay port
