@@ -214,9 +214,11 @@ impl RawConfig {
             header_timeout: secs("header_timeout_secs", self.header_timeout_secs)?,
             connect_timeout: secs("connect_timeout_secs", self.connect_timeout_secs)?,
             idle_timeout: secs("idle_timeout_secs", self.idle_timeout_secs)?,
-            shutdown_grace: Duration::from_secs(req(
+            shutdown_grace: Duration::from_secs(bounded_u64(
                 "shutdown_grace_secs",
                 self.shutdown_grace_secs,
+                0,
+                24 * 3600,
             )?),
             resolver_threads: bounded("resolver_threads", self.resolver_threads, 1, 256)?,
             log_level,
@@ -338,6 +340,15 @@ fn bounded(
     }
 }
 
+fn bounded_u64(key: &'static str, v: Option<u64>, lo: u64, hi: u64) -> Result<u64, ConfigError> {
+    let n = req(key, v)?;
+    if (lo..=hi).contains(&n) {
+        Ok(n)
+    } else {
+        Err(invalid(key, n, &format!("between {lo} and {hi}")))
+    }
+}
+
 fn secs(key: &'static str, v: Option<u64>) -> Result<Duration, ConfigError> {
     match req(key, v)? {
         0 => Err(invalid(key, 0, "must be at least 1 second")),
@@ -438,6 +449,10 @@ mod tests {
             ("connect_timeout_secs = 0", "connect_timeout_secs"),
             ("idle_timeout_secs = 99999999", "idle_timeout_secs"),
             ("resolver_threads = 0", "resolver_threads"),
+            (
+                "shutdown_grace_secs = 18446744073709551615",
+                "shutdown_grace_secs",
+            ),
             ("copy_buffer = 1", "copy_buffer"),
             ("log_level = \"info,[\"", "log_level"),
             ("workers = ", "line 1"),

@@ -226,3 +226,23 @@ fn python_requests_gets_501_for_plain_http_until_forwarding_lands() {
         "501 close plain HTTP forwarding is not implemented yet; use CONNECT"
     );
 }
+
+#[test]
+fn refusals_of_head_requests_carry_no_body() {
+    let proxy = Proxy::start(&[]);
+    for (request, want) in [
+        (&b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"[..], 400),
+        (
+            &b"HEAD http://127.0.0.1:1/ HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            501,
+        ),
+    ] {
+        let resp = exchange(proxy.addr, request);
+        assert_eq!(status(&resp), want, "{resp}");
+        assert!(resp.contains("Content-Length: "), "{resp}");
+        assert!(
+            resp.ends_with("\r\n\r\n"),
+            "a response to HEAD has no content: {resp:?}"
+        );
+    }
+}

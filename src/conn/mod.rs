@@ -31,7 +31,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shard: Rc<Shard>) {
     let head = match read_head(&mut stream, &mut buf, &shard).await {
         HeadRead::Complete(head) => head,
         HeadRead::Gone => return,
-        HeadRead::Rejected(reply) => return refuse(&mut stream, reply, peer, b"", buf).await,
+        HeadRead::Rejected(reply) => return refuse(&mut stream, reply, None, peer, b"", buf).await,
     };
     let target = head.target.get(&buf);
     let reply = match head.method {
@@ -40,7 +40,15 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shard: Rc<Shard>) {
         _ if is_absolute_form(target) => Reply::ForwardingNotImplemented,
         _ => Reply::NotAProxyRequest,
     };
-    refuse(&mut stream, reply, peer, target, Vec::new()).await
+    refuse(
+        &mut stream,
+        reply,
+        Some(head.method),
+        peer,
+        target,
+        Vec::new(),
+    )
+    .await
 }
 
 enum HeadRead {
@@ -97,6 +105,7 @@ fn is_absolute_form(target: &[u8]) -> bool {
 async fn refuse(
     stream: &mut TcpStream,
     reply: Reply,
+    method: Option<Method>,
     peer: SocketAddr,
     target: &[u8],
     buf: Vec<u8>,
@@ -108,7 +117,11 @@ async fn refuse(
         target = ?String::from_utf8_lossy(&target[..target.len().min(200)]),
         "refused"
     );
-    reject::send_and_close(stream, reply, buf).await;
+    let response = match method {
+        Some(Method::Head) => reply.head_only(),
+        _ => reply.bytes(),
+    };
+    reject::send_and_close(stream, response, buf).await;
 }
 
 /// CONNECT: dial the target, answer 200, pass on the early bytes, relay until the tunnel ends.
@@ -126,6 +139,7 @@ async fn connect(
             return refuse(
                 &mut client,
                 e.into(),
+                Some(Method::Connect),
                 peer,
                 head.target.get(&buf),
                 Vec::new(),
@@ -138,7 +152,15 @@ async fn connect(
         Err(e) => {
             tracing::debug!(%peer, error = %e, "dial failed");
             let target = head.target.get(&buf).to_vec();
-            return refuse(&mut client, Reply::from(&e), peer, &target, buf).await;
+            return refuse(
+                &mut client,
+                Reply::from(&e),
+                Some(Method::Connect),
+                peer,
+                &target,
+                buf,
+            )
+            .await;
         }
     };
     let upstream_addr = upstream.peer_addr().ok();

@@ -48,9 +48,9 @@ impl From<&DialError> for Reply {
 const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 256 * 1024;
 
-/// Writes `reply`, half-closes, and drains the client briefly before the socket is dropped.
-pub async fn send_and_close(stream: &mut TcpStream, reply: Reply, mut buf: Vec<u8>) {
-    let (res, _) = stream.write_all(reply.bytes()).await;
+/// Writes `response`, half-closes, and drains the client briefly before the socket is dropped.
+pub async fn send_and_close(stream: &mut TcpStream, response: &'static [u8], mut buf: Vec<u8>) {
+    let (res, _) = stream.write_all(response).await;
     if res.is_err() {
         return;
     }

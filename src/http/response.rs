@@ -97,6 +97,16 @@ impl Reply {
         &RENDERED[self as usize]
     }
 
+    /// The response without its body, for a request that was `HEAD` (RFC 9110 §9.3.2).
+    pub fn head_only(self) -> &'static [u8] {
+        let all = self.bytes();
+        let end = all
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(all.len(), |p| p + 4);
+        &all[..end]
+    }
+
     fn render(self) -> Vec<u8> {
         let (status, phrase, body) = self.parts();
         if self == Reply::Established {
@@ -143,6 +153,13 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn head_only_keeps_the_length_and_drops_the_body() {
+        let head = std::str::from_utf8(Reply::NotAProxyRequest.head_only()).unwrap();
+        assert!(head.ends_with("Connection: close\r\n\r\n"), "{head}");
+        assert!(head.contains("Content-Length: "), "{head}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 
 use monoio::net::TcpStream;
 
-use super::{Fault, Meter, forward_eof, interrupted, would_block};
+use super::{Fault, Meter, TURN_CHUNKS, forward_eof, interrupted, would_block, yield_now};
 use crate::sys;
 
 pub(super) async fn one_way(
@@ -22,7 +22,7 @@ pub(super) async fn one_way(
     let mut overflow: Vec<u8> = Vec::new();
     loop {
         src.readable(false).await.map_err(Fault::Src)?;
-        loop {
+        for _ in 0..TURN_CHUNKS {
             {
                 // No await in this block: the shared buffer is never held across a suspension.
                 let mut buf = shared.borrow_mut();
@@ -39,7 +39,10 @@ pub(super) async fn one_way(
                 let mut sent = 0;
                 while sent < n {
                     match sys::send(dst_fd, &buf[sent..n]) {
-                        Ok(m) => sent += m,
+                        Ok(m) => {
+                            sent += m;
+                            meter.add(m);
+                        }
                         Err(e) if would_block(&e) => {
                             overflow.extend_from_slice(&buf[sent..n]);
                             break;
@@ -48,22 +51,23 @@ pub(super) async fn one_way(
                         Err(e) => return Err(Fault::Dst(e)),
                     }
                 }
-                meter.add(n);
             }
             if !overflow.is_empty() {
-                flush(dst, &mut overflow).await?;
+                flush(dst, &mut overflow, meter).await?;
                 overflow = Vec::new(); // give the memory back: this direction may now sit idle
             }
         }
+        yield_now().await;
     }
 }
 
-async fn flush(dst: &TcpStream, pending: &mut Vec<u8>) -> Result<(), Fault> {
+async fn flush(dst: &TcpStream, pending: &mut Vec<u8>, meter: &Meter<'_>) -> Result<(), Fault> {
     let dst_fd = sys::fd_of(dst);
     while !pending.is_empty() {
         match sys::send(dst_fd, pending) {
             Ok(m) => {
                 pending.drain(..m);
+                meter.add(m);
             }
             Err(e) if would_block(&e) => dst.writable(false).await.map_err(Fault::Dst)?,
             Err(e) if interrupted(&e) => {}

@@ -200,6 +200,26 @@ async fn idle_watch(activity: &Cell<Instant>, limit: Duration) {
     }
 }
 
+/// Chunks (a pipe- or buffer-full each) one direction may move before it yields to the other tasks of
+/// its worker: monoio has no task budget, and a bulk sender on another core can keep a socket
+/// readable forever.
+const TURN_CHUNKS: usize = 16;
+
+/// Lets every other ready task of this worker run once before the caller continues.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}
+
 /// Half-closes `dst` after its source reached EOF. A peer already gone is not an error here: the
 /// other direction will see it.
 fn forward_eof(dst: &TcpStream) {

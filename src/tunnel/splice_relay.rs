@@ -7,7 +7,7 @@
 use monoio::net::TcpStream;
 
 use super::pipe_pool::PipePool;
-use super::{Fault, Meter, forward_eof, interrupted, would_block};
+use super::{Fault, Meter, TURN_CHUNKS, forward_eof, interrupted, would_block, yield_now};
 use crate::sys;
 
 pub(super) async fn one_way(
@@ -20,8 +20,9 @@ pub(super) async fn one_way(
     loop {
         src.readable(false).await.map_err(Fault::Src)?;
         let mut lease = pipes.lease().map_err(Fault::Local)?;
-        // Keep the pipe while the socket keeps giving; hand it back (empty) when it runs dry.
-        loop {
+        // Keep the pipe while the socket keeps giving; hand it back (empty) when it runs dry, or
+        // when this direction has had its turn and must let the worker's other tasks run.
+        for _ in 0..TURN_CHUNKS {
             let n = match sys::splice(src_fd, lease.write_end(), pipes.pipe_size()) {
                 Ok(0) => {
                     forward_eof(dst);
@@ -35,13 +36,17 @@ pub(super) async fn one_way(
             lease.in_flight = n;
             while lease.in_flight > 0 {
                 match sys::splice(lease.read_end(), dst_fd, lease.in_flight) {
-                    Ok(m) => lease.in_flight -= m,
+                    Ok(m) => {
+                        lease.in_flight -= m;
+                        meter.add(m);
+                    }
                     Err(e) if would_block(&e) => dst.writable(false).await.map_err(Fault::Dst)?,
                     Err(e) if interrupted(&e) => {}
                     Err(e) => return Err(Fault::Dst(e)),
                 }
             }
-            meter.add(n);
         }
+        drop(lease);
+        yield_now().await;
     }
 }
