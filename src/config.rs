@@ -214,7 +214,7 @@ impl RawConfig {
             header_timeout: secs("header_timeout_secs", self.header_timeout_secs)?,
             connect_timeout: secs("connect_timeout_secs", self.connect_timeout_secs)?,
             idle_timeout: secs("idle_timeout_secs", self.idle_timeout_secs)?,
-            shutdown_grace: Duration::from_secs(bounded_u64(
+            shutdown_grace: Duration::from_secs(bounded(
                 "shutdown_grace_secs",
                 self.shutdown_grace_secs,
                 0,
@@ -326,23 +326,14 @@ fn positive(key: &'static str, v: Option<u32>) -> Result<u32, ConfigError> {
     }
 }
 
-fn bounded(
+fn bounded<T: PartialOrd + fmt::Display>(
     key: &'static str,
-    v: Option<usize>,
-    lo: usize,
-    hi: usize,
-) -> Result<usize, ConfigError> {
+    v: Option<T>,
+    lo: T,
+    hi: T,
+) -> Result<T, ConfigError> {
     let n = req(key, v)?;
-    if (lo..=hi).contains(&n) {
-        Ok(n)
-    } else {
-        Err(invalid(key, n, &format!("between {lo} and {hi}")))
-    }
-}
-
-fn bounded_u64(key: &'static str, v: Option<u64>, lo: u64, hi: u64) -> Result<u64, ConfigError> {
-    let n = req(key, v)?;
-    if (lo..=hi).contains(&n) {
+    if lo <= n && n <= hi {
         Ok(n)
     } else {
         Err(invalid(key, n, &format!("between {lo} and {hi}")))
