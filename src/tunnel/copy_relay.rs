@@ -9,7 +9,9 @@ use std::cell::RefCell;
 
 use monoio::net::TcpStream;
 
-use super::{Fault, Meter, TURN_CHUNKS, forward_eof, interrupted, would_block, yield_now};
+use super::{
+    Fault, Meter, TURN_CHUNKS, forward_eof, interrupted, wait_writable, would_block, yield_now,
+};
 use crate::sys;
 
 pub(super) async fn one_way(
@@ -69,7 +71,7 @@ async fn flush(dst: &TcpStream, pending: &mut Vec<u8>, meter: &Meter<'_>) -> Res
                 pending.drain(..m);
                 meter.add(m);
             }
-            Err(e) if would_block(&e) => dst.writable(false).await.map_err(Fault::Dst)?,
+            Err(e) if would_block(&e) => wait_writable(dst).await?,
             Err(e) if interrupted(&e) => {}
             Err(e) => return Err(Fault::Dst(e)),
         }

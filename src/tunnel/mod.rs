@@ -220,6 +220,17 @@ async fn yield_now() {
     .await
 }
 
+/// Waits until `dst` may take more bytes, then lets the worker's other tasks run once. The kernel can
+/// report a socket writable (poll) yet refuse a non-blocking send (EAGAIN) under memory pressure;
+/// without the yield, the direction would retry inside one poll of the tunnel task and starve the
+/// opposite direction, which is the one that would relieve the pressure (seen once on epoll: a
+/// 1 GiB echo test stalled).
+async fn wait_writable(dst: &TcpStream) -> Result<(), Fault> {
+    dst.writable(false).await.map_err(Fault::Dst)?;
+    yield_now().await;
+    Ok(())
+}
+
 /// Half-closes `dst` after its source reached EOF. A peer already gone is not an error here: the
 /// other direction will see it.
 fn forward_eof(dst: &TcpStream) {

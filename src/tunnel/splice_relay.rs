@@ -7,7 +7,9 @@
 use monoio::net::TcpStream;
 
 use super::pipe_pool::PipePool;
-use super::{Fault, Meter, TURN_CHUNKS, forward_eof, interrupted, would_block, yield_now};
+use super::{
+    Fault, Meter, TURN_CHUNKS, forward_eof, interrupted, wait_writable, would_block, yield_now,
+};
 use crate::sys;
 
 pub(super) async fn one_way(
@@ -40,7 +42,7 @@ pub(super) async fn one_way(
                         lease.in_flight -= m;
                         meter.add(m);
                     }
-                    Err(e) if would_block(&e) => dst.writable(false).await.map_err(Fault::Dst)?,
+                    Err(e) if would_block(&e) => wait_writable(dst).await?,
                     Err(e) if interrupted(&e) => {}
                     Err(e) => return Err(Fault::Dst(e)),
                 }
