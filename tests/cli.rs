@@ -18,10 +18,16 @@ fn ringgate(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// A fresh scratch folder for this test process.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ringgate-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[test]
 fn bad_flags_and_configs_are_one_line_exit_2_naming_the_key() {
-    let dir = std::env::temp_dir().join(format!("ringgate-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("cli");
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "workers = \"lots\"\n").unwrap();
     let unknown = dir.join("unknown.toml");
@@ -51,8 +57,7 @@ fn bad_flags_and_configs_are_one_line_exit_2_naming_the_key() {
 
 #[test]
 fn print_config_shows_the_effective_config_flags_over_file() {
-    let dir = std::env::temp_dir().join(format!("ringgate-print-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("print");
     let file = dir.join("c.toml");
     std::fs::write(&file, "workers = 3\nbacklog = 77\n").unwrap();
     let out = ringgate(&[
