@@ -6,10 +6,13 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::creds::Secret;
+use crate::creds::user_db::Sources;
 
 /// The configuration `ringgate` runs on when given no arguments; documented key by key in README.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
@@ -76,6 +79,20 @@ pub struct RawConfig {
     pub shutdown_grace_secs: Option<u64>,
     pub resolver_threads: Option<usize>,
     pub log_level: Option<String>,
+    pub realm: Option<String>,
+    pub htpasswd: Option<Vec<String>>,
+    pub users: Option<Vec<String>>,
+    pub htpasswd_plaintext: Option<bool>,
+    pub users_watch_secs: Option<u64>,
+    pub credential_ttl_secs: Option<u64>,
+    pub failed_credential_ttl_secs: Option<u64>,
+    pub credential_cache_entries: Option<usize>,
+    pub verifier_threads: Option<usize>,
+    pub verifier_queue: Option<usize>,
+    pub auth_failure_delay_ms: Option<u64>,
+    pub auth_failure_delay_max_ms: Option<u64>,
+    pub discard_body_bytes: Option<u64>,
+    pub keepalive_timeout_secs: Option<u64>,
 }
 
 /// Most header fields the parser can be configured to accept (the size of its stack array).
@@ -135,7 +152,21 @@ impl RawConfig {
             idle_timeout_secs,
             shutdown_grace_secs,
             resolver_threads,
-            log_level
+            log_level,
+            realm,
+            htpasswd,
+            users,
+            htpasswd_plaintext,
+            users_watch_secs,
+            credential_ttl_secs,
+            failed_credential_ttl_secs,
+            credential_cache_entries,
+            verifier_threads,
+            verifier_queue,
+            auth_failure_delay_ms,
+            auth_failure_delay_max_ms,
+            discard_body_bytes,
+            keepalive_timeout_secs
         )
     }
 
@@ -199,7 +230,65 @@ impl RawConfig {
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
             return Err(invalid("log_level", &log_level, "not a valid log filter"));
         }
+        let realm = req("realm", self.realm)?;
+        if realm.is_empty() || realm.chars().count() > 128 || realm.chars().any(char::is_control) {
+            return Err(invalid(
+                "realm",
+                format!("{realm:?}"),
+                "1 to 128 characters, no control characters",
+            ));
+        }
+        let users = Sources {
+            htpasswd: req("htpasswd", self.htpasswd)?
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            inline: inline_users(req("users", self.users)?)?,
+            allow_plain: req("htpasswd_plaintext", self.htpasswd_plaintext)?,
+        };
+        let delay = bounded(
+            "auth_failure_delay_ms",
+            self.auth_failure_delay_ms,
+            0,
+            60_000,
+        )?;
+        let delay_max = bounded(
+            "auth_failure_delay_max_ms",
+            self.auth_failure_delay_max_ms,
+            0,
+            600_000,
+        )?;
+        if delay_max < delay {
+            return Err(invalid(
+                "auth_failure_delay_max_ms",
+                delay_max,
+                "below auth_failure_delay_ms",
+            ));
+        }
+        let watch = bounded("users_watch_secs", self.users_watch_secs, 0, 3600)?;
         Ok(Config {
+            realm,
+            users,
+            users_watch: (watch > 0).then(|| Duration::from_secs(watch)),
+            credential_ttl: secs("credential_ttl_secs", self.credential_ttl_secs)?,
+            failed_credential_ttl: Duration::from_secs(bounded(
+                "failed_credential_ttl_secs",
+                self.failed_credential_ttl_secs,
+                0,
+                3600,
+            )?),
+            credential_cache_entries: bounded(
+                "credential_cache_entries",
+                self.credential_cache_entries,
+                1,
+                10_000_000,
+            )?,
+            verifier_threads: bounded("verifier_threads", self.verifier_threads, 1, 64)?,
+            verifier_queue: bounded("verifier_queue", self.verifier_queue, 1, 1_000_000)?,
+            auth_failure_delay: Duration::from_millis(delay),
+            auth_failure_delay_max: Duration::from_millis(delay_max),
+            discard_body_bytes: bounded("discard_body_bytes", self.discard_body_bytes, 0, 1 << 30)?,
+            keepalive_timeout: secs("keepalive_timeout_secs", self.keepalive_timeout_secs)?,
             listen,
             workers,
             io_driver: req("io_driver", self.io_driver)?,
@@ -262,6 +351,22 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub resolver_threads: usize,
     pub log_level: String,
+    /// The protection space named in every `Proxy-Authenticate` challenge.
+    pub realm: String,
+    /// Where users come from; auth is on when any source is set.
+    pub users: Sources,
+    /// How often user files are checked for changes; `None`: only on SIGHUP.
+    pub users_watch: Option<Duration>,
+    pub credential_ttl: Duration,
+    pub failed_credential_ttl: Duration,
+    pub credential_cache_entries: usize,
+    pub verifier_threads: usize,
+    pub verifier_queue: usize,
+    pub auth_failure_delay: Duration,
+    pub auth_failure_delay_max: Duration,
+    pub discard_body_bytes: u64,
+    /// How long a kept-alive client connection may wait for its next request.
+    pub keepalive_timeout: Duration,
 }
 
 impl Config {
@@ -298,9 +403,61 @@ impl Config {
             shutdown_grace_secs: Some(self.shutdown_grace.as_secs()),
             resolver_threads: Some(self.resolver_threads),
             log_level: Some(self.log_level.clone()),
+            realm: Some(self.realm.clone()),
+            htpasswd: Some(
+                self.users
+                    .htpasswd
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect(),
+            ),
+            // Passwords are never printed; the comment below says what was left out.
+            users: Some(Vec::new()),
+            htpasswd_plaintext: Some(self.users.allow_plain),
+            users_watch_secs: Some(self.users_watch.map_or(0, |d| d.as_secs())),
+            credential_ttl_secs: Some(self.credential_ttl.as_secs()),
+            failed_credential_ttl_secs: Some(self.failed_credential_ttl.as_secs()),
+            credential_cache_entries: Some(self.credential_cache_entries),
+            verifier_threads: Some(self.verifier_threads),
+            verifier_queue: Some(self.verifier_queue),
+            auth_failure_delay_ms: Some(self.auth_failure_delay.as_millis() as u64),
+            auth_failure_delay_max_ms: Some(self.auth_failure_delay_max.as_millis() as u64),
+            discard_body_bytes: Some(self.discard_body_bytes),
+            keepalive_timeout_secs: Some(self.keepalive_timeout.as_secs()),
         };
-        toml::to_string(&raw).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+        let mut out = String::new();
+        if !self.users.inline.is_empty() {
+            let names: Vec<&str> = self.users.inline.iter().map(|(n, _)| n.as_str()).collect();
+            out.push_str(&format!(
+                "# users: {} given ({}) but not shown: passwords are never printed\n",
+                names.len(),
+                names.join(", ")
+            ));
+        }
+        match toml::to_string(&raw) {
+            Ok(text) => out.push_str(&text),
+            Err(e) => out.push_str(&format!("# cannot render config: {e}\n")),
+        }
+        out
     }
+}
+
+/// `NAME:PASSWORD` entries. Errors name the entry by position and user, never the password.
+fn inline_users(entries: Vec<String>) -> Result<Vec<(String, Secret)>, ConfigError> {
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let bad = |why: &str| invalid("users", format!("entry {}", i + 1), why);
+            let (name, password) = entry
+                .split_once(':')
+                .ok_or_else(|| bad("expected NAME:PASSWORD"))?;
+            if name.is_empty() || name.chars().any(char::is_control) {
+                return Err(bad("user name empty or with control characters"));
+            }
+            Ok((name.to_owned(), Secret::new(password.as_bytes())))
+        })
+        .collect()
 }
 
 fn one_line(s: &str) -> String {
@@ -396,6 +553,24 @@ mod tests {
     }
 
     #[test]
+    fn passwords_are_never_printed_or_echoed_in_errors() {
+        let c = load_text("users = [\"alice:s3cr3t:x\"]").unwrap();
+        assert_eq!(c.users.inline[0].0, "alice");
+        assert!(
+            c.users.inline[0].1.ct_eq(b"s3cr3t:x"),
+            "split at the first colon"
+        );
+        let printed = c.to_toml();
+        assert!(!printed.contains("s3cr3t"), "{printed}");
+        assert!(printed.starts_with("# users: 1 given (alice)"), "{printed}");
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        let err = load_text("users = [\"ok:pw\", \"s3cr3t\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("s3cr3t") && err.contains("entry 2"), "{err}");
+    }
+
+    #[test]
     fn later_layers_win() {
         let base = RawConfig::parse(EMBEDDED_DEFAULT, "d").unwrap();
         let file = RawConfig::parse("workers = 3\nbacklog = 10", "f").unwrap();
@@ -440,6 +615,26 @@ mod tests {
             ),
             ("copy_buffer = 1", "copy_buffer"),
             ("log_level = \"info,[\"", "log_level"),
+            ("realm = \"\"", "realm"),
+            ("realm = \"a\\nb\"", "realm"),
+            ("users = [\"nocolon\"]", "users"),
+            ("users = [\":pw\"]", "users"),
+            ("htpasswd = \"/etc/x\"", "htpasswd"),
+            ("credential_ttl_secs = 0", "credential_ttl_secs"),
+            (
+                "failed_credential_ttl_secs = 4000",
+                "failed_credential_ttl_secs",
+            ),
+            ("credential_cache_entries = 0", "credential_cache_entries"),
+            ("verifier_threads = 0", "verifier_threads"),
+            ("verifier_queue = 0", "verifier_queue"),
+            (
+                "auth_failure_delay_ms = 100\nauth_failure_delay_max_ms = 10",
+                "auth_failure_delay_max_ms",
+            ),
+            ("users_watch_secs = 99999", "users_watch_secs"),
+            ("keepalive_timeout_secs = 0", "keepalive_timeout_secs"),
+            ("discard_body_bytes = -1", "discard_body_bytes"),
             ("workers = ", "line 1"),
         ];
         for (text, key) in rows {

@@ -2,8 +2,10 @@
 //! zero-copy head parsing, splice CONNECT tunnels. See ARCHITECTURE.md for the map.
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod conn;
+pub mod creds;
 pub mod http;
 pub mod server;
 pub mod shard;

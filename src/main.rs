@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ringgate::config::{Config, IoDriver, Machine, RawConfig, RelayKind};
+use ringgate::server::StartError;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -72,6 +73,48 @@ struct Cli {
     /// Log filter: error, warn, info, debug, trace, or tracing directives [default: info]
     #[arg(long, value_name = "FILTER")]
     log_level: Option<String>,
+    /// Realm named in Proxy-Authenticate challenges [default: ringgate]
+    #[arg(long, value_name = "REALM")]
+    realm: Option<String>,
+    /// htpasswd file of proxy users (repeatable); turns proxy authentication on
+    #[arg(long, value_name = "FILE")]
+    htpasswd: Vec<String>,
+    /// A proxy user as NAME:PASSWORD (repeatable); turns proxy authentication on
+    #[arg(long, value_name = "NAME:PASSWORD")]
+    user: Vec<String>,
+    /// Accept plain-text passwords in htpasswd files
+    #[arg(long)]
+    htpasswd_plaintext: bool,
+    /// Seconds between checks of htpasswd files for changes; 0 = SIGHUP only [default: 2]
+    #[arg(long, value_name = "SECS")]
+    users_watch: Option<u64>,
+    /// Seconds a verified credential is trusted without hashing again [default: 3600]
+    #[arg(long, value_name = "SECS")]
+    credential_ttl: Option<u64>,
+    /// Seconds a wrong credential is remembered as wrong; 0 = not at all [default: 5]
+    #[arg(long, value_name = "SECS")]
+    failed_credential_ttl: Option<u64>,
+    /// Verified credentials each worker caches [default: 65536]
+    #[arg(long, value_name = "N")]
+    credential_cache_entries: Option<usize>,
+    /// Threads that run slow password hashes [default: 2]
+    #[arg(long, value_name = "N")]
+    verifier_threads: Option<usize>,
+    /// Credential checks that may wait for a verifier thread, else 503 [default: 1024]
+    #[arg(long, value_name = "N")]
+    verifier_queue: Option<usize>,
+    /// Milliseconds of delay for repeated auth failures from one address; 0 = off [default: 100]
+    #[arg(long, value_name = "MS")]
+    auth_failure_delay: Option<u64>,
+    /// Longest such delay in milliseconds [default: 3000]
+    #[arg(long, value_name = "MS")]
+    auth_failure_delay_max: Option<u64>,
+    /// Largest request body read and dropped to keep a connection after a 407 [default: 65536]
+    #[arg(long, value_name = "BYTES")]
+    discard_body_bytes: Option<u64>,
+    /// Seconds a kept-alive client connection may wait between requests [default: 60]
+    #[arg(long, value_name = "SECS")]
+    keepalive_timeout: Option<u64>,
 }
 
 impl Cli {
@@ -95,6 +138,20 @@ impl Cli {
             shutdown_grace_secs: self.shutdown_grace,
             resolver_threads: self.resolver_threads,
             log_level: self.log_level.clone(),
+            realm: self.realm.clone(),
+            htpasswd: (!self.htpasswd.is_empty()).then(|| self.htpasswd.clone()),
+            users: (!self.user.is_empty()).then(|| self.user.clone()),
+            htpasswd_plaintext: self.htpasswd_plaintext.then_some(true),
+            users_watch_secs: self.users_watch,
+            credential_ttl_secs: self.credential_ttl,
+            failed_credential_ttl_secs: self.failed_credential_ttl,
+            credential_cache_entries: self.credential_cache_entries,
+            verifier_threads: self.verifier_threads,
+            verifier_queue: self.verifier_queue,
+            auth_failure_delay_ms: self.auth_failure_delay,
+            auth_failure_delay_max_ms: self.auth_failure_delay_max,
+            discard_body_bytes: self.discard_body_bytes,
+            keepalive_timeout_secs: self.keepalive_timeout,
         }
     }
 }
@@ -145,7 +202,11 @@ fn main() -> ExitCode {
         Err(e) => {
             drop(_flush_on_exit);
             eprintln!("ringgate: {e}");
-            ExitCode::FAILURE
+            match e {
+                // A bad user file is the operator's input, like a bad config key.
+                StartError::Auth(_) => ExitCode::from(USAGE),
+                StartError::Io(_) => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -1,18 +1,42 @@
-//! Start-up and shutdown of the whole process: bind, choose the driver, start the workers, wait for
-//! SIGTERM/SIGINT, drain, exit.
+//! Start-up and shutdown of the whole process: load the users, bind, choose the driver, start the
+//! workers, wait for signals (SIGHUP reloads the users; SIGTERM/SIGINT drain and exit).
 
 use std::io;
 use std::sync::Arc;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::auth;
 use crate::config::Config;
+use crate::creds::reload;
 use crate::worker;
 
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The user database or the verifier pool: the operator's input, like a config error.
+    #[error(transparent)]
+    Auth(#[from] auth::StartError),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
 /// Runs the proxy until a shutdown signal and the drain that follows. Errors are start-up errors.
-pub fn run(config: Config) -> io::Result<()> {
+pub fn run(config: Config) -> Result<(), StartError> {
     let config = Arc::new(config);
+    let auth = auth::Shared::start(&config)?;
+    let reload = match &auth {
+        Some(a) => {
+            tracing::info!(
+                users = a.users.snapshot().len(),
+                realm = %config.realm,
+                "proxy authentication on"
+            );
+            Some(reload::spawn(a.users.clone(), config.users_watch)?)
+        }
+        None => None,
+    };
     let (driver, fallback) = worker::choose_driver(config.io_driver)
         .map_err(|e| io::Error::new(e.kind(), format!("io_uring unavailable: {e}")))?;
     if let Some(why) = fallback {
@@ -22,9 +46,9 @@ pub fn run(config: Config) -> io::Result<()> {
     crate::http::response::prerender();
 
     // Registered before any worker starts, so no signal is lost to the default action.
-    let mut signals = Signals::new([SIGTERM, SIGINT])?;
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let (stop_tx, stop_rx) = flume::bounded::<()>(1);
-    let workers = worker::spawn(config.clone(), listeners, driver, stop_rx)?;
+    let workers = worker::spawn(config.clone(), auth, listeners, driver, stop_rx)?;
     let addrs: Vec<String> = bound.iter().map(ToString::to_string).collect();
     tracing::info!(
         driver = driver.name(),
@@ -39,7 +63,13 @@ pub fn run(config: Config) -> io::Result<()> {
         .spawn(move || {
             let mut stop = Some(stop_tx);
             for signal in signals.forever() {
-                if stop.take().is_some() {
+                if signal == SIGHUP {
+                    match &reload {
+                        // A reload already queued covers this one too.
+                        Some(tx) => drop(tx.try_send(())),
+                        None => tracing::info!("SIGHUP: no user files to reload"),
+                    }
+                } else if stop.take().is_some() {
                     tracing::info!(
                         signal,
                         "shutting down: no new connections; open ones get the grace period"

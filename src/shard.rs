@@ -5,6 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::auth::{self, Gate};
 use crate::config::{Config, RelayKind};
 use crate::http::head::Limits;
 use crate::tunnel::pipe_pool::PipePool;
@@ -16,11 +17,13 @@ pub struct Shard {
     pub pipes: PipePool,
     /// The copy relay's one buffer for all of this worker's tunnels (empty when splicing).
     pub copy_buf: RefCell<Vec<u8>>,
+    /// Proxy authentication; `None` when no users are configured.
+    pub auth: Option<Gate>,
     active: Cell<usize>,
 }
 
 impl Shard {
-    pub fn new(id: usize, config: Arc<Config>) -> Shard {
+    pub fn new(id: usize, config: Arc<Config>, auth: Option<Arc<auth::Shared>>) -> Shard {
         let copy_buf = match config.relay {
             RelayKind::Copy => vec![0; config.copy_buffer],
             RelayKind::Splice => Vec::new(),
@@ -34,6 +37,7 @@ impl Shard {
             },
             pipes: PipePool::new(config.pipe_size, config.pipe_pool),
             copy_buf: RefCell::new(copy_buf),
+            auth: auth.map(Gate::new),
             config,
             active: Cell::new(0),
         }

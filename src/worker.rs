@@ -15,6 +15,7 @@ use monoio::net::TcpListener;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::auth;
 use crate::config::{Config, IoDriver};
 use crate::conn;
 use crate::shard::Shard;
@@ -99,6 +100,7 @@ fn listener(addr: SocketAddr, backlog: u32) -> io::Result<StdListener> {
 /// first error); the handles end after the shutdown signal and the drain.
 pub fn spawn(
     config: Arc<Config>,
+    auth: Option<Arc<auth::Shared>>,
     listeners: Vec<Vec<StdListener>>,
     driver: Driver,
     shutdown: flume::Receiver<()>,
@@ -109,8 +111,9 @@ pub fn spawn(
     let mut handles = Vec::with_capacity(listeners.len());
     for (id, own) in listeners.into_iter().enumerate() {
         let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
-        let (config, pool, shutdown, ready) = (
+        let (config, auth, pool, shutdown, ready) = (
             config.clone(),
+            auth.clone(),
             pool.clone(),
             shutdown.clone(),
             ready_tx.clone(),
@@ -123,7 +126,7 @@ pub fn spawn(
                 {
                     tracing::warn!(worker = id, core = core.id, "cannot pin worker to its core");
                 }
-                let shard = Rc::new(Shard::new(id, config));
+                let shard = Rc::new(Shard::new(id, config, auth));
                 let main = worker_main(shard, own, shutdown, ready.clone());
                 let built = match driver {
                     Driver::Uring => RuntimeBuilder::<IoUringDriver>::new()

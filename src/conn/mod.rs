@@ -1,9 +1,10 @@
-//! One client connection: read the request head into the connection's buffer, decide, and either
-//! answer or open a tunnel.
+//! One client connection: read a request head into the connection's buffer, authenticate, decide,
+//! and either answer (and read the next request: the keep-alive loop) or open a tunnel.
 //!
 //! The buffer is the only per-connection allocation before a tunnel opens, and it is gone once the
 //! tunnel runs: what is left of the connection is its two sockets and the relay's small state.
 
+mod challenge;
 mod reject;
 
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
+use crate::auth::{Decision, Session};
 use crate::http::head::{self, Limits, Method, RequestHead};
 use crate::http::response::Reply;
 use crate::http::target::parse_authority;
@@ -28,27 +30,62 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shard: Rc<Shard>) {
     let _active = shard.track();
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::with_capacity(INITIAL_BUFFER.min(shard.limits.max_head_bytes));
-    let head = match read_head(&mut stream, &mut buf, &shard).await {
-        HeadRead::Complete(head) => head,
-        HeadRead::Gone => return,
-        HeadRead::Rejected(reply) => return refuse(&mut stream, reply, None, peer, b"", buf).await,
-    };
-    let target = head.target.get(&buf);
-    let reply = match head.method {
-        Method::Connect => return connect(stream, peer, buf, head, &shard).await,
-        Method::Other => Reply::MethodNotAllowed,
-        _ if is_absolute_form(target) => Reply::ForwardingNotImplemented,
-        _ => Reply::NotAProxyRequest,
-    };
-    refuse(
-        &mut stream,
-        reply,
-        Some(head.method),
-        peer,
-        target,
-        Vec::new(),
-    )
-    .await
+    let mut session: Option<Session> = None;
+    let mut first = true;
+    loop {
+        let head = match read_head(&mut stream, &mut buf, &shard, first).await {
+            HeadRead::Complete(head) => head,
+            HeadRead::Gone => return,
+            HeadRead::Rejected(reply) => {
+                return refuse(&mut stream, reply, None, peer, b"", buf).await;
+            }
+        };
+        first = false;
+        if let Some(gate) = &shard.auth {
+            let field = head.proxy_authorization;
+            match gate.admit(&mut session, field, &buf, peer.ip()).await {
+                Decision::Allow => {}
+                Decision::Deny { delay, reason } => {
+                    if !delay.is_zero() {
+                        monoio::time::sleep(delay).await;
+                    }
+                    tracing::debug!(%peer, reason, "407");
+                    match challenge::answer(&mut stream, &mut buf, &head, gate, &shard).await {
+                        challenge::Next::ReadNext => continue,
+                        challenge::Next::Closed => return,
+                    }
+                }
+                Decision::Busy => {
+                    let target = head.target.get(&buf).to_vec();
+                    return refuse(
+                        &mut stream,
+                        Reply::AuthBusy,
+                        Some(head.method),
+                        peer,
+                        &target,
+                        buf,
+                    )
+                    .await;
+                }
+            }
+        }
+        let target = head.target.get(&buf);
+        let reply = match head.method {
+            Method::Connect => return connect(stream, peer, buf, head, &shard).await,
+            Method::Other => Reply::MethodNotAllowed,
+            _ if is_absolute_form(target) => Reply::ForwardingNotImplemented,
+            _ => Reply::NotAProxyRequest,
+        };
+        return refuse(
+            &mut stream,
+            reply,
+            Some(head.method),
+            peer,
+            target,
+            Vec::new(),
+        )
+        .await;
+    }
 }
 
 enum HeadRead {
@@ -58,10 +95,25 @@ enum HeadRead {
     Gone,
 }
 
-/// Reads until the head is complete, a limit is broken, or the header timeout passes.
-async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>, shard: &Shard) -> HeadRead {
+/// Reads until the head is complete, a limit is broken, or a timeout passes. The first request
+/// must be complete within `header_timeout` of the accept; a later one on a kept-alive connection
+/// may take `keepalive_timeout` to start and then `header_timeout` to finish.
+async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    shard: &Shard,
+    first: bool,
+) -> HeadRead {
     let limits: &Limits = &shard.limits;
-    let deadline = Instant::now() + shard.config.header_timeout;
+    let config = &shard.config;
+    let waiting_idle = !first && buf.is_empty();
+    let mut deadline = Instant::now()
+        + if waiting_idle {
+            config.keepalive_timeout
+        } else {
+            config.header_timeout
+        };
+    let mut started = !waiting_idle;
     loop {
         match head::parse(buf, limits) {
             Ok(Some(head)) => return HeadRead::Complete(head),
@@ -82,6 +134,10 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>, shard: &Shard) -> 
                 *buf = slice.into_inner();
                 match res {
                     Ok(0) | Err(_) => return HeadRead::Gone,
+                    Ok(_) if !started => {
+                        started = true;
+                        deadline = Instant::now() + config.header_timeout;
+                    }
                     Ok(_) => {}
                 }
             }

@@ -17,6 +17,7 @@ impl From<HeadError> for Reply {
             HeadError::TooLarge => Reply::HeadTooLarge,
             HeadError::TargetTooLong => Reply::TargetTooLong,
             HeadError::TooManyHeaders => Reply::TooManyHeaders,
+            HeadError::BadFraming => Reply::BadFraming,
         }
     }
 }

@@ -28,6 +28,8 @@ pub enum HeadError {
     TargetTooLong,
     #[error("more header fields than the limit")]
     TooManyHeaders,
+    #[error("invalid or conflicting Content-Length / Transfer-Encoding")]
+    BadFraming,
 }
 
 /// A byte range of the connection buffer.
@@ -94,6 +96,24 @@ impl Method {
     }
 }
 
+/// A header field that must appear at most once for the proxy to act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Absent,
+    One(Span),
+    /// Sent more than once: the proxy will not guess which one counts.
+    Repeated,
+}
+
+/// How the request's content is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    None,
+    Length(u64),
+    /// `Transfer-Encoding` ending in `chunked`.
+    Chunked,
+}
+
 /// What the proxy needs from a complete request head, as spans into the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestHead {
@@ -103,6 +123,106 @@ pub struct RequestHead {
     pub minor_version: u8,
     /// Bytes of the head, CRLFCRLF included; what follows belongs to the body or the tunnel.
     pub len: usize,
+    pub proxy_authorization: Field,
+    pub body: Body,
+    /// `Expect: 100-continue`.
+    pub expect_continue: bool,
+    /// `close` in `Connection` or `Proxy-Connection`.
+    pub wants_close: bool,
+    /// `keep-alive` in `Connection` or `Proxy-Connection` (what HTTP/1.0 clients send).
+    pub wants_keep_alive: bool,
+}
+
+impl RequestHead {
+    /// Whether the client may send another request on this connection after our answer
+    /// (RFC 9112 §9.3): HTTP/1.1 unless it said `close`; HTTP/1.0 only if it said `keep-alive`.
+    pub fn persistent(&self) -> bool {
+        !self.wants_close && (self.minor_version >= 1 || self.wants_keep_alive)
+    }
+}
+
+/// Framing and connection facts gathered from the header fields.
+struct Fields {
+    proxy_authorization: Field,
+    body: Body,
+    expect_continue: bool,
+    wants_close: bool,
+    wants_keep_alive: bool,
+}
+
+fn scan_fields(buf: &[u8], headers: &[httparse::Header<'_>]) -> Result<Fields, HeadError> {
+    let mut f = Fields {
+        proxy_authorization: Field::Absent,
+        body: Body::None,
+        expect_continue: false,
+        wants_close: false,
+        wants_keep_alive: false,
+    };
+    let mut length: Option<u64> = None;
+    let mut transfer_encoding: Option<&[u8]> = None;
+    for h in headers {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"proxy-authorization") {
+            f.proxy_authorization = match f.proxy_authorization {
+                Field::Absent => Field::One(Span::of(buf, trim(h.value))),
+                _ => Field::Repeated,
+            };
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            let n = parse_length(h.value).ok_or(HeadError::BadFraming)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(HeadError::BadFraming);
+            }
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            if transfer_encoding.is_some() {
+                // Several fields form one list; only the last coding matters and a split list
+                // is a classic smuggling shape. Refuse rather than join.
+                return Err(HeadError::BadFraming);
+            }
+            transfer_encoding = Some(h.value);
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            f.expect_continue |= trim(h.value).eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case(b"connection")
+            || name.eq_ignore_ascii_case(b"proxy-connection")
+        {
+            for token in h.value.split(|&b| b == b',').map(trim) {
+                f.wants_close |= token.eq_ignore_ascii_case(b"close");
+                f.wants_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+    }
+    f.body = match (transfer_encoding, length) {
+        (Some(_), Some(_)) => return Err(HeadError::BadFraming),
+        (Some(te), None) => {
+            let last = te
+                .rsplit(|&b| b == b',')
+                .next()
+                .map(trim)
+                .unwrap_or_default();
+            if !last.eq_ignore_ascii_case(b"chunked") {
+                return Err(HeadError::BadFraming);
+            }
+            Body::Chunked
+        }
+        (None, Some(0)) | (None, None) => Body::None,
+        (None, Some(n)) => Body::Length(n),
+    };
+    Ok(f)
+}
+
+/// `1*DIGIT`, no sign, no spaces inside, no overflow.
+fn parse_length(value: &[u8]) -> Option<u64> {
+    let digits = trim(value);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    v.trim_ascii()
 }
 
 /// Parses the bytes received so far. `Ok(None)`: the head is incomplete and may still become valid.
@@ -123,11 +243,17 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, HeadErr
             if len > limits.max_head_bytes {
                 return Err(HeadError::TooLarge);
             }
+            let fields = scan_fields(buf, req.headers)?;
             Ok(Some(RequestHead {
                 method: Method::from_token(method),
                 target: Span::of(buf, target.as_bytes()),
                 minor_version,
                 len,
+                proxy_authorization: fields.proxy_authorization,
+                body: fields.body,
+                expect_continue: fields.expect_continue,
+                wants_close: fields.wants_close,
+                wants_keep_alive: fields.wants_keep_alive,
             }))
         }
         Ok(httparse::Status::Partial) => {
@@ -232,6 +358,126 @@ mod tests {
             assert_eq!(p(&buf[..end]), Ok(None), "prefix of {end} bytes");
         }
         assert!(p(buf).unwrap().is_some());
+    }
+
+    /// One row per header set: what the proxy reads from it, or the error.
+    #[test]
+    fn fields_table() {
+        type Want = Result<(Body, bool, bool, bool), HeadError>;
+        let rows: [(&str, Want); 18] = [
+            ("", Ok((Body::None, false, false, true))),
+            (
+                "Content-Length: 5\r\n",
+                Ok((Body::Length(5), false, false, true)),
+            ),
+            (
+                "Content-Length: 0\r\n",
+                Ok((Body::None, false, false, true)),
+            ),
+            (
+                "Content-Length: 5\r\nContent-Length: 5\r\n",
+                Ok((Body::Length(5), false, false, true)),
+            ),
+            (
+                "Content-Length: 5\r\nContent-Length: 6\r\n",
+                Err(HeadError::BadFraming),
+            ),
+            ("Content-Length: +5\r\n", Err(HeadError::BadFraming)),
+            ("Content-Length: 5, 5\r\n", Err(HeadError::BadFraming)),
+            (
+                "Content-Length: 99999999999999999999\r\n",
+                Err(HeadError::BadFraming),
+            ),
+            (
+                "Transfer-Encoding: chunked\r\n",
+                Ok((Body::Chunked, false, false, true)),
+            ),
+            (
+                "Transfer-Encoding: gzip, Chunked\r\n",
+                Ok((Body::Chunked, false, false, true)),
+            ),
+            (
+                "Transfer-Encoding: chunked, gzip\r\n",
+                Err(HeadError::BadFraming),
+            ),
+            (
+                "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n",
+                Err(HeadError::BadFraming),
+            ),
+            (
+                "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+                Err(HeadError::BadFraming),
+            ),
+            (
+                "Expect: 100-Continue\r\n",
+                Ok((Body::None, true, false, true)),
+            ),
+            (
+                "Connection: Close\r\n",
+                Ok((Body::None, false, true, false)),
+            ),
+            (
+                "Connection: keep-alive, Upgrade\r\n",
+                Ok((Body::None, false, false, true)),
+            ),
+            (
+                "Proxy-Connection: close\r\n",
+                Ok((Body::None, false, true, false)),
+            ),
+            (
+                "connection: foo,  close \r\n",
+                Ok((Body::None, false, true, false)),
+            ),
+        ];
+        for (fields, want) in rows {
+            let text = format!("POST http://a/ HTTP/1.1\r\n{fields}\r\n");
+            let limits = Limits {
+                max_headers: 8,
+                ..LIMITS
+            };
+            let got = parse(text.as_bytes(), &limits)
+                .map(|h| h.map(|h| (h.body, h.expect_continue, h.wants_close, h.persistent())));
+            assert_eq!(got, want.map(Some), "{fields:?}");
+        }
+    }
+
+    #[test]
+    fn http_1_0_persists_only_when_asked() {
+        for (text, want) in [
+            ("GET http://a/ HTTP/1.0\r\n\r\n", false),
+            (
+                "GET http://a/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+                true,
+            ),
+            (
+                "GET http://a/ HTTP/1.0\r\nProxy-Connection: Keep-Alive\r\n\r\n",
+                true,
+            ),
+            ("GET http://a/ HTTP/1.1\r\n\r\n", true),
+        ] {
+            assert_eq!(
+                p(text.as_bytes()).unwrap().unwrap().persistent(),
+                want,
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn proxy_authorization_is_a_span_and_repeats_are_flagged() {
+        let buf = b"CONNECT a:1 HTTP/1.1\r\nproxy-authorization:  Basic YTpi \r\n\r\n";
+        let head = p(buf).unwrap().unwrap();
+        let Field::One(span) = head.proxy_authorization else {
+            panic!("{:?}", head.proxy_authorization)
+        };
+        assert_eq!(span.get(buf), b"Basic YTpi");
+        let twice = b"CONNECT a:1 HTTP/1.1\r\nProxy-Authorization: Basic YTpi\r\nProxy-Authorization: Basic YTpi\r\n\r\n";
+        assert_eq!(
+            p(twice).unwrap().unwrap().proxy_authorization,
+            Field::Repeated
+        );
+        let none = b"CONNECT a:1 HTTP/1.1\r\n\r\n";
+        assert_eq!(p(none).unwrap().unwrap().proxy_authorization, Field::Absent);
     }
 
     #[test]

@@ -22,10 +22,12 @@ pub enum Reply {
     Unreachable,
     ConnectFailed,
     ConnectTimeout,
+    BadFraming,
+    AuthBusy,
 }
 
 impl Reply {
-    const ALL: [Reply; 15] = [
+    const ALL: [Reply; 17] = [
         Reply::Established,
         Reply::MalformedHead,
         Reply::BadConnectTarget,
@@ -41,6 +43,8 @@ impl Reply {
         Reply::Unreachable,
         Reply::ConnectFailed,
         Reply::ConnectTimeout,
+        Reply::BadFraming,
+        Reply::AuthBusy,
     ];
 
     /// Status code, reason phrase, short body (also the log reason).
@@ -79,6 +83,16 @@ impl Reply {
             Reply::Unreachable => (502, "Bad Gateway", "target unreachable"),
             Reply::ConnectFailed => (502, "Bad Gateway", "cannot connect to the target"),
             Reply::ConnectTimeout => (504, "Gateway Timeout", "timed out connecting to the target"),
+            Reply::BadFraming => (
+                400,
+                "Bad Request",
+                "invalid or conflicting Content-Length / Transfer-Encoding",
+            ),
+            Reply::AuthBusy => (
+                503,
+                "Service Unavailable",
+                "too many credential checks waiting; retry",
+            ),
         }
     }
 
@@ -113,10 +127,12 @@ impl Reply {
             // Exactly this: a 2xx to CONNECT carries no Content-Length or Transfer-Encoding.
             return format!("HTTP/1.1 {status} {phrase}\r\n\r\n").into_bytes();
         }
-        let allow = if self == Reply::MethodNotAllowed {
-            "Allow: CONNECT, GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE\r\n"
-        } else {
-            ""
+        let allow = match self {
+            Reply::MethodNotAllowed => {
+                "Allow: CONNECT, GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE\r\n"
+            }
+            Reply::AuthBusy => "Retry-After: 1\r\n",
+            _ => "",
         };
         format!(
             "HTTP/1.1 {status} {phrase}\r\nServer: ringgate\r\n{allow}Content-Type: text/plain; charset=utf-8\r\n\

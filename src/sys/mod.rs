@@ -105,6 +105,17 @@ pub fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
     check(ret as libc::ssize_t).map(drop)
 }
 
+/// Gives the calling thread the lowest scheduling priority (nice 19), for background work (slow
+/// password hashes) that must never take a core from the workers. Linux nice values are per thread.
+pub fn lower_this_threads_priority() -> io::Result<()> {
+    // SAFETY: gettid has no preconditions; setpriority on our own thread id touches no memory.
+    let ret = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19)
+    };
+    check(ret as libc::ssize_t).map(drop)
+}
+
 /// Largest pipe an unprivileged process may ask for (`/proc/sys/fs/pipe-max-size`); read at start-up.
 pub fn pipe_max_size() -> Option<usize> {
     std::fs::read_to_string("/proc/sys/fs/pipe-max-size")

@@ -1,0 +1,98 @@
+//! Answering `407 Proxy Authentication Required` on a connection that should survive it: clients
+//! (curl, Java, Maven) retry on the same connection, so the proxy keeps it open whenever the
+//! request's framing allows, reading and dropping a small body first.
+//!
+//! Hot path: a kept-alive 407 writes shared prerendered bytes and reuses the connection's buffer;
+//! nothing here allocates (see tests/alloc.rs).
+
+use std::time::Instant;
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use super::reject;
+use crate::auth::Gate;
+use crate::auth::challenge::Persistence;
+use crate::http::head::{Body, Method, RequestHead};
+use crate::shard::Shard;
+
+pub enum Next {
+    /// The 407 is sent and the request fully consumed: read the next one.
+    ReadNext,
+    Closed,
+}
+
+/// Sends the 407 for `head` and consumes the request, or closes when its body cannot be skipped
+/// cheaply and safely.
+pub async fn answer(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    head: &RequestHead,
+    gate: &Gate,
+    shard: &Shard,
+) -> Next {
+    let body = match head.body {
+        Body::None => Some(0),
+        // With `Expect: 100-continue` the client may never send the body: it waits for us, and we
+        // answered 407 instead of 100. Only closing keeps the framing certain (RFC 9110 §10.1.1).
+        Body::Length(n) if !head.expect_continue && n <= shard.config.discard_body_bytes => Some(n),
+        // Chunked bodies are not skipped here (forwarding brings the chunk parser); nor is one
+        // larger than the limit.
+        Body::Length(_) | Body::Chunked => None,
+    };
+    let persistence = match body {
+        Some(_) if head.persistent() && head.minor_version >= 1 => Persistence::KeepAlive,
+        Some(_) if head.persistent() => Persistence::KeepAlive10,
+        _ => Persistence::Close,
+    };
+    let response = gate.challenge(persistence, head.method == Method::Head);
+    let Some(body) = body.filter(|_| persistence != Persistence::Close) else {
+        reject::send_and_close(stream, response, std::mem::take(buf)).await;
+        return Next::Closed;
+    };
+    let (res, _) = stream.write_all(response).await;
+    if res.is_err() {
+        return Next::Closed;
+    }
+    if skip(stream, buf, head.len as u64 + body, shard).await {
+        Next::ReadNext
+    } else {
+        Next::Closed
+    }
+}
+
+/// Drops the first `n` bytes of the stream (the request and its body, some already in `buf`),
+/// keeping whatever follows (a pipelined request) at the front of `buf`. False if the client went
+/// away or took longer than `header_timeout`.
+async fn skip(stream: &mut TcpStream, buf: &mut Vec<u8>, n: u64, shard: &Shard) -> bool {
+    let have = buf.len() as u64;
+    if n <= have {
+        buf.drain(..n as usize);
+        return true;
+    }
+    let mut left = n - have;
+    buf.clear();
+    let deadline = Instant::now() + shard.config.header_timeout;
+    while left > 0 {
+        let cap = buf.capacity();
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let read = stream.read(std::mem::take(buf).slice_mut(0..cap));
+        let Ok((res, slice)) = monoio::time::timeout(wait, read).await else {
+            return false;
+        };
+        *buf = slice.into_inner();
+        match res {
+            Ok(0) | Err(_) => return false,
+            Ok(got) if got as u64 >= left => {
+                buf.drain(..left as usize);
+                left = 0;
+            }
+            Ok(got) => {
+                left -= got as u64;
+                buf.clear();
+            }
+        }
+    }
+    true
+}

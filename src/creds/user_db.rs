@@ -1,0 +1,247 @@
+//! The user database: an immutable snapshot built from every configured source, swapped whole on
+//! reload (`arc-swap`), so workers read it without a lock and a reload never disturbs a reader.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::{ArcSwap, Guard};
+
+use super::Secret;
+use super::htpasswd;
+use super::password_hash::PasswordHash;
+
+/// One user as the database knows them.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    pub name: Arc<str>,
+    pub hash: PasswordHash,
+}
+
+/// Where users come from (from the config).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sources {
+    pub htpasswd: Vec<PathBuf>,
+    /// `--user NAME:PASSWORD` / `users = [...]`: plain passwords given on the command line or in
+    /// the config file.
+    pub inline: Vec<(String, Secret)>,
+    /// Accept htpasswd lines in no known hash format as plain-text passwords.
+    pub allow_plain: bool,
+}
+
+impl Sources {
+    /// Auth is on when any source is configured.
+    pub fn is_empty(&self) -> bool {
+        self.htpasswd.is_empty() && self.inline.is_empty()
+    }
+}
+
+/// Why a database could not be built. Names the file and line; never contains a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read user file {path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error("user file {path}: {error}")]
+    Line {
+        path: String,
+        error: htpasswd::ParseError,
+    },
+    #[error("user `{user}` is defined in both {first} and {second}")]
+    Duplicate {
+        user: String,
+        first: String,
+        second: String,
+    },
+}
+
+/// An immutable snapshot. `generation` grows with every successful load, so caches can tell
+/// whether what they verified was verified against this snapshot.
+#[derive(Debug)]
+pub struct UserDb {
+    pub generation: u64,
+    users: HashMap<Box<str>, (Arc<UserRecord>, Arc<str>)>,
+    /// A user with a slow hash, checked in place of an unknown user so that an unknown name costs
+    /// as long as a wrong password (no timing hint that the name does not exist).
+    decoy: Option<Arc<UserRecord>>,
+}
+
+impl UserDb {
+    pub fn get(&self, name: &str) -> Option<&Arc<UserRecord>> {
+        self.users.get(name).map(|(r, _)| r)
+    }
+
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn decoy(&self) -> Option<&Arc<UserRecord>> {
+        self.decoy.as_ref()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// Builds a snapshot from every source; the first problem fails the whole load.
+    pub fn load(sources: &Sources, generation: u64) -> Result<UserDb, LoadError> {
+        let mut users: HashMap<Box<str>, (Arc<UserRecord>, Arc<str>)> = HashMap::new();
+        let mut add = |name: &str, hash: PasswordHash, origin: String| {
+            if let Some((_, first)) = users.get(name) {
+                return Err(LoadError::Duplicate {
+                    user: name.to_owned(),
+                    first: first.to_string(),
+                    second: origin,
+                });
+            }
+            let record = Arc::new(UserRecord {
+                name: name.into(),
+                hash,
+            });
+            users.insert(name.into(), (record, origin.into()));
+            Ok(())
+        };
+        for (name, password) in &sources.inline {
+            add(
+                name,
+                PasswordHash::Plain(password.clone()),
+                "--user/users".into(),
+            )?;
+        }
+        for path in &sources.htpasswd {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| LoadError::Unreadable {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+            let lines =
+                htpasswd::parse(&text, sources.allow_plain).map_err(|error| LoadError::Line {
+                    path: shown.clone(),
+                    error,
+                })?;
+            for line in lines {
+                add(
+                    &line.user,
+                    line.hash,
+                    format!("{shown} line {}", line.number),
+                )?;
+            }
+        }
+        let decoy = users
+            .values()
+            .map(|(r, _)| r)
+            .find(|r| r.hash.is_costly())
+            .cloned();
+        Ok(UserDb {
+            generation,
+            users,
+            decoy,
+        })
+    }
+}
+
+/// The current snapshot and how to rebuild it. Shared by all workers and the reloader.
+pub struct Users {
+    current: ArcSwap<UserDb>,
+    sources: Sources,
+    generations: AtomicU64,
+}
+
+impl Users {
+    /// Loads the first snapshot; an error here stops start-up.
+    pub fn open(sources: Sources) -> Result<Users, LoadError> {
+        let db = UserDb::load(&sources, 1)?;
+        Ok(Users {
+            current: ArcSwap::from_pointee(db),
+            sources,
+            generations: AtomicU64::new(1),
+        })
+    }
+
+    /// The snapshot now. Lock-free and allocation-free: a worker calls this per request.
+    pub fn snapshot(&self) -> Guard<Arc<UserDb>> {
+        self.current.load()
+    }
+
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// Rebuilds from the sources and swaps the new snapshot in; on error the old one stays.
+    /// Returns the new snapshot's user count.
+    pub fn reload(&self) -> Result<usize, LoadError> {
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        let db = UserDb::load(&self.sources, generation)?;
+        let count = db.len();
+        self.current.store(Arc::new(db));
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inline(users: &[(&str, &str)]) -> Sources {
+        Sources {
+            inline: users
+                .iter()
+                .map(|(u, p)| (u.to_string(), Secret::new(p.as_bytes())))
+                .collect(),
+            ..Sources::default()
+        }
+    }
+
+    #[test]
+    fn inline_users_are_plain_passwords() {
+        let db = UserDb::load(&inline(&[("alice", "pw")]), 7).unwrap();
+        assert_eq!(db.generation, 7);
+        assert!(db.get("alice").unwrap().hash.verify(b"pw"));
+        assert!(db.get("bob").is_none());
+    }
+
+    #[test]
+    fn a_user_defined_twice_fails_naming_both_places() {
+        let err = UserDb::load(&inline(&[("a", "1"), ("a", "2")]), 1).unwrap_err();
+        assert!(
+            matches!(err, LoadError::Duplicate { ref user, .. } if user == "a"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unreadable_file_is_named() {
+        let sources = Sources {
+            htpasswd: vec!["/nonexistent/users".into()],
+            ..Sources::default()
+        };
+        let err = UserDb::load(&sources, 1).unwrap_err().to_string();
+        assert!(
+            err.starts_with("cannot read user file /nonexistent/users: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn reload_swaps_and_bumps_the_generation_and_a_failure_keeps_the_old() {
+        let dir = std::env::temp_dir().join(format!("ringgate-userdb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("users");
+        std::fs::write(&file, "a:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n").unwrap();
+        let users = Users::open(Sources {
+            htpasswd: vec![file.clone()],
+            ..Sources::default()
+        })
+        .unwrap();
+        assert_eq!(users.snapshot().generation, 1);
+        std::fs::write(&file, "b:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n").unwrap();
+        assert_eq!(users.reload(), Ok(1));
+        let snap = users.snapshot();
+        assert!(snap.get("a").is_none() && snap.get("b").is_some());
+        assert!(snap.generation > 1);
+        std::fs::write(&file, "broken\n").unwrap();
+        assert!(users.reload().is_err());
+        assert!(users.snapshot().get("b").is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
