@@ -19,12 +19,6 @@ fn ringgate(args: &[&str]) -> std::process::Output {
 }
 
 /// A fresh scratch folder for this test process.
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("ringgate-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn bad_flags_and_configs_are_one_line_exit_2_naming_the_key() {
     let dir = scratch("cli");

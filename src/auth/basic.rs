@@ -14,16 +14,28 @@ const B64: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Decodes the credentials after `Basic `. `None` for anything malformed: bad base64, no colon,
-/// a user-id that is not UTF-8 or has control characters (RFC 7617 §2). The caller answers every
-/// one of these the same way, so a client cannot tell which it was.
+/// a user-id with control characters (RFC 7617 §2). The caller answers every one of these the
+/// same way, so a client cannot tell which it was.
+///
+/// We announce `charset="UTF-8"`, but clients that predate it send ISO-8859-1 (Python `requests`
+/// encodes both parts as latin-1): bytes that are not valid UTF-8 are read as ISO-8859-1 and
+/// turned into UTF-8, the only reading under which they mean anything.
 pub fn decode(token68: &[u8]) -> Option<(String, Secret)> {
     let decoded = Zeroizing::new(B64.decode(token68).ok()?);
     let colon = decoded.iter().position(|&b| b == b':')?;
-    let user = std::str::from_utf8(&decoded[..colon]).ok()?;
+    let user = utf8_or_latin1(&decoded[..colon]);
     if user.chars().any(char::is_control) {
         return None;
     }
-    Some((user.to_owned(), Secret::new(&decoded[colon + 1..])))
+    let password = Zeroizing::new(utf8_or_latin1(&decoded[colon + 1..]));
+    Some((user, Secret::new(password.as_bytes())))
+}
+
+fn utf8_or_latin1(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
 }
 
 #[cfg(test)]
@@ -52,7 +64,11 @@ mod tests {
                 Some(("alice", b"pw")),
             ),
             (b64(b"nocolon").into(), None),
-            (b64(b"\xff\xfe:pw").into(), None),
+            (
+                b64(b"j\xfcrgen:p\xe4:ss").into(),
+                Some(("jürgen", "pä:ss".as_bytes())),
+            ),
+            (b64(b"a\x85b:pw").into(), None),
             (b64(b"a\x01b:pw").into(), None),
             (b"not base64!".to_vec(), None),
             (b"YWxpY2U6cHc=YQ==".to_vec(), None),

@@ -1,0 +1,788 @@
+//! Proxy authentication against the real binary: 407 challenges and their keep-alive, Basic
+//! credentials in every shape, htpasswd files of every supported hash, reload, throttling, and
+//! the verifier pool keeping slow hashes away from open tunnels. Real clients: raw sockets, curl,
+//! Python requests.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use support::*;
+
+fn basic(user: &str, password: &str) -> String {
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {token}")
+}
+
+/// `Proxy-Authorization` line for `user:password`.
+fn creds(user: &str, password: &str) -> String {
+    format!("Proxy-Authorization: {}\r\n", basic(user, password))
+}
+
+fn connect_request(target: &str, extra: &str) -> String {
+    format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{extra}\r\n")
+}
+
+fn open(proxy: &Proxy) -> TcpStream {
+    let s = TcpStream::connect(proxy.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s
+}
+
+/// Sends `request` on `s` and reads one response.
+fn ask(s: &mut TcpStream, request: &str) -> (u16, String, String) {
+    s.write_all(request.as_bytes()).unwrap();
+    let (head, body) = read_response(s);
+    (status(&head), head, body)
+}
+
+fn echo_once(s: &mut TcpStream, msg: &[u8]) {
+    s.write_all(msg).unwrap();
+    let mut back = vec![0; msg.len()];
+    s.read_exact(&mut back).unwrap();
+    assert_eq!(back, msg);
+}
+
+/// Writes an htpasswd file with Apache's own tool (and openssl for SHA-crypt, which htpasswd
+/// does not write): one user per supported format.
+fn htpasswd_file(dir: &Path) -> PathBuf {
+    let file = dir.join("users");
+    let _ = std::fs::remove_file(&file);
+    for (flag, user, password) in [
+        ("-B", "bcrypt", "b-pass"),
+        ("-m", "apr1", "a:pass"),
+        ("-s", "sha1", "s-päss"),
+    ] {
+        let mut args = vec!["-b", flag];
+        if !file.exists() {
+            args.insert(0, "-c");
+        }
+        let file_arg = file.to_str().unwrap();
+        let ok = Command::new("htpasswd")
+            .args(&args)
+            .args(["-C", "5"].iter().filter(|_| flag == "-B"))
+            .args([file_arg, user, password])
+            .output()
+            .expect("htpasswd (apache2-utils) is installed by scripts/install-test-deps.sh");
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+    }
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    for (alg, user) in [("-5", "sha256"), ("-6", "sha512")] {
+        let out = Command::new("openssl")
+            .args(["passwd", alg, "c-pass"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        text.push_str(&format!("{user}:{}", String::from_utf8_lossy(&out.stdout)));
+    }
+    text.push_str("plain:p-pass\n");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// A listener that counts connections made to it (and never answers).
+fn counting_listener() -> (SocketAddr, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    thread::spawn(move || {
+        for s in l.incoming().map_while(Result::ok) {
+            c.fetch_add(1, Ordering::SeqCst);
+            drop(s);
+        }
+    });
+    (addr, count)
+}
+
+const DRIVERS: [&str; 2] = ["uring", "epoll"];
+
+#[test]
+fn no_credentials_get_a_basic_challenge_and_the_retry_on_the_same_connection_tunnels() {
+    let echo = echo_server();
+    for driver in DRIVERS {
+        let proxy = Proxy::start(&["--io-driver", driver, "--user", "alice:pw"]);
+        let baseline = proxy.fds();
+        let mut s = open(&proxy);
+        let target = echo.to_string();
+        let (code, head, body) = ask(&mut s, &connect_request(&target, ""));
+        assert_eq!(code, 407, "{head}");
+        assert!(
+            head.starts_with("HTTP/1.1 407 Proxy Authentication Required\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains(
+                "\r\nProxy-Authenticate: Basic realm=\"ringgate\", charset=\"UTF-8\"\r\n"
+            ),
+            "{head}"
+        );
+        assert!(
+            !head.to_ascii_lowercase().contains("connection: close"),
+            "{head}"
+        );
+        assert_eq!(body, "proxy authentication required\n");
+        let (code, head, _) = ask(&mut s, &connect_request(&target, &creds("alice", "pw")));
+        assert_eq!(
+            (code, head.as_str()),
+            (200, "HTTP/1.1 200 Connection established\r\n\r\n")
+        );
+        echo_once(&mut s, b"through the gate");
+        drop(s);
+        proxy.assert_fds_settle(baseline, 2);
+    }
+}
+
+#[test]
+fn every_bad_credential_gets_the_identical_407_and_the_connection_stays_open() {
+    let proxy = Proxy::start(&["--user", "alice:right", "--auth-failure-delay", "0"]);
+    let echo = echo_server().to_string();
+    let mut s = open(&proxy);
+    let (_, reference_head, reference_body) = ask(&mut s, &connect_request(&echo, ""));
+    let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+    let rows: Vec<(&str, String)> = vec![
+        ("wrong password", creds("alice", "wrong")),
+        ("unknown user", creds("mallory", "right")),
+        (
+            "bad base64",
+            "Proxy-Authorization: Basic !!!notbase64\r\n".into(),
+        ),
+        (
+            "no colon",
+            format!("Proxy-Authorization: Basic {}\r\n", b64("aliceright")),
+        ),
+        (
+            "unknown scheme",
+            format!("Proxy-Authorization: Bearer {}\r\n", b64("alice:right")),
+        ),
+        ("scheme only", "Proxy-Authorization: Basic\r\n".into()),
+        ("empty value", "Proxy-Authorization:\r\n".into()),
+        (
+            "two headers",
+            format!("{}{}", creds("alice", "right"), creds("alice", "right")),
+        ),
+        ("case of the password", creds("alice", "RIGHT")),
+        ("user name case", creds("Alice", "right")),
+    ];
+    for (what, header) in &rows {
+        let (code, head, body) = ask(&mut s, &connect_request(&echo, header));
+        assert_eq!(code, 407, "{what}: {head}");
+        assert_eq!(
+            (&head, &body),
+            (&reference_head, &reference_body),
+            "{what}: no hint which part was wrong"
+        );
+    }
+    // Still the same connection, and the right credentials work on it.
+    let (code, _, _) = ask(&mut s, &connect_request(&echo, &creds("alice", "right")));
+    assert_eq!(code, 200);
+    echo_once(&mut s, b"ok");
+}
+
+#[test]
+fn scheme_is_case_insensitive_and_passwords_keep_colons_and_utf8() {
+    let proxy = Proxy::start(&["--user", "jürgen:pä:ss:wört", "--user", "bob:x"]);
+    let echo = echo_server().to_string();
+    for header in [
+        format!(
+            "Proxy-Authorization: basic {}\r\n",
+            &basic("jürgen", "pä:ss:wört")[6..]
+        ),
+        format!("Proxy-Authorization: BASIC {}\r\n", &basic("bob", "x")[6..]),
+        format!("proxy-authorization:   {}  \r\n", basic("bob", "x")),
+    ] {
+        let mut s = open(&proxy);
+        let (code, head, _) = ask(&mut s, &connect_request(&echo, &header));
+        assert_eq!(code, 200, "{header}: {head}");
+        echo_once(&mut s, "grüß".as_bytes());
+    }
+}
+
+#[test]
+fn htpasswd_users_of_every_hash_format_authenticate() {
+    let dir = scratch("auth-formats");
+    let file = htpasswd_file(&dir);
+    let proxy = Proxy::start(&[
+        "--htpasswd",
+        file.to_str().unwrap(),
+        "--htpasswd-plaintext",
+        "--auth-failure-delay",
+        "0",
+    ]);
+    let echo = echo_server().to_string();
+    for (user, password) in [
+        ("bcrypt", "b-pass"),
+        ("apr1", "a:pass"),
+        ("sha1", "s-päss"),
+        ("sha256", "c-pass"),
+        ("sha512", "c-pass"),
+        ("plain", "p-pass"),
+    ] {
+        let mut s = open(&proxy);
+        let (code, _, _) = ask(&mut s, &connect_request(&echo, &creds(user, "nope")));
+        assert_eq!(code, 407, "{user} with a wrong password");
+        let (code, head, _) = ask(&mut s, &connect_request(&echo, &creds(user, password)));
+        assert_eq!(code, 200, "{user}: {head}");
+        echo_once(&mut s, user.as_bytes());
+    }
+}
+
+#[test]
+fn bad_user_files_stop_start_up_naming_file_and_line() {
+    let dir = scratch("auth-badfile");
+    let plain = dir.join("plain");
+    std::fs::write(
+        &plain,
+        "ok:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\nbob:hunter2\n",
+    )
+    .unwrap();
+    let missing = dir.join("missing");
+    for (file, want) in [
+        (
+            &plain,
+            format!("user file {}: line 2: unknown hash format", plain.display()),
+        ),
+        (
+            &missing,
+            format!("cannot read user file {}", missing.display()),
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ringgate"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--htpasswd",
+                file.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(&want), "{err}");
+        assert!(
+            !err.contains("hunter2"),
+            "a password leaked into an error: {err}"
+        );
+    }
+}
+
+#[test]
+fn unauthenticated_connect_makes_no_outbound_connection_or_lookup() {
+    let proxy = Proxy::start(&["--user", "alice:pw"]);
+    let (target, count) = counting_listener();
+    for t in [target.to_string(), "no-such-host.invalid:443".to_string()] {
+        let mut s = open(&proxy);
+        let (code, _, _) = ask(&mut s, &connect_request(&t, ""));
+        assert_eq!(code, 407);
+        let (code, _, _) = ask(&mut s, &connect_request(&t, &creds("alice", "bad")));
+        assert_eq!(code, 407);
+    }
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        0,
+        "the proxy dialled for an unauthenticated client"
+    );
+    assert!(!proxy.log_text().contains("dial failed"));
+}
+
+#[test]
+fn challenged_request_bodies_are_skipped_or_the_connection_closed() {
+    let proxy = Proxy::start(&["--user", "alice:pw", "--discard-body-bytes", "1000"]);
+    let echo = echo_server().to_string();
+    let ok = connect_request(&echo, &creds("alice", "pw"));
+
+    // A small body is read and dropped; the next request on the connection is served.
+    let mut s = open(&proxy);
+    let post = format!(
+        "POST http://{echo}/upload HTTP/1.1\r\nHost: {echo}\r\nContent-Length: 600\r\n\r\n{}",
+        "x".repeat(600)
+    );
+    let (code, head, _) = ask(&mut s, &post);
+    assert_eq!(code, 407, "{head}");
+    let (code, _, _) = ask(&mut s, &ok);
+    assert_eq!(code, 200);
+    echo_once(&mut s, b"after the body");
+
+    // Pipelined: a challenged request and the retry in one write.
+    let mut s = open(&proxy);
+    s.write_all(format!("{}{ok}", connect_request(&echo, "")).as_bytes())
+        .unwrap();
+    let (h1, _) = read_response(&mut s);
+    let h2 = read_head(&mut s);
+    assert_eq!((status(&h1), status(&h2)), (407, 200));
+    echo_once(&mut s, b"pipelined");
+
+    // Each of these ends with `Connection: close` and a closed connection.
+    let big = format!("POST http://{echo}/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n");
+    let expect = format!(
+        "POST http://{echo}/ HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n"
+    );
+    let chunked =
+        format!("POST http://{echo}/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let http10 = format!("GET http://{echo}/ HTTP/1.0\r\n\r\n");
+    let asked_close = format!("GET http://{echo}/ HTTP/1.1\r\nConnection: close\r\n\r\n");
+    for (what, request) in [
+        ("body over the limit", big),
+        ("Expect: 100-continue", expect),
+        ("chunked body", chunked),
+        ("HTTP/1.0", http10),
+        ("Connection: close", asked_close),
+    ] {
+        let mut s = open(&proxy);
+        let (code, head, _) = ask(&mut s, &request);
+        assert_eq!(code, 407, "{what}: {head}");
+        assert!(head.contains("\r\nConnection: close\r\n"), "{what}: {head}");
+        assert!(!head.contains("100 Continue"), "{what}");
+        assert!(
+            closed_within(&mut s, Duration::from_secs(5)),
+            "{what}: not closed"
+        );
+    }
+
+    // HTTP/1.0 asking for keep-alive gets it, said explicitly.
+    let mut s = open(&proxy);
+    let (code, head, _) = ask(
+        &mut s,
+        &format!("GET http://{echo}/ HTTP/1.0\r\nProxy-Connection: keep-alive\r\n\r\n"),
+    );
+    assert_eq!(code, 407);
+    assert!(head.contains("\r\nConnection: keep-alive\r\n"), "{head}");
+    let (code, _, _) = ask(&mut s, &ok);
+    assert_eq!(code, 200);
+
+    // HEAD: the same challenge without a body.
+    let mut s = open(&proxy);
+    s.write_all(format!("HEAD http://{echo}/ HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 407);
+    let (code, _, _) = ask(&mut s, &ok);
+    assert_eq!(code, 200, "a body was sent after the HEAD response");
+}
+
+#[test]
+fn repeated_failures_from_one_address_are_slowed_and_success_resets() {
+    let proxy = Proxy::start(&[
+        "--user",
+        "alice:pw",
+        "--auth-failure-delay",
+        "200",
+        "--auth-failure-delay-max",
+        "400",
+        "--failed-credential-ttl",
+        "0",
+    ]);
+    let echo = echo_server().to_string();
+    let mut s = open(&proxy);
+    let mut took = Vec::new();
+    for _ in 0..4 {
+        let t = Instant::now();
+        let (code, _, _) = ask(&mut s, &connect_request(&echo, &creds("alice", "guess")));
+        assert_eq!(code, 407);
+        took.push(t.elapsed());
+    }
+    // Lower bounds only: a slow machine may add time, never remove it.
+    assert!(took[1] >= Duration::from_millis(190), "{took:?}");
+    assert!(took[2] >= Duration::from_millis(390), "{took:?}");
+    assert!(took[3] >= Duration::from_millis(390), "{took:?}");
+    assert!(
+        took[0] < Duration::from_millis(190),
+        "the first failure is free: {took:?}"
+    );
+    // A request without credentials is a challenge, not a failure: it is not delayed.
+    let t = Instant::now();
+    ask(&mut s, &connect_request(&echo, ""));
+    assert!(t.elapsed() < Duration::from_millis(190));
+    let (code, _, _) = ask(&mut s, &connect_request(&echo, &creds("alice", "pw")));
+    assert_eq!(code, 200);
+    let mut s = open(&proxy);
+    let t = Instant::now();
+    ask(&mut s, &connect_request(&echo, &creds("alice", "guess")));
+    assert!(
+        t.elapsed() < Duration::from_millis(190),
+        "success did not reset the delay"
+    );
+}
+
+#[test]
+fn hot_reload_adds_and_removes_users_without_dropping_open_tunnels() {
+    let dir = scratch("auth-reload");
+    let file = dir.join("users");
+    let line = |user: &str| format!("{user}:{{SHA}}5en6G6MezRroT3XKqkdPOmY/BfQ=\n"); // "secret"
+    let write = |text: String| {
+        // Replace atomically, as editors and config management do.
+        let tmp = dir.join("users.tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+    };
+    write(line("alice"));
+    let proxy = Proxy::start(&["--htpasswd", file.to_str().unwrap(), "--users-watch", "1"]);
+    let echo = echo_server().to_string();
+    let mut alice = open(&proxy);
+    let (code, _, _) = ask(
+        &mut alice,
+        &connect_request(&echo, &creds("alice", "secret")),
+    );
+    assert_eq!(code, 200);
+    echo_once(&mut alice, b"before");
+
+    // The file changes: bob in, alice out.
+    write(line("bob"));
+    assert!(
+        proxy.wait_log("trigger=\"file changed\" users=1"),
+        "{}",
+        proxy.log_text()
+    );
+    echo_once(&mut alice, b"open tunnels are not disturbed");
+    let mut s = open(&proxy);
+    let (code, _, _) = ask(&mut s, &connect_request(&echo, &creds("alice", "secret")));
+    assert_eq!(
+        code, 407,
+        "a removed user's cached credentials must stop at once"
+    );
+    let (code, _, _) = ask(&mut s, &connect_request(&echo, &creds("bob", "secret")));
+    assert_eq!(code, 200);
+
+    // A broken file is refused and the old users stay.
+    write("bob:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\nbroken line\n".into());
+    assert!(
+        proxy.wait_log("user database not reloaded"),
+        "{}",
+        proxy.log_text()
+    );
+    assert!(proxy.log_text().contains("line 2: expected user:hash"));
+    let mut s = open(&proxy);
+    let (code, _, _) = ask(&mut s, &connect_request(&echo, &creds("bob", "secret")));
+    assert_eq!(code, 200);
+
+    // SIGHUP reloads too.
+    write(format!("{}{}", line("bob"), line("carol")));
+    proxy.signal("HUP");
+    assert!(proxy.wait_log("users=2"), "{}", proxy.log_text());
+    let mut s = open(&proxy);
+    let (code, _, _) = ask(&mut s, &connect_request(&echo, &creds("carol", "secret")));
+    assert_eq!(code, 200);
+    echo_once(&mut alice, b"still here");
+}
+
+#[test]
+fn sighup_without_users_is_harmless() {
+    let proxy = Proxy::start(&[]);
+    proxy.signal("HUP");
+    assert!(proxy.wait_log("SIGHUP: no user files to reload"));
+    let mut s = tunnel(proxy.addr, &echo_server().to_string());
+    echo_once(&mut s, b"alive");
+}
+
+/// Echo round trips through `s`, one every `gap`, for `count` rounds: their durations.
+fn pings(s: &mut TcpStream, count: usize, gap: Duration) -> Vec<Duration> {
+    (0..count)
+        .map(|_| {
+            thread::sleep(gap);
+            let t = Instant::now();
+            echo_once(s, b"ping");
+            t.elapsed()
+        })
+        .collect()
+}
+
+fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
+    v.sort();
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+#[test]
+fn a_flood_of_wrong_bcrypt_passwords_does_not_stall_an_open_tunnel() {
+    let dir = scratch("auth-flood");
+    let file = dir.join("users");
+    let out = Command::new("htpasswd")
+        .args(["-cbB", "-C", "10", file.to_str().unwrap(), "alice", "right"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let echo = echo_server().to_string();
+    for driver in DRIVERS {
+        let proxy = Proxy::start(&[
+            "--io-driver",
+            driver,
+            "--htpasswd",
+            file.to_str().unwrap(),
+            "--auth-failure-delay",
+            "0",
+        ]);
+        let mut s = open(&proxy);
+        let (code, _, _) = ask(&mut s, &connect_request(&echo, &creds("alice", "right")));
+        assert_eq!(code, 200);
+        let quiet = pings(&mut s, 30, Duration::from_millis(5));
+
+        let started = Instant::now();
+        let addr = proxy.addr;
+        let echo2 = echo.clone();
+        let flood: Vec<_> = (0..10)
+            .map(|t| {
+                let echo = echo2.clone();
+                thread::spawn(move || {
+                    (0..20)
+                        .map(|i| {
+                            let mut c = TcpStream::connect(addr).unwrap();
+                            c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                            let (code, _, _) = ask(
+                                &mut c,
+                                &connect_request(&echo, &creds("alice", &format!("guess-{t}-{i}"))),
+                            );
+                            code
+                        })
+                        .collect::<Vec<u16>>()
+                })
+            })
+            .collect();
+        let busy = pings(&mut s, 100, Duration::from_millis(5));
+        let codes: Vec<u16> = flood.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        let flood_time = started.elapsed();
+        assert_eq!(codes.len(), 200);
+        assert!(codes.iter().all(|&c| c == 407), "{codes:?}");
+        let (q50, b50, b99) = (
+            percentile(quiet.clone(), 0.5),
+            percentile(busy.clone(), 0.5),
+            percentile(busy.clone(), 0.99),
+        );
+        eprintln!(
+            "{driver}: echo through an open tunnel, quiet p50 {q50:?}; during 200 wrong bcrypt \
+             (cost 10) logins p50 {b50:?} p99 {b99:?}; flood took {flood_time:?}"
+        );
+        assert!(
+            b50 <= q50 + Duration::from_millis(5),
+            "median echo slowed by the flood: {q50:?} → {b50:?}"
+        );
+        assert!(
+            b99 <= Duration::from_millis(100),
+            "p99 echo during the flood {b99:?}"
+        );
+    }
+}
+
+#[test]
+fn a_full_verifier_queue_answers_503_with_retry_after() {
+    let dir = scratch("auth-busy");
+    let file = dir.join("users");
+    let out = Command::new("htpasswd")
+        .args(["-cbB", "-C", "12", file.to_str().unwrap(), "alice", "right"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let proxy = Proxy::start(&[
+        "--htpasswd",
+        file.to_str().unwrap(),
+        "--verifier-threads",
+        "1",
+        "--verifier-queue",
+        "1",
+        "--auth-failure-delay",
+        "0",
+    ]);
+    let echo = echo_server().to_string();
+    let mut conns: Vec<TcpStream> = (0..6).map(|_| open(&proxy)).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.write_all(connect_request(&echo, &creds("alice", &format!("g{i}"))).as_bytes())
+            .unwrap();
+    }
+    let heads: Vec<String> = conns.iter_mut().map(|c| read_response(c).0).collect();
+    let busy: Vec<&String> = heads.iter().filter(|h| status(h) == 503).collect();
+    assert!(!busy.is_empty(), "{heads:?}");
+    assert!(busy.iter().all(|h| h.contains("\r\nRetry-After: 1\r\n")));
+    assert!(
+        heads.iter().all(|h| matches!(status(h), 407 | 503)),
+        "{heads:?}"
+    );
+}
+
+fn curl(args: &[&str]) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-S", "--max-time", "20"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn curl_authenticates_with_every_way_of_giving_credentials() {
+    let proxy = Proxy::start(&["--user", "alice:s3:cret"]);
+    let origin = http_origin("hello from the origin");
+    let url = format!("http://{origin}/");
+    let px = format!("http://{}", proxy.addr);
+    for how in [
+        vec!["--proxy-user", "alice:s3:cret"],
+        vec!["-U", "alice:s3:cret"],
+        vec!["--proxy-anyauth", "--proxy-user", "alice:s3:cret"],
+        vec!["--proxy-basic", "--proxy-user", "alice:s3:cret"],
+    ] {
+        let mut args = how.clone();
+        args.extend(["-p", "-x", &px, &url]);
+        let (out, err) = curl(&args);
+        assert_eq!(out, "hello from the origin", "{how:?}: {err}");
+    }
+    let px_inline = format!("http://alice:s3%3Acret@{}", proxy.addr);
+    let (out, err) = curl(&["-p", "-x", &px_inline, &url]);
+    assert_eq!(
+        out, "hello from the origin",
+        "credentials in the proxy URL: {err}"
+    );
+    let (out, _) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_connect}",
+        "-p",
+        "-x",
+        &px,
+        &url,
+    ]);
+    assert_eq!(out, "407");
+    let (out, _) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_connect}",
+        "-p",
+        "-x",
+        &px,
+        "--proxy-user",
+        "alice:nope",
+        &url,
+    ]);
+    assert_eq!(out, "407");
+}
+
+#[test]
+fn origin_401_passes_through_the_authenticated_tunnel_untouched() {
+    let proxy = Proxy::start(&["--user", "alice:pw"]);
+    let origin = serve(|mut s| {
+        let _ = read_head(&mut s);
+        let _ = s.write_all(
+            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"origin\"\r\nContent-Length: 6\r\nConnection: close\r\n\r\norigin",
+        );
+    });
+    let (out, err) = curl(&[
+        "-i",
+        "-p",
+        "-x",
+        &format!("http://{}", proxy.addr),
+        "--proxy-user",
+        "alice:pw",
+        &format!("http://{origin}/"),
+    ]);
+    assert!(
+        out.contains("HTTP/1.1 200 Connection established"),
+        "{out} {err}"
+    );
+    assert!(
+        out.contains("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"origin\"\r\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("origin"), "{out}");
+}
+
+/// An HTTPS origin (self-signed, made with openssl) and a Python `requests` client through the
+/// proxy: credentials via `proxies=` and via `HTTPS_PROXY` in the environment.
+#[test]
+fn python_requests_tunnels_https_with_proxy_credentials() {
+    let dir = scratch("auth-python");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let proxy = Proxy::start(&["--user", "alice:pä:ss"]);
+    let script = r#"
+import http.server, os, ssl, sys, threading, requests
+cert, key, proxy = sys.argv[1], sys.argv[2], sys.argv[3]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("secure hello " + self.path).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+url = "https://localhost:%d/x" % srv.server_address[1]
+good = "http://alice:p%C3%A4%3Ass@" + proxy
+r = requests.get(url, proxies={"https": good}, verify=cert, timeout=20)
+print(r.status_code, r.text)
+os.environ["HTTPS_PROXY"] = good
+os.environ["NO_PROXY"] = ""
+r = requests.get(url + "env", verify=cert, timeout=20)
+print(r.status_code, r.text)
+try:
+    requests.get(url, proxies={"https": "http://alice:wrong@" + proxy}, verify=cert, timeout=20)
+    print("no error")
+except requests.exceptions.ProxyError as e:
+    print("ProxyError", "407" in str(e))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(&cert)
+        .arg(&key)
+        .arg(proxy.addr.to_string())
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "200 secure hello /x",
+            "200 secure hello /xenv",
+            "ProxyError True"
+        ]
+    );
+}
