@@ -27,23 +27,12 @@ impl Challenges {
     /// The bytes are leaked on purpose: they live as long as the process (or until a realm change
     /// at reload, a few hundred bytes), and `&'static` lets the io driver own them without a copy.
     pub fn render(realm: &str) -> Challenges {
-        let offers = format!(
-            "Proxy-Authenticate: Basic realm=\"{}\", charset=\"UTF-8\"\r\n",
-            quote(realm)
-        );
-        let one = |connection: &str| -> &'static [u8] {
-            let text = format!(
-                "HTTP/1.1 407 Proxy Authentication Required\r\nServer: ringgate\r\n{offers}\
-                 Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{connection}\r\n{BODY}",
-                BODY.len()
-            );
-            Box::leak(text.into_bytes().into_boxed_slice())
-        };
+        let one = |p| -> &'static [u8] { Box::leak(render_one(realm, p).into_boxed_slice()) };
         Challenges {
             full: [
-                one(""),
-                one("Connection: keep-alive\r\n"),
-                one("Connection: close\r\n"),
+                one(Persistence::KeepAlive),
+                one(Persistence::KeepAlive10),
+                one(Persistence::Close),
             ],
         }
     }
@@ -57,6 +46,23 @@ impl Challenges {
             full
         }
     }
+}
+
+/// One 407 response for `realm`.
+pub fn render_one(realm: &str, persistence: Persistence) -> Vec<u8> {
+    let connection = match persistence {
+        Persistence::KeepAlive => "",
+        Persistence::KeepAlive10 => "Connection: keep-alive\r\n",
+        Persistence::Close => "Connection: close\r\n",
+    };
+    format!(
+        "HTTP/1.1 407 Proxy Authentication Required\r\nServer: ringgate\r\n\
+         Proxy-Authenticate: Basic realm=\"{}\", charset=\"UTF-8\"\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{connection}\r\n{BODY}",
+        quote(realm),
+        BODY.len()
+    )
+    .into_bytes()
 }
 
 /// Escapes `"` and `\` for a quoted-string (RFC 9110 §5.6.4).

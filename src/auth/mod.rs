@@ -188,8 +188,20 @@ impl Gate {
             Lookup::Invalid => return self.fail(session, peer, now, "wrong credentials"),
             Lookup::Miss => {}
         }
-        // A credential this worker has not judged: the slow path (allocations allowed).
+        // A credential this worker has not judged: the slow path, boxed so that its state (a
+        // pending verifier answer) does not sit in every connection's future.
         let db = arc_swap::Guard::into_inner(db);
+        Box::pin(self.judge(session, value, db, peer)).await
+    }
+
+    /// Decodes and checks a credential the cache did not know, and caches the verdict.
+    async fn judge(
+        &self,
+        session: &mut Option<Session>,
+        value: &[u8],
+        db: Arc<UserDb>,
+        peer: IpAddr,
+    ) -> Decision {
         let checked = match Credentials::parse(value) {
             Credentials::Basic(token) => match basic::decode(token) {
                 Some((user, password)) => self.check(&db, &user, password).await,

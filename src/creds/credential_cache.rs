@@ -46,7 +46,8 @@ struct Entry {
 }
 
 pub struct CredentialCache {
-    entries: HashMap<u64, Entry>,
+    /// The key already is a keyed hash: the map uses it as is rather than hashing it again.
+    entries: HashMap<u64, Entry, nohash_hasher::BuildNoHashHasher<u64>>,
     keys: RandomState,
     capacity: usize,
     ttl: Duration,
@@ -56,7 +57,7 @@ pub struct CredentialCache {
 impl CredentialCache {
     pub fn new(capacity: usize, ttl: Duration, failure_ttl: Duration) -> CredentialCache {
         CredentialCache {
-            entries: HashMap::with_capacity(capacity.min(1024)),
+            entries: HashMap::with_capacity_and_hasher(capacity.min(1024), Default::default()),
             keys: RandomState::new(),
             capacity: capacity.max(1),
             ttl,

@@ -1,0 +1,94 @@
+//! Proxy authentication costs: the credential-cache hit every authenticated request pays, the
+//! check a cache miss pays for each stored hash format (what the verifier pool spends), Basic
+//! decoding, and the 407 (rendered once; answering is a table lookup).
+//! `cargo bench --bench auth` prints the time per operation.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ringgate::auth::basic;
+use ringgate::auth::challenge::{self, Challenges, Persistence};
+use ringgate::creds::Secret;
+use ringgate::creds::credential_cache::{CredentialCache, Lookup};
+use ringgate::creds::password_hash::PasswordHash;
+use ringgate::creds::user_db::{Sources, UserDb};
+
+/// Hashes of "secret" as the tools make them: htpasswd -B (cost 5 is its default; 10 is common),
+/// htpasswd -m, openssl passwd -5 / -6 (5,000 rounds), htpasswd -s.
+const HASHES: [(&str, &str); 7] = [
+    (
+        "bcrypt_cost5",
+        "$2y$05$HQuolP.zMeiGtqqr3xZtye1hq1U1jKemsbrACOl2Wbhj0mPuctoam",
+    ),
+    (
+        "bcrypt_cost10",
+        "$2y$10$f0FaPTFYn9Mq4cb9we78uu0xZFyJikLWUWKoHUS.yGwajwSOhUGlW",
+    ),
+    (
+        "sha512_crypt",
+        "$6$6hvucboAT.qaGbya$p5ek8q2.YgLBZqYuqbdzAy9yKDOB9dB6klWJaePD5fQw2SdeLUSFiKDtDIPt9AsZ6RhUupohrHG.sAaF3jIKd.",
+    ),
+    (
+        "sha256_crypt",
+        "$5$BizMayVv9hrxwtsc$DfVj5/C3R1pbn55Sb7HI9plubPGPcb/GFoCCfoDoPd5",
+    ),
+    ("apr1", "$apr1$/mWoQzxk$70ufyUrVZC2FApqCKM0nG/"),
+    ("sha1", "{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ="),
+    ("plain", "secret"),
+];
+
+fn bench(c: &mut Criterion) {
+    let sources = Sources {
+        inline: vec![("alice".into(), Secret::new(b"secret"))],
+        ..Sources::default()
+    };
+    let db = UserDb::load(&sources, 1).unwrap();
+    let token: &[u8] = b"Basic YWxpY2U6c2VjcmV0";
+    let mut cache = CredentialCache::new(65536, Duration::from_secs(3600), Duration::from_secs(5));
+    let now = Instant::now();
+    // A realistic cache: many users' entries, the one looked up among them.
+    for i in 0..10_000u32 {
+        cache.insert_valid(
+            format!("Basic {i:08}").as_bytes(),
+            db.get("alice").unwrap().clone(),
+            1,
+            now,
+        );
+    }
+    cache.insert_valid(token, Arc::clone(db.get("alice").unwrap()), 1, now);
+    c.bench_function("cache/hit", |b| {
+        b.iter(|| {
+            let hit = cache.lookup(black_box(token), &db, now);
+            debug_assert!(matches!(hit, Lookup::Valid(_)));
+            hit
+        })
+    });
+    c.bench_function("cache/miss_lookup", |b| {
+        b.iter(|| cache.lookup(black_box(b"Basic Ym9iOnNlY3JldA=="), &db, now))
+    });
+    c.bench_function("basic/decode", |b| {
+        b.iter(|| basic::decode(black_box(b"YWxpY2U6c2VjcmV0")))
+    });
+
+    let mut g = c.benchmark_group("verify");
+    g.sample_size(10);
+    for (name, stored) in HASHES {
+        let hash = PasswordHash::parse(stored, true).unwrap();
+        assert!(hash.verify(b"secret"), "{name}");
+        g.bench_function(name, |b| b.iter(|| hash.verify(black_box(b"wrong"))));
+    }
+    g.finish();
+
+    c.bench_function("challenge/render", |b| {
+        b.iter(|| Challenges::render(black_box("ringgate")))
+    });
+    let challenges = Challenges::render("ringgate");
+    c.bench_function("challenge/answer", |b| {
+        b.iter(|| challenges.get(black_box(Persistence::KeepAlive), black_box(false)))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,110 @@
+//! The credential gate's connection state, driven directly (what a connection sees between
+//! requests): authenticated once, a connection may omit the header; other credentials switch the
+//! user; wrong ones end the session; a user removed at reload loses open sessions' later requests.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use monoio::{LegacyDriver, RuntimeBuilder};
+use ringgate::auth::{self, Decision, Gate, Session};
+use ringgate::config::{Config, EMBEDDED_DEFAULT, Machine, RawConfig};
+use ringgate::http::head::{self, Field, Limits};
+
+fn config(toml: &str) -> Arc<Config> {
+    let raw = RawConfig::parse(EMBEDDED_DEFAULT, "embedded default")
+        .unwrap()
+        .overlay(RawConfig::parse(toml, "test").unwrap());
+    Arc::new(raw.validate(&Machine::probe()).unwrap())
+}
+
+/// A request head carrying `header` (if any), and its parsed `Proxy-Authorization` field.
+fn request(header: Option<(&str, &str)>) -> (Vec<u8>, Field) {
+    let line = header.map_or(String::new(), |(u, p)| {
+        let t = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+        format!("Proxy-Authorization: Basic {t}\r\n")
+    });
+    let buf = format!("CONNECT a:1 HTTP/1.1\r\n{line}\r\n").into_bytes();
+    let limits = Limits {
+        max_head_bytes: 4096,
+        max_target_bytes: 100,
+        max_headers: 10,
+    };
+    let field = head::parse(&buf, &limits)
+        .unwrap()
+        .unwrap()
+        .proxy_authorization;
+    (buf, field)
+}
+
+async fn admit(gate: &Gate, session: &mut Option<Session>, header: Option<(&str, &str)>) -> bool {
+    let (buf, field) = request(header);
+    let peer = "127.0.0.1".parse().unwrap();
+    match gate.admit(session, field, &buf, peer).await {
+        Decision::Allow => true,
+        Decision::Deny { .. } => false,
+        Decision::Busy => panic!("busy"),
+    }
+}
+
+fn user(session: &Option<Session>) -> Option<&str> {
+    session.as_ref().map(|s| &*s.user)
+}
+
+#[test]
+fn a_session_lasts_for_the_connection_until_credentials_change_or_the_user_goes() {
+    let dir = std::env::temp_dir().join(format!("ringgate-gate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("users");
+    let sha = "{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ="; // "secret"
+    std::fs::write(&file, format!("alice:{sha}\nbob:{sha}\n")).unwrap();
+    let config = config(&format!(
+        "htpasswd = [\"{}\"]\nauth_failure_delay_ms = 0",
+        file.display()
+    ));
+    let shared = auth::Shared::start(&config).unwrap().unwrap();
+    let gate = Gate::new(shared.clone());
+    let mut rt = RuntimeBuilder::<LegacyDriver>::new()
+        .enable_timer()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut s = None;
+        assert!(!admit(&gate, &mut s, None).await, "no session, no header");
+        assert!(admit(&gate, &mut s, Some(("alice", "secret"))).await);
+        assert_eq!(user(&s), Some("alice"));
+        assert!(
+            admit(&gate, &mut s, None).await,
+            "later requests may omit the header"
+        );
+        assert!(admit(&gate, &mut s, Some(("bob", "secret"))).await);
+        assert_eq!(
+            user(&s),
+            Some("bob"),
+            "other credentials re-authenticate as that user"
+        );
+        assert!(!admit(&gate, &mut s, Some(("bob", "wrong"))).await);
+        assert_eq!(user(&s), None, "wrong credentials end the session");
+        assert!(!admit(&gate, &mut s, None).await);
+
+        assert!(admit(&gate, &mut s, Some(("alice", "secret"))).await);
+        std::fs::write(&file, format!("bob:{sha}\n")).unwrap();
+        shared.users.reload().unwrap();
+        assert!(
+            !admit(&gate, &mut s, None).await,
+            "a removed user's session ends"
+        );
+        assert!(!admit(&gate, &mut s, Some(("alice", "secret"))).await);
+
+        // A session whose user survives a reload carries on.
+        assert!(admit(&gate, &mut s, Some(("bob", "secret"))).await);
+        std::fs::write(&file, format!("bob:{sha}\ncarol:{sha}\n")).unwrap();
+        shared.users.reload().unwrap();
+        assert!(admit(&gate, &mut s, None).await);
+        assert!(
+            admit(&gate, &mut s, Some(("carol", "secret"))).await,
+            "added users work at once"
+        );
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
