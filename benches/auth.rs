@@ -82,7 +82,7 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     c.bench_function("challenge/render", |b| {
-        b.iter(|| Challenges::render(black_box("ringgate")))
+        b.iter(|| challenge::render_one(black_box("ringgate"), Persistence::KeepAlive))
     });
     let challenges = Challenges::render("ringgate");
     c.bench_function("challenge/answer", |b| {

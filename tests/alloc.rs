@@ -32,6 +32,13 @@ thread_local! {
 }
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
+/// The counter is process-wide: tests that read it take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn count_this_thread() {
     COUNTED.with(|c| c.set(true));
 }
@@ -156,6 +163,7 @@ fn read_exactly(s: &mut TcpStream, buf: &mut [u8]) {
 
 #[test]
 fn a_warmed_connection_answers_10000_challenges_without_allocating() {
+    let _turn = take_turn();
     for driver in [Driver::Uring, Driver::Epoll] {
         let proxy = serve_counted(driver, config("users = [\"alice:pw\"]"));
         let mut s = TcpStream::connect(proxy).unwrap();
@@ -193,6 +201,7 @@ fn a_warmed_connection_answers_10000_challenges_without_allocating() {
 
 #[test]
 fn ten_thousand_credential_cache_hits_allocate_nothing() {
+    let _turn = take_turn();
     let config = config("users = [\"alice:pw\"]");
     let shared = auth::Shared::start(&config).unwrap().unwrap();
     let gate = Gate::new(shared);
@@ -261,6 +270,7 @@ fn allocations_per_connect(driver: Driver, config: Arc<Config>, header: &str, n:
 
 #[test]
 fn an_authenticated_connect_allocates_no_more_than_an_open_one() {
+    let _turn = take_turn();
     for driver in [Driver::Uring, Driver::Epoll] {
         let n = 2_000;
         let open = allocations_per_connect(driver, config(""), "", n);
