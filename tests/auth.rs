@@ -375,6 +375,23 @@ fn challenged_request_bodies_are_skipped_or_the_connection_closed() {
 }
 
 #[test]
+fn an_idle_kept_alive_connection_is_closed_after_the_keepalive_timeout() {
+    let proxy = Proxy::start(&["--user", "alice:pw", "--keepalive-timeout", "1"]);
+    let baseline = proxy.fds();
+    let mut s = open(&proxy);
+    let (code, _, _) = ask(&mut s, &connect_request("127.0.0.1:9", ""));
+    assert_eq!(code, 407);
+    let t = Instant::now();
+    assert!(closed_within(&mut s, Duration::from_secs(10)), "not closed");
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "closed too early: {:?}",
+        t.elapsed()
+    );
+    proxy.assert_fds_return_to(baseline);
+}
+
+#[test]
 fn repeated_failures_from_one_address_are_slowed_and_success_resets() {
     let proxy = Proxy::start(&[
         "--user",

@@ -28,6 +28,26 @@ fn corpus(closed: u16) -> Vec<(Vec<u8>, u16, &'static str)> {
         ),
         (b"HELLO\r\n\r\n".to_vec(), 400, "malformed"),
         (
+            b"POST http://a/ HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc".to_vec(),
+            400,
+            "conflicting Content-Length",
+        ),
+        (
+            b"POST http://a/ HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc".to_vec(),
+            400,
+            "conflicting Content-Length",
+        ),
+        (
+            b"POST http://a/ HTTP/1.1\r\nContent-Length: -3\r\n\r\n".to_vec(),
+            400,
+            "invalid or conflicting",
+        ),
+        (
+            b"POST http://a/ HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n".to_vec(),
+            400,
+            "Transfer-Encoding",
+        ),
+        (
             b"CONNECT example.com HTTP/1.1\r\n\r\n".to_vec(),
             400,
             "host:port",
