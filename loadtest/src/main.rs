@@ -1,7 +1,8 @@
-//! ringgate's load generator. Scenario so far: `throughput` — bytes pushed through one CONNECT
-//! tunnel into a built-in sink, against the same sink directly, interleaved round by round so every
-//! target sees the same machine conditions. Every byte is checked by the sink; a wrong byte or count
-//! is an error, shown and counted, never a figure.
+//! ringgate's load generator. Scenarios: `throughput` — bytes pushed through one CONNECT tunnel into
+//! a built-in sink, against the same sink directly; `tunnels` and `challenges` (see `requests.rs`).
+//! Targets are measured interleaved round by round so every target sees the same machine
+//! conditions. Every byte and status is checked; a wrong one is an error, shown and counted, never a
+//! figure.
 //!
 //! Bounded: a fixed number of rounds of a fixed number of bytes, each with a timeout.
 
@@ -11,6 +12,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+
+mod requests;
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +39,52 @@ enum Scenario {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+    /// New connection + CONNECT + 16-byte echo + close per iteration; tunnels/s and latency.
+    Tunnels {
+        /// A proxy to measure, as NAME=HOST:PORT (repeatable).
+        #[arg(long = "proxy", value_name = "NAME=ADDR")]
+        proxies: Vec<String>,
+        /// Basic credentials sent on every CONNECT.
+        #[arg(long, value_name = "USER:PASSWORD")]
+        proxy_user: Option<String>,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Tunnels per client per round.
+        #[arg(long, default_value_t = 2000)]
+        tunnels: u64,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// Requests without credentials on kept-alive connections; 407s/s and latency.
+    Challenges {
+        /// A proxy to measure, as NAME=HOST:PORT (repeatable).
+        #[arg(long = "proxy", value_name = "NAME=ADDR")]
+        proxies: Vec<String>,
+        /// Concurrent kept-alive clients.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Requests per client per round.
+        #[arg(long, default_value_t = 20000)]
+        requests: u64,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+}
+
+fn parse_targets(proxies: &[String]) -> Result<Vec<requests::Target>, String> {
+    proxies
+        .iter()
+        .map(|p| {
+            let (name, addr) = p
+                .split_once('=')
+                .ok_or(format!("--proxy {p}: expected NAME=ADDR"))?;
+            let addr = addr
+                .parse()
+                .map_err(|_| format!("--proxy {p}: bad address"))?;
+            Ok((name.to_owned(), Some(addr)))
+        })
+        .collect()
 }
 
 /// The sink's check block: the sender repeats it, the sink compares every byte with it.
@@ -141,15 +190,7 @@ fn median(v: &mut [f64]) -> f64 {
 fn throughput(proxies: &[String], bytes: u64, rounds: usize) -> Result<(), String> {
     let sink = start_sink().map_err(|e| format!("sink: {e}"))?;
     let mut targets: Vec<(String, Option<SocketAddr>)> = vec![("direct".into(), None)];
-    for p in proxies {
-        let (name, addr) = p
-            .split_once('=')
-            .ok_or(format!("--proxy {p}: expected NAME=ADDR"))?;
-        let addr = addr
-            .parse()
-            .map_err(|_| format!("--proxy {p}: bad address"))?;
-        targets.push((name.to_owned(), Some(addr)));
-    }
+    targets.extend(parse_targets(proxies)?);
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
     let mut errors = vec![0usize; targets.len()];
     for round in 0..rounds {
@@ -208,6 +249,21 @@ fn main() {
             bytes,
             rounds,
         } => throughput(&proxies, bytes, rounds),
+        Scenario::Tunnels {
+            proxies,
+            proxy_user,
+            clients,
+            tunnels,
+            rounds,
+        } => parse_targets(&proxies)
+            .and_then(|t| requests::tunnels(&t, proxy_user.as_deref(), clients, tunnels, rounds)),
+        Scenario::Challenges {
+            proxies,
+            clients,
+            requests,
+            rounds,
+        } => parse_targets(&proxies)
+            .and_then(|t| requests::challenges(&t, clients, requests, rounds)),
     };
     if let Err(e) = result {
         eprintln!("loadtest: {e}");

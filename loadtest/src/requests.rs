@@ -1,0 +1,393 @@
+//! Request-rate scenarios, each bounded by a fixed count per connection and a timeout per read:
+//!
+//! - `tunnels`: every iteration opens a new connection, CONNECTs (with Basic credentials when given)
+//!   to the built-in echo server, echoes 16 bytes, closes. Tunnels/s and latency percentiles; the
+//!   same echo without a proxy is the `direct` baseline.
+//! - `challenges`: requests without credentials on kept-alive connections; every answer must be a
+//!   complete 407. Answers/s and latency; a proxy that closes after a 407 is reconnected, counted.
+//!
+//! Client sockets are bound to several 127.0.0.x source addresses, because one address runs out of
+//! ephemeral ports near 14k new connections/s; and the echo server listens on several ports, because
+//! the proxy dials it from one address, and each closed upstream connection holds its port in
+//! TIME_WAIT for 60 s per destination (measured: with one echo port, 80k TIME_WAIT sockets after three
+//! short runs and tunnels/s falling by a third).
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use socket2::{Domain, Socket, Type};
+
+/// A target: a name and, for a proxy, its address.
+pub type Target = (String, Option<SocketAddr>);
+
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+const ECHO_BYTES: &[u8; 16] = b"ringgate-echo-16";
+
+/// Ports the echo server listens on (see the module note on TIME_WAIT).
+const ECHO_PORTS: usize = 16;
+
+/// Echo server on [`ECHO_PORTS`] ports: one thread per connection, echoes until EOF.
+pub fn start_echo() -> std::io::Result<Vec<SocketAddr>> {
+    (0..ECHO_PORTS)
+        .map(|_| {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            thread::spawn(move || {
+                for conn in listener.incoming().map_while(Result::ok) {
+                    thread::spawn(move || {
+                        let mut conn = conn;
+                        let mut buf = [0u8; 4096];
+                        while let Ok(n @ 1..) = conn.read(&mut buf) {
+                            if conn.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            });
+            Ok(addr)
+        })
+        .collect()
+}
+
+/// Connects from 127.0.0.`source`, so the ephemeral ports of several addresses share the load.
+fn connect_from(source: u8, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.bind(&SocketAddr::from((Ipv4Addr::new(127, 0, 0, source), 0)).into())?;
+    socket.connect(&to.into())?;
+    let s: TcpStream = socket.into();
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(READ_TIMEOUT))?;
+    Ok(s)
+}
+
+/// Reads one response head and its Content-Length body; returns the status code. Reads in chunks:
+/// one request is outstanding at a time, so nothing after the response can arrive early.
+fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<u16, String> {
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        if buf.len() > 16 * 1024 {
+            return Err("head too long".into());
+        }
+        match s.read(&mut chunk) {
+            Ok(0) => return Err("closed".into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(format!("read: {}", e.kind())),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]);
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or("no status line")?;
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let body_len = if status == 200 { 0 } else { len };
+    let mut have = buf.len() - head_end;
+    while have < body_len {
+        match s.read(&mut chunk) {
+            Ok(0) => return Err("closed in body".into()),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                have += n;
+            }
+            Err(e) => return Err(format!("body: {}", e.kind())),
+        }
+    }
+    if have != body_len {
+        return Err("bytes after the response".into());
+    }
+    Ok(status)
+}
+
+/// Latency samples and errors of one target, over all rounds.
+#[derive(Default)]
+struct Tally {
+    rates: Vec<f64>,
+    micros: Vec<u32>,
+    errors: std::collections::BTreeMap<String, u64>,
+    extra: u64,
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize] as f64
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// One batch: `threads` clients, each running `per_thread` iterations of `one`. Returns the rate,
+/// the latency samples and the errors.
+fn batch<F>(threads: usize, per_thread: u64, one: F) -> (f64, Vec<u32>, Vec<String>, u64)
+where
+    F: Fn(usize, &mut Vec<u8>, &mut Option<TcpStream>) -> Result<u64, String> + Sync,
+{
+    let started = Instant::now();
+    let results: Vec<(Vec<u32>, Vec<String>, u64)> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let one = &one;
+                scope.spawn(move || {
+                    let mut buf = Vec::with_capacity(1024);
+                    // A kept-alive connection, for scenarios that keep one per client.
+                    let mut conn = None;
+                    let mut micros = Vec::with_capacity(per_thread as usize);
+                    let mut errors = Vec::new();
+                    let mut extra = 0;
+                    for _ in 0..per_thread {
+                        let t0 = Instant::now();
+                        match one(t, &mut buf, &mut conn) {
+                            Ok(x) => {
+                                micros.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                                extra += x;
+                            }
+                            Err(e) => errors.push(e),
+                        }
+                    }
+                    (micros, errors, extra)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut micros = Vec::new();
+    let mut errors = Vec::new();
+    let mut extra = 0;
+    for (m, e, x) in results {
+        micros.extend(m);
+        errors.extend(e);
+        extra += x;
+    }
+    (micros.len() as f64 / elapsed, micros, errors, extra)
+}
+
+fn report(
+    scenario: &str,
+    unit: &str,
+    extra_name: &str,
+    targets: &[Target],
+    tallies: &mut [Tally],
+    conditions: &str,
+) {
+    println!("{scenario}: {conditions}");
+    println!(
+        "{:<12} {:>11} {:>11} {:>11} {:>8} {:>8} {:>8} {:>9} {:>7} {:>8}",
+        "target",
+        "median",
+        "min",
+        "max",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "×first",
+        "errors",
+        extra_name
+    );
+    let first = median(&tallies[0].rates);
+    let mut json = Vec::new();
+    for ((name, _), t) in targets.iter().zip(tallies.iter_mut()) {
+        t.micros.sort_unstable();
+        let med = median(&t.rates);
+        let min = t.rates.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = t.rates.iter().copied().fold(0.0, f64::max);
+        let (p50, p99, p999) = (
+            percentile(&t.micros, 0.5),
+            percentile(&t.micros, 0.99),
+            percentile(&t.micros, 0.999),
+        );
+        let errors: u64 = t.errors.values().sum();
+        println!(
+            "{name:<12} {med:>7.0} {unit} {min:>7.0} {unit} {max:>7.0} {unit} {p50:>8.0} {p99:>8.0} {p999:>8.0} {:>9.2} {errors:>7} {:>8}",
+            med / first,
+            t.extra
+        );
+        for (kind, n) in &t.errors {
+            println!("    {n} × {kind}");
+        }
+        json.push(format!(
+            "{{\"target\":\"{name}\",\"median_per_s\":{med:.0},\"min_per_s\":{min:.0},\"max_per_s\":{max:.0},\"p50_us\":{p50},\"p99_us\":{p99},\"p999_us\":{p999},\"ratio_first\":{:.3},\"errors\":{errors},\"{extra_name}\":{}}}",
+            med / first,
+            t.extra
+        ));
+    }
+    println!(
+        "{{\"scenario\":\"{scenario}\",\"conditions\":\"{conditions}\",\"results\":[{}]}}",
+        json.join(",")
+    );
+}
+
+fn credentials_header(user: Option<&str>) -> String {
+    user.map_or(String::new(), |u| {
+        let token = base64::engine::general_purpose::STANDARD.encode(u);
+        format!("Proxy-Authorization: Basic {token}\r\n")
+    })
+}
+
+/// New connection, CONNECT, 16-byte echo, close — per iteration.
+pub fn tunnels(
+    proxies: &[Target],
+    user: Option<&str>,
+    threads: usize,
+    per_thread: u64,
+    rounds: usize,
+) -> Result<(), String> {
+    let echoes = start_echo().map_err(|e| format!("echo: {e}"))?;
+    let mut targets: Vec<Target> = vec![("direct".into(), None)];
+    targets.extend(proxies.iter().cloned());
+    let requests: Vec<String> = echoes
+        .iter()
+        .map(|echo| {
+            format!(
+                "CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n{}\r\n",
+                credentials_header(user)
+            )
+        })
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut tallies: Vec<Tally> = targets.iter().map(|_| Tally::default()).collect();
+    for _ in 0..rounds {
+        for ((_, proxy), tally) in targets.iter().zip(tallies.iter_mut()) {
+            let one = |t: usize, buf: &mut Vec<u8>, _: &mut Option<TcpStream>| {
+                let source = 10 + (t % 16) as u8;
+                let e = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % echoes.len();
+                let mut s = connect_from(source, proxy.unwrap_or(echoes[e]))
+                    .map_err(|e| format!("connect: {}", e.kind()))?;
+                if proxy.is_some() {
+                    s.write_all(requests[e].as_bytes())
+                        .map_err(|e| format!("write: {}", e.kind()))?;
+                    match read_response(&mut s, buf)? {
+                        200 => {}
+                        code => return Err(format!("CONNECT answered {code}")),
+                    }
+                }
+                s.write_all(ECHO_BYTES)
+                    .map_err(|e| format!("write: {}", e.kind()))?;
+                let mut back = [0u8; 16];
+                s.read_exact(&mut back)
+                    .map_err(|e| format!("echo: {}", e.kind()))?;
+                if &back != ECHO_BYTES {
+                    return Err("wrong echo".into());
+                }
+                Ok(0)
+            };
+            let (rate, micros, errors, _) = batch(threads, per_thread, one);
+            tally.rates.push(rate);
+            tally.micros.extend(micros);
+            for e in errors {
+                *tally.errors.entry(e).or_default() += 1;
+            }
+        }
+    }
+    let conditions = format!(
+        "{rounds} rounds × {threads} clients × {per_thread} tunnels, 16-byte echo each{}",
+        if user.is_some() {
+            ", Basic credentials"
+        } else {
+            ""
+        }
+    );
+    report("tunnels", "/s", "-", &targets, &mut tallies, &conditions);
+    check(&tallies)
+}
+
+/// Requests without credentials on kept-alive connections; each answer must be a 407.
+pub fn challenges(
+    proxies: &[Target],
+    threads: usize,
+    per_thread: u64,
+    rounds: usize,
+) -> Result<(), String> {
+    if proxies.is_empty() {
+        return Err("challenges needs at least one --proxy".into());
+    }
+    let targets: Vec<Target> = proxies.to_vec();
+    let request = "CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n";
+    let mut tallies: Vec<Tally> = targets.iter().map(|_| Tally::default()).collect();
+    for _ in 0..rounds {
+        for ((_, proxy), tally) in targets.iter().zip(tallies.iter_mut()) {
+            let addr = proxy.ok_or("a challenge target needs an address")?;
+            // One kept-alive connection per client thread, reopened if the proxy closes it.
+            let one = |t: usize, buf: &mut Vec<u8>, slot: &mut Option<TcpStream>| {
+                let mut reconnects = 0;
+                if slot.is_none() {
+                    *slot = Some(
+                        connect_from(10 + (t % 16) as u8, addr)
+                            .map_err(|e| format!("connect: {}", e.kind()))?,
+                    );
+                }
+                let Some(s) = slot.as_mut() else {
+                    return Err("no connection".into());
+                };
+                s.write_all(request.as_bytes())
+                    .map_err(|e| format!("write: {}", e.kind()))?;
+                let code = read_response(s, buf);
+                let closes = buf
+                    .windows(17)
+                    .any(|w| w.eq_ignore_ascii_case(b"connection: close"));
+                if closes || code.is_err() {
+                    *slot = None;
+                    reconnects = 1;
+                }
+                match code? {
+                    407 => Ok(reconnects),
+                    other => Err(format!("answered {other}")),
+                }
+            };
+            let (rate, micros, errors, reconnects) = batch(threads, per_thread, one);
+            tally.rates.push(rate);
+            tally.micros.extend(micros);
+            tally.extra += reconnects;
+            for e in errors {
+                *tally.errors.entry(e).or_default() += 1;
+            }
+        }
+    }
+    let conditions = format!(
+        "{rounds} rounds × {threads} kept-alive clients × {per_thread} requests without credentials"
+    );
+    report(
+        "challenges",
+        "/s",
+        "reconnects",
+        &targets,
+        &mut tallies,
+        &conditions,
+    );
+    check(&tallies)
+}
+
+fn check(tallies: &[Tally]) -> Result<(), String> {
+    if tallies.iter().any(|t| !t.errors.is_empty()) {
+        Err("some iterations failed (see the error lines)".into())
+    } else {
+        Ok(())
+    }
+}
