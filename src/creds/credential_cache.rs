@@ -30,85 +30,126 @@ pub enum Lookup {
     Miss,
 }
 
-enum Judged {
-    Valid {
-        user: Rc<str>,
-        record: Arc<UserRecord>,
-    },
-    Invalid,
+/// What a valid entry vouches for.
+struct Holder {
+    user: Rc<str>,
+    record: Arc<UserRecord>,
 }
 
-struct Entry {
+struct Entry<T> {
     token: Box<[u8]>,
-    judged: Judged,
     generation: u64,
     expires: Instant,
+    holder: T,
 }
 
-pub struct CredentialCache {
+type Map<T> = HashMap<u64, Entry<T>, nohash_hasher::BuildNoHashHasher<u64>>;
+
+/// A bounded map of entries keyed by the token's keyed hash.
+struct Shelf<T> {
     /// The key already is a keyed hash: the map uses it as is rather than hashing it again.
-    entries: HashMap<u64, Entry, nohash_hasher::BuildNoHashHasher<u64>>,
-    keys: RandomState,
+    entries: Map<T>,
     capacity: usize,
+}
+
+impl<T> Shelf<T> {
+    fn new(capacity: usize) -> Shelf<T> {
+        Shelf {
+            entries: HashMap::with_capacity_and_hasher(capacity.min(1024), Default::default()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The live entry for exactly `token`; an expired one is dropped on the way.
+    fn find(&mut self, key: u64, token: &[u8], now: Instant) -> Option<&mut Entry<T>> {
+        let entry = self.entries.get(&key)?;
+        if !bool::from(entry.token.as_ref().ct_eq(token)) {
+            return None;
+        }
+        if entry.expires <= now {
+            self.entries.remove(&key);
+            return None;
+        }
+        self.entries.get_mut(&key)
+    }
+
+    fn put(&mut self, key: u64, entry: Entry<T>, now: Instant) {
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
+            self.entries.retain(|_, e| e.expires > now);
+            if self.entries.len() >= self.capacity {
+                // Still full of live entries: drop an arbitrary one (HashMap order is random).
+                if let Some(&victim) = self.entries.keys().next() {
+                    self.entries.remove(&victim);
+                }
+            }
+        }
+        self.entries.insert(key, entry);
+    }
+}
+
+/// Header values longer than this are judged every time, never stored: Basic credentials are far
+/// shorter, and storing 16 KiB values would let a client fill memory with wrong guesses.
+pub const MAX_CACHED_TOKEN: usize = 1024;
+
+/// Verdicts kept apart: wrong guesses live on their own, smaller shelf, so a flood of them can
+/// never evict the credentials of users who logged in.
+pub struct CredentialCache {
+    valid: Shelf<Holder>,
+    invalid: Shelf<()>,
+    keys: RandomState,
     ttl: Duration,
     failure_ttl: Duration,
 }
 
 impl CredentialCache {
+    /// `capacity` valid entries, and a quarter as many failures.
     pub fn new(capacity: usize, ttl: Duration, failure_ttl: Duration) -> CredentialCache {
         CredentialCache {
-            entries: HashMap::with_capacity_and_hasher(capacity.min(1024), Default::default()),
+            valid: Shelf::new(capacity),
+            invalid: Shelf::new(capacity / 4),
             keys: RandomState::new(),
-            capacity: capacity.max(1),
             ttl,
             failure_ttl,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.valid.entries.len() + self.invalid.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// Looks up a header value as judged before under `db`'s generation (or a compatible one).
     pub fn lookup(&mut self, token: &[u8], db: &UserDb, now: Instant) -> Lookup {
         let key = self.keys.hash_one(token);
-        let Some(entry) = self.entries.get_mut(&key) else {
-            return Lookup::Miss;
-        };
-        if !bool::from(entry.token.as_ref().ct_eq(token)) {
-            return Lookup::Miss;
-        }
-        if entry.expires <= now {
-            self.entries.remove(&key);
-            return Lookup::Miss;
-        }
-        if entry.generation != db.generation {
-            let still = match &entry.judged {
-                Judged::Valid { record, .. } => db
-                    .get(&record.name)
-                    .filter(|now_known| now_known.hash == record.hash)
-                    .cloned(),
-                Judged::Invalid => None,
-            };
-            match (still, &mut entry.judged) {
-                (Some(current), Judged::Valid { record, .. }) => {
-                    *record = current;
-                    entry.generation = db.generation;
-                }
-                _ => {
-                    self.entries.remove(&key);
-                    return Lookup::Miss;
+        if let Some(entry) = self.valid.find(key, token, now) {
+            if entry.generation != db.generation {
+                let known = &entry.holder.record;
+                match db.get(&known.name).filter(|r| r.hash == known.hash) {
+                    Some(current) => {
+                        entry.holder.record = current.clone();
+                        entry.generation = db.generation;
+                    }
+                    None => {
+                        // Removed, or the password changed: judge again.
+                        self.valid.entries.remove(&key);
+                        return Lookup::Miss;
+                    }
                 }
             }
+            return Lookup::Valid(entry.holder.user.clone());
         }
-        match &entry.judged {
-            Judged::Valid { user, .. } => Lookup::Valid(user.clone()),
-            Judged::Invalid => Lookup::Invalid,
+        if let Some(entry) = self.invalid.find(key, token, now) {
+            if entry.generation != db.generation {
+                // The user may have been added or changed: judge again.
+                self.invalid.entries.remove(&key);
+                return Lookup::Miss;
+            }
+            return Lookup::Invalid;
         }
+        Lookup::Miss
     }
 
     /// Remembers `token` as valid for `record`'s user; returns the user name to keep.
@@ -120,50 +161,37 @@ impl CredentialCache {
         now: Instant,
     ) -> Rc<str> {
         let user: Rc<str> = Rc::from(&*record.name);
-        let judged = Judged::Valid {
-            user: user.clone(),
-            record,
-        };
-        self.insert(token, judged, generation, now + self.ttl, now);
+        if token.len() <= MAX_CACHED_TOKEN {
+            let key = self.keys.hash_one(token);
+            self.invalid.entries.remove(&key);
+            let entry = Entry {
+                token: token.into(),
+                generation,
+                expires: now + self.ttl,
+                holder: Holder {
+                    user: user.clone(),
+                    record,
+                },
+            };
+            self.valid.put(key, entry, now);
+        }
         user
     }
 
     /// Remembers `token` as wrong for a short while, so repeating it costs no hash.
     pub fn insert_invalid(&mut self, token: &[u8], generation: u64, now: Instant) {
-        if self.failure_ttl.is_zero() {
+        if self.failure_ttl.is_zero() || token.len() > MAX_CACHED_TOKEN {
             return;
         }
-        let expires = now + self.failure_ttl;
-        self.insert(token, Judged::Invalid, generation, expires, now);
-    }
-
-    fn insert(
-        &mut self,
-        token: &[u8],
-        judged: Judged,
-        generation: u64,
-        expires: Instant,
-        now: Instant,
-    ) {
         let key = self.keys.hash_one(token);
-        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
-            self.entries.retain(|_, e| e.expires > now);
-            if self.entries.len() >= self.capacity {
-                // Still full of live entries: drop an arbitrary one (HashMap order is random).
-                if let Some(&victim) = self.entries.keys().next() {
-                    self.entries.remove(&victim);
-                }
-            }
-        }
-        self.entries.insert(
-            key,
-            Entry {
-                token: token.into(),
-                judged,
-                generation,
-                expires,
-            },
-        );
+        self.valid.entries.remove(&key);
+        let entry = Entry {
+            token: token.into(),
+            generation,
+            expires: now + self.failure_ttl,
+            holder: (),
+        };
+        self.invalid.put(key, entry, now);
     }
 }
 
@@ -235,6 +263,22 @@ mod tests {
         assert_eq!(c.lookup(b"bob", &after, now), Lookup::Miss);
         assert_eq!(c.lookup(b"carol", &after, now), Lookup::Miss);
         assert_eq!(c.lookup(b"dave", &after, now), Lookup::Miss);
+    }
+
+    #[test]
+    fn a_flood_of_failures_never_evicts_valid_entries_and_long_tokens_are_not_kept() {
+        let d = db(&[("alice", "pw")], 1);
+        let mut c = cache();
+        let now = Instant::now();
+        c.insert_valid(b"good", d.get("alice").unwrap().clone(), 1, now);
+        for i in 0..1000u32 {
+            c.insert_invalid(&i.to_be_bytes(), 1, now);
+        }
+        assert_eq!(c.lookup(b"good", &d, now), Lookup::Valid("alice".into()));
+        assert!(c.len() <= 4 + 1);
+        let long = vec![b'x'; MAX_CACHED_TOKEN + 1];
+        c.insert_invalid(&long, 1, now);
+        assert_eq!(c.lookup(&long, &d, now), Lookup::Miss);
     }
 
     #[test]
