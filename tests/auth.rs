@@ -93,6 +93,28 @@ fn htpasswd_file(dir: &Path) -> PathBuf {
     file
 }
 
+/// A user file with one bcrypt user, alice:right, of the given cost (htpasswd -B).
+fn bcrypt_user(test: &str, cost: u32) -> PathBuf {
+    let file = scratch(test).join("users");
+    let out = Command::new("htpasswd")
+        .args([
+            "-cbB",
+            "-C",
+            &cost.to_string(),
+            file.to_str().unwrap(),
+            "alice",
+            "right",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    file
+}
+
 /// A listener that counts connections made to it (and never answers).
 fn counting_listener() -> (SocketAddr, Arc<AtomicUsize>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -524,13 +546,7 @@ fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
 
 #[test]
 fn a_flood_of_wrong_bcrypt_passwords_does_not_stall_an_open_tunnel() {
-    let dir = scratch("auth-flood");
-    let file = dir.join("users");
-    let out = Command::new("htpasswd")
-        .args(["-cbB", "-C", "10", file.to_str().unwrap(), "alice", "right"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let file = bcrypt_user("auth-flood", 10);
     let echo = echo_server().to_string();
     for driver in DRIVERS {
         let proxy = Proxy::start(&[
@@ -594,13 +610,7 @@ fn a_flood_of_wrong_bcrypt_passwords_does_not_stall_an_open_tunnel() {
 
 #[test]
 fn a_full_verifier_queue_answers_503_with_retry_after() {
-    let dir = scratch("auth-busy");
-    let file = dir.join("users");
-    let out = Command::new("htpasswd")
-        .args(["-cbB", "-C", "12", file.to_str().unwrap(), "alice", "right"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let file = bcrypt_user("auth-busy", 12);
     let proxy = Proxy::start(&[
         "--htpasswd",
         file.to_str().unwrap(),
