@@ -117,7 +117,13 @@ impl RawConfig {
         })?;
         serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
-            syntax(key, one_line(e.inner().message()))
+            // serde quotes the offending value, and under `users` that holds passwords.
+            let reason = if key == "users" || key.starts_with("users[") {
+                "expected a list of \"NAME:PASSWORD\" strings".to_owned()
+            } else {
+                one_line(e.inner().message())
+            };
+            syntax(key, reason)
         })
     }
 

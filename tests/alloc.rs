@@ -171,9 +171,22 @@ fn a_warmed_connection_answers_10000_challenges_without_allocating() {
         let request = b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n";
         // The first answer tells us the length of every later one.
         s.write_all(request).unwrap();
-        let mut first = vec![0u8; 4096];
-        let n = s.read(&mut first).unwrap();
-        let first = &first[..n];
+        let mut first = Vec::new();
+        let mut byte = [0u8; 1];
+        while !first.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).unwrap();
+            first.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&first).into_owned();
+        let body_len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap();
+        let mut body = vec![0u8; body_len];
+        s.read_exact(&mut body).unwrap();
+        first.extend_from_slice(&body);
+        let first = &first[..];
         assert!(
             first.starts_with(b"HTTP/1.1 407 "),
             "{}",

@@ -339,6 +339,28 @@ fn challenged_request_bodies_are_skipped_or_the_connection_closed() {
     assert_eq!(code, 200);
     echo_once(&mut s, b"after the body");
 
+    // A body arriving in pieces over several reads, the retry pipelined behind its last piece.
+    let big = 30_000;
+    let proxy_big = Proxy::start(&["--user", "alice:pw", "--discard-body-bytes", "40000"]);
+    let mut s = open(&proxy_big);
+    s.write_all(
+        format!("POST http://{echo}/ HTTP/1.1\r\nHost: x\r\nContent-Length: {big}\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    for _ in 0..5 {
+        s.write_all(&vec![b'y'; 5_000]).unwrap();
+        s.flush().unwrap();
+        thread::sleep(Duration::from_millis(20));
+    }
+    let mut last = vec![b'y'; 5_000];
+    last.extend_from_slice(ok.as_bytes());
+    s.write_all(&last).unwrap();
+    let (h1, _) = read_response(&mut s);
+    let h2 = read_head(&mut s);
+    assert_eq!((status(&h1), status(&h2)), (407, 200), "{h1} {h2}");
+    echo_once(&mut s, b"after a body in pieces");
+
     // Pipelined: a challenged request and the retry in one write.
     let mut s = open(&proxy);
     s.write_all(format!("{}{ok}", connect_request(&echo, "")).as_bytes())
@@ -415,7 +437,10 @@ fn an_idle_kept_alive_connection_is_closed_after_the_keepalive_timeout() {
 
 #[test]
 fn repeated_failures_from_one_address_are_slowed_and_success_resets() {
+    // One worker: strikes are per worker, and the later connections must meet the same one.
     let proxy = Proxy::start(&[
+        "--workers",
+        "1",
         "--user",
         "alice:pw",
         "--auth-failure-delay",
@@ -469,7 +494,15 @@ fn hot_reload_adds_and_removes_users_without_dropping_open_tunnels() {
         std::fs::rename(&tmp, &file).unwrap();
     };
     write(line("alice"));
-    let proxy = Proxy::start(&["--htpasswd", file.to_str().unwrap(), "--users-watch", "1"]);
+    // One worker, so the later requests meet the cache that vouched for alice before.
+    let proxy = Proxy::start(&[
+        "--workers",
+        "1",
+        "--htpasswd",
+        file.to_str().unwrap(),
+        "--users-watch",
+        "1",
+    ]);
     let echo = echo_server().to_string();
     let mut alice = open(&proxy);
     let (code, _, _) = ask(

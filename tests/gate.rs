@@ -108,3 +108,46 @@ fn a_session_lasts_for_the_connection_until_credentials_change_or_the_user_goes(
     });
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_user_removed_while_their_password_is_checked_does_not_get_in() {
+    let dir = std::env::temp_dir().join(format!("ringgate-gate-race-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("users");
+    // bcrypt cost 12: the check takes a few hundred milliseconds on the verifier pool.
+    let out = std::process::Command::new("htpasswd")
+        .args(["-nbB", "-C", "12", "slow", "right"])
+        .output()
+        .expect("htpasswd (apache2-utils)");
+    let line = String::from_utf8(out.stdout).unwrap();
+    let sha = "{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=";
+    std::fs::write(&file, format!("{}\nother:{sha}\n", line.trim())).unwrap();
+    let config = config(&format!(
+        "htpasswd = [\"{}\"]\nauth_failure_delay_ms = 0",
+        file.display()
+    ));
+    let shared = auth::Shared::start(&config).unwrap().unwrap();
+    let gate = std::rc::Rc::new(Gate::new(shared.clone()));
+    let mut rt = RuntimeBuilder::<LegacyDriver>::new()
+        .enable_timer()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let g = gate.clone();
+        let checking = monoio::spawn(async move {
+            let mut s = None;
+            admit(&g, &mut s, Some(("slow", "right"))).await
+        });
+        monoio::time::sleep(std::time::Duration::from_millis(20)).await;
+        std::fs::write(&file, format!("other:{sha}\n")).unwrap();
+        shared.users.reload().unwrap();
+        assert!(
+            !checking.await,
+            "the check's old snapshot let a removed user in"
+        );
+        // And the cache did not keep it either.
+        let mut s = None;
+        assert!(!admit(&gate, &mut s, Some(("slow", "right"))).await);
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}

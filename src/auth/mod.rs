@@ -12,7 +12,7 @@
 pub mod basic;
 pub mod challenge;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -66,7 +66,9 @@ pub enum Decision {
 }
 
 /// A connection's authenticated state: it lasts as long as the connection, unless the user is
-/// removed from the database or the client presents other credentials.
+/// removed from the database or the client presents other credentials. Today an allowed request
+/// (a CONNECT) ends the keep-alive loop, so only plain forwarding (next) will carry a session from
+/// one request to the next; tests/gate.rs checks its rules on the gate itself.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub user: Rc<str>,
@@ -119,6 +121,8 @@ impl Shared {
 enum Checked {
     Valid(Arc<UserRecord>),
     Invalid,
+    /// Not decodable: rejected again cheaply, so never cached.
+    Malformed,
     Busy,
 }
 
@@ -127,6 +131,30 @@ pub struct Gate {
     shared: Arc<Shared>,
     cache: RefCell<CredentialCache>,
     throttle: RefCell<Throttle>,
+    /// Failures not logged yet: failure lines are written at most once a second per worker.
+    unlogged_failures: Cell<u64>,
+    last_failure_log: Cell<Option<Instant>>,
+}
+
+/// Marks a credential check from one address as in flight until dropped (also when the
+/// connection goes away mid-check).
+struct Pending<'a> {
+    throttle: &'a RefCell<Throttle>,
+    peer: IpAddr,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.throttle.borrow_mut().end(self.peer);
+    }
+}
+
+/// The cache key of a Basic credential: padding dropped, so `YTpi` and `YTpi==`-style variants
+/// of one credential share an entry (the base64 decoder accepts both and rejects any other
+/// non-canonical form).
+fn canonical(token: &[u8]) -> &[u8] {
+    let end = token.iter().rposition(|&b| b != b'=').map_or(0, |p| p + 1);
+    &token[..end]
 }
 
 impl Gate {
@@ -139,6 +167,8 @@ impl Gate {
             )),
             throttle: RefCell::new(Throttle::new(shared.delay, shared.delay_max)),
             shared,
+            unlogged_failures: Cell::new(0),
+            last_failure_log: Cell::new(None),
         }
     }
 
@@ -174,10 +204,16 @@ impl Gate {
                     }
                 };
             }
-            Field::Repeated => return self.fail(session, peer, now, "repeated credentials"),
+            Field::Repeated => return self.refuse(session, peer, now, "repeated credentials"),
             Field::One(span) => span.get(buf),
         };
-        match self.cache.borrow_mut().lookup(value, &db, now) {
+        let token = match Credentials::parse(value) {
+            Credentials::Basic(token) => canonical(token),
+            Credentials::Unsupported => {
+                return self.refuse(session, peer, now, "unsupported scheme");
+            }
+        };
+        match self.cache.borrow_mut().lookup(token, &db, now) {
             Lookup::Valid(user) => {
                 *session = Some(Session {
                     user,
@@ -185,57 +221,90 @@ impl Gate {
                 });
                 return Decision::Allow;
             }
-            Lookup::Invalid => return self.fail(session, peer, now, "wrong credentials"),
+            Lookup::Invalid => return self.refuse(session, peer, now, "wrong credentials"),
             Lookup::Miss => {}
         }
         // A credential this worker has not judged: the slow path, boxed so that its state (a
         // pending verifier answer) does not sit in every connection's future.
         let db = arc_swap::Guard::into_inner(db);
-        Box::pin(self.judge(session, value, db, peer)).await
+        Box::pin(self.judge(session, token, db, peer)).await
     }
 
-    /// Decodes and checks a credential the cache did not know, and caches the verdict.
+    /// Decodes and checks a credential the cache did not know, and caches the verdict. The
+    /// throttle's wait comes first, whatever the outcome.
     async fn judge(
         &self,
         session: &mut Option<Session>,
-        value: &[u8],
+        token: &[u8],
         db: Arc<UserDb>,
         peer: IpAddr,
     ) -> Decision {
-        let checked = match Credentials::parse(value) {
-            Credentials::Basic(token) => match basic::decode(token) {
-                Some((user, password)) => self.check(&db, &user, password).await,
-                None => Checked::Invalid,
-            },
-            Credentials::Unsupported => Checked::Invalid,
+        if !self.throttle.borrow_mut().begin(peer, Instant::now()) {
+            return Decision::Busy;
+        }
+        let _pending = Pending {
+            throttle: &self.throttle,
+            peer,
+        };
+        let wait = self.throttle.borrow().penalty(peer, Instant::now());
+        if !wait.is_zero() {
+            monoio::time::sleep(wait).await;
+        }
+        let checked = match basic::decode(token) {
+            Some((user, password)) => self.check(&db, &user, password).await,
+            None => Checked::Malformed,
+        };
+        // The database may have been reloaded while the check waited: a user removed (or whose
+        // password changed) meanwhile does not get in on the old snapshot's word.
+        let current = self.shared.users.snapshot();
+        let checked = match checked {
+            Checked::Valid(record) if current.generation != db.generation => {
+                match current.get(&record.name) {
+                    Some(now_known) if now_known.hash == record.hash => {
+                        Checked::Valid(now_known.clone())
+                    }
+                    _ => Checked::Invalid,
+                }
+            }
+            other => other,
         };
         let now = Instant::now();
-        match checked {
+        let reason = match checked {
             Checked::Valid(record) => {
                 tracing::debug!(%peer, user = %record.name, "authenticated");
-                let user = self
-                    .cache
-                    .borrow_mut()
-                    .insert_valid(value, record, db.generation, now);
+                let user =
+                    self.cache
+                        .borrow_mut()
+                        .insert_valid(token, record, current.generation, now);
                 self.throttle.borrow_mut().success(peer);
                 *session = Some(Session {
                     user,
-                    generation: db.generation,
+                    generation: current.generation,
                 });
-                Decision::Allow
+                return Decision::Allow;
             }
+            Checked::Busy => return Decision::Busy,
             Checked::Invalid => {
                 self.cache
                     .borrow_mut()
-                    .insert_invalid(value, db.generation, now);
-                tracing::info!(%peer, "proxy authentication failed");
-                self.fail(session, peer, now, "wrong credentials")
+                    .insert_invalid(token, current.generation, now);
+                "wrong credentials"
             }
-            Checked::Busy => Decision::Busy,
+            Checked::Malformed => "malformed credentials",
+        };
+        self.log_failure(peer, reason, now);
+        self.throttle.borrow_mut().failure(peer, now);
+        *session = None;
+        // The wait was served before the check.
+        Decision::Deny {
+            delay: Duration::ZERO,
+            reason,
         }
     }
 
-    fn fail(
+    /// Refuses without a check (a known-wrong or undecodable credential): the same wait a check
+    /// would have had, then a 407.
+    fn refuse(
         &self,
         session: &mut Option<Session>,
         peer: IpAddr,
@@ -243,35 +312,69 @@ impl Gate {
         reason: &'static str,
     ) -> Decision {
         *session = None;
-        Decision::Deny {
-            delay: self.throttle.borrow_mut().failure(peer, now),
-            reason,
+        let mut throttle = self.throttle.borrow_mut();
+        let delay = throttle.penalty(peer, now);
+        throttle.failure(peer, now);
+        Decision::Deny { delay, reason }
+    }
+
+    /// Logs a failed check, at most one line a second per worker (a flood must not flood the
+    /// log); the line says how many were not logged since.
+    fn log_failure(&self, peer: IpAddr, reason: &'static str, now: Instant) {
+        let due = self
+            .last_failure_log
+            .get()
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
+        if due {
+            tracing::info!(
+                %peer,
+                reason,
+                not_logged_before = self.unlogged_failures.replace(0),
+                "proxy authentication failed"
+            );
+            self.last_failure_log.set(Some(now));
+        } else {
+            self.unlogged_failures.set(self.unlogged_failures.get() + 1);
         }
     }
 
-    /// Checks `password` for `user`; slow hashes on the verifier pool. An unknown user is
-    /// checked against the decoy so it takes as long as a wrong password.
+    /// Checks `password` for `user`; slow hashes on the verifier pool. Every check costs what
+    /// the decoy (the database's most common slow hash) costs: an unknown user is checked against
+    /// the decoy, and a user with a fast hash pays for one decoy check too, so neither the time nor
+    /// the answer (407 or 503) tells which names exist.
     async fn check(&self, db: &UserDb, user: &str, password: Secret) -> Checked {
-        let (record, known) = match db.get(user) {
-            Some(r) => (r.clone(), true),
-            None => match db.decoy() {
-                Some(d) => (d.clone(), false),
-                None => return Checked::Invalid,
-            },
+        let decoy = db.decoy();
+        let Some(record) = db.get(user) else {
+            return match decoy {
+                Some(d) => match self.on_pool(d.clone(), password).await {
+                    Some(_) => Checked::Invalid,
+                    None => Checked::Busy,
+                },
+                None => Checked::Invalid,
+            };
         };
         let ok = if record.hash.is_costly() {
-            match self.shared.verifier.submit(record.clone(), password) {
-                Ok(answer) => answer.recv_async().await.unwrap_or(false),
-                Err(_) if known => return Checked::Busy,
-                Err(_) => false,
+            self.on_pool(record.clone(), password).await
+        } else {
+            if let Some(d) = decoy
+                && self.on_pool(d.clone(), Secret::new(b"")).await.is_none()
+            {
+                return Checked::Busy;
             }
-        } else {
-            record.hash.verify(password.expose())
+            Some(record.hash.verify(password.expose()))
         };
-        if ok && known {
-            Checked::Valid(record)
-        } else {
-            Checked::Invalid
+        match ok {
+            Some(true) => Checked::Valid(record.clone()),
+            Some(false) => Checked::Invalid,
+            None => Checked::Busy,
+        }
+    }
+
+    /// Runs one check on the verifier pool; `None` when its queue is full.
+    async fn on_pool(&self, record: Arc<UserRecord>, password: Secret) -> Option<bool> {
+        match self.shared.verifier.submit(record, password) {
+            Ok(answer) => Some(answer.recv_async().await.unwrap_or(false)),
+            Err(_) => None,
         }
     }
 }

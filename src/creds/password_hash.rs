@@ -7,10 +7,9 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sha_crypt::PasswordVerifier as _;
-use sha1::Digest as _;
+use sha2::Digest as _;
 use subtle::ConstantTimeEq;
 
-use super::Secret;
 use super::apr1;
 
 /// One user's stored hash, parsed and checked for shape when the user database is loaded.
@@ -24,8 +23,10 @@ pub enum PasswordHash {
     Apr1 { salt: Box<str>, digest: Box<str> },
     /// `{SHA}` + base64 of an unsalted SHA-1 (htpasswd -s).
     Sha1([u8; 20]),
-    /// A password stored as is: `--user`, or an htpasswd file when `htpasswd_plaintext` allows it.
-    Plain(Secret),
+    /// A password given as is (`--user`, or an htpasswd file when `htpasswd_plaintext` allows
+    /// it), kept only as its SHA-256: the compare is over fixed-length digests, so it reveals
+    /// nothing about the password's length, and the password itself is not kept here.
+    Plain([u8; 32]),
 }
 
 /// Why a stored hash was refused at load. Never contains the hash itself.
@@ -81,9 +82,41 @@ impl PasswordHash {
             };
         }
         if allow_plain {
-            Ok(PasswordHash::Plain(Secret::new(field.as_bytes())))
+            Ok(PasswordHash::plain(field.as_bytes()))
         } else {
             Err(HashError::Unknown)
+        }
+    }
+
+    /// A plain-text password, as its digest.
+    pub fn plain(password: &[u8]) -> PasswordHash {
+        PasswordHash::Plain(sha2::Sha256::digest(password).into())
+    }
+
+    /// Formats and work factors, for choosing a decoy like most users' hashes; `None` for the
+    /// fast formats.
+    pub fn cost_class(&self) -> Option<(&'static str, u32)> {
+        match self {
+            // `$2y$NN$…`: the cost is the two digits.
+            PasswordHash::Bcrypt(h) => Some(("bcrypt", h.get(4..6)?.parse().ok()?)),
+            PasswordHash::ShaCrypt(h) => {
+                let rounds = h
+                    .split('$')
+                    .nth(2)
+                    .and_then(|p| p.strip_prefix("rounds="))
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(5000);
+                Some((
+                    if h.starts_with("$5$") {
+                        "sha256-crypt"
+                    } else {
+                        "sha512-crypt"
+                    },
+                    rounds,
+                ))
+            }
+            PasswordHash::Apr1 { .. } => Some(("apr1", 1000)),
+            PasswordHash::Sha1(_) | PasswordHash::Plain(_) => None,
         }
     }
 
@@ -107,10 +140,13 @@ impl PasswordHash {
                 got.as_slice().ct_eq(digest.as_bytes()).into()
             }
             PasswordHash::Sha1(want) => {
-                let got = sha1::Sha1::digest(password);
+                let got = <sha1::Sha1 as sha1::Digest>::digest(password);
                 got.as_slice().ct_eq(want).into()
             }
-            PasswordHash::Plain(want) => want.ct_eq(password),
+            PasswordHash::Plain(want) => {
+                let got = sha2::Sha256::digest(password);
+                got.as_slice().ct_eq(want).into()
+            }
         }
     }
 
@@ -191,6 +227,19 @@ mod tests {
         ] {
             assert_eq!(PasswordHash::parse(field, true), Err(want), "{field}");
         }
+    }
+
+    #[test]
+    fn cost_classes_read_the_work_factor() {
+        let class = |h: &str| PasswordHash::parse(h, true).unwrap().cost_class();
+        assert_eq!(class(BCRYPT), Some(("bcrypt", 4)));
+        assert_eq!(class(SHA512), Some(("sha512-crypt", 5000)));
+        assert_eq!(
+            class("$5$rounds=10000$saltsalt$3xv8vORhmZCUBZE9rUa4tqGk2K5Mw/xQcqgVomprW6D"),
+            Some(("sha256-crypt", 10000))
+        );
+        assert_eq!(class(SHA1), None);
+        assert_eq!(class("plain"), None);
     }
 
     #[test]

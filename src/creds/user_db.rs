@@ -104,7 +104,7 @@ impl UserDb {
         for (name, password) in &sources.inline {
             add(
                 name,
-                PasswordHash::Plain(password.clone()),
+                PasswordHash::plain(password.expose()),
                 "--user/users".into(),
             )?;
         }
@@ -127,17 +127,28 @@ impl UserDb {
                 )?;
             }
         }
-        let decoy = users
-            .values()
-            .map(|(r, _)| r)
-            .find(|r| r.hash.is_costly())
-            .cloned();
+        let decoy = decoy_of(users.values().map(|(r, _)| r));
         Ok(UserDb {
             generation,
             users,
             decoy,
         })
     }
+}
+
+/// A record with the most common slow hash (format and work factor; on a tie the costliest), so
+/// that checking it costs what checking most users costs.
+fn decoy_of<'a>(records: impl Iterator<Item = &'a Arc<UserRecord>>) -> Option<Arc<UserRecord>> {
+    let mut classes: HashMap<(&'static str, u32), (usize, &Arc<UserRecord>)> = HashMap::new();
+    for r in records {
+        if let Some(class) = r.hash.cost_class() {
+            classes.entry(class).or_insert((0, r)).0 += 1;
+        }
+    }
+    classes
+        .into_iter()
+        .max_by_key(|((_, cost), (count, _))| (*count, *cost))
+        .map(|(_, (_, r))| r.clone())
 }
 
 /// The current snapshot and how to rebuild it. Shared by all workers and the reloader.
@@ -198,6 +209,33 @@ mod tests {
         assert_eq!(db.generation, 7);
         assert!(db.get("alice").unwrap().hash.verify(b"pw"));
         assert!(db.get("bob").is_none());
+    }
+
+    #[test]
+    fn the_decoy_has_the_most_common_slow_hash() {
+        let dir = std::env::temp_dir().join(format!("ringgate-decoy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("users");
+        let b4 = "$2y$04$WFucmkyDv64zi5NAQbnAf.xUpbUQQ/UXvrOwN7oQP4npLBM5hj8Cy";
+        let b5 = "$2y$05$WFucmkyDv64zi5NAQbnAf.xUpbUQQ/UXvrOwN7oQP4npLBM5hj8Cy";
+        std::fs::write(
+            &file,
+            format!("a:{b5}\nb:{b4}\nc:{b4}\nd:{{SHA}}5en6G6MezRroT3XKqkdPOmY/BfQ=\n"),
+        )
+        .unwrap();
+        let sources = Sources {
+            htpasswd: vec![file],
+            ..inline(&[("e", "plain")])
+        };
+        let db = UserDb::load(&sources, 1).unwrap();
+        assert_eq!(db.decoy().unwrap().hash.cost_class(), Some(("bcrypt", 4)));
+        assert!(
+            UserDb::load(&inline(&[("e", "plain")]), 1)
+                .unwrap()
+                .decoy()
+                .is_none()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
