@@ -25,9 +25,11 @@ impl From<HeadError> for Reply {
 impl From<TargetError> for Reply {
     fn from(e: TargetError) -> Reply {
         match e {
-            TargetError::NotAuthority | TargetError::BadPort | TargetError::BadHost => {
-                Reply::BadConnectTarget
-            }
+            TargetError::NotAuthority
+            | TargetError::BadPort
+            | TargetError::BadHost
+            | TargetError::NotHttp
+            | TargetError::BadUrl => Reply::BadConnectTarget,
         }
     }
 }

@@ -1,6 +1,9 @@
-//! HTTP/1.1 on the wire, without I/O: request-head parsing and limits, CONNECT targets, and the
+//! HTTP/1.1 on the wire, without I/O: request-head parsing and limits, request-targets (CONNECT and
+//! absolute-form), the chunked coding's strict scanner, the head rewritten for an origin, and the
 //! proxy's own prerendered responses.
 
+pub mod chunked;
 pub mod head;
 pub mod response;
+pub mod rewrite;
 pub mod target;

@@ -1,6 +1,7 @@
-//! CONNECT request-targets (RFC 9110 §9.3.6): authority-form `host:port`, nothing else.
+//! Request-targets: CONNECT's authority-form `host:port` (RFC 9110 §9.3.6) and the absolute-form
+//! `http://host[:port]/path` of a request to forward (RFC 9112 §3.2.2).
 //!
-//! A pure function; the host it returns borrows from the request buffer.
+//! Pure functions; what they return borrows from the request buffer.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -27,6 +28,63 @@ pub enum TargetError {
     BadPort,
     #[error("CONNECT target has an invalid host")]
     BadHost,
+    #[error("only http:// URLs are forwarded (https goes through CONNECT)")]
+    NotHttp,
+    #[error("URL with user info or a fragment")]
+    BadUrl,
+}
+
+/// An absolute-form `http://` target, split for the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpTarget<'a> {
+    pub authority: Authority<'a>,
+    /// The authority as written (`host` or `host:port`): the `Host` field for the origin.
+    pub host: &'a str,
+    /// Path and query as written; empty or starting with `?` means the origin-form begins
+    /// with `/` ([`HttpTarget::write_origin_form`]).
+    pub path: &'a str,
+}
+
+impl HttpTarget<'_> {
+    /// Appends the origin-form request-target (`/path?query`).
+    pub fn write_origin_form(&self, out: &mut Vec<u8>) {
+        if !self.path.starts_with('/') {
+            out.push(b'/');
+        }
+        out.extend_from_slice(self.path.as_bytes());
+    }
+}
+
+/// Parses `http://authority[/path][?query]`; the scheme is case-insensitive, the port defaults to
+/// 80, user info (`user:pass@`) and fragments are refused.
+pub fn parse_absolute_http(target: &[u8]) -> Result<HttpTarget<'_>, TargetError> {
+    let target = std::str::from_utf8(target).map_err(|_| TargetError::BadUrl)?;
+    let scheme_end = target.find("://").ok_or(TargetError::NotHttp)?;
+    if !target[..scheme_end].eq_ignore_ascii_case("http") {
+        return Err(TargetError::NotHttp);
+    }
+    let rest = &target[scheme_end + 3..];
+    let (host, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    if host.contains('@') || path.contains('#') || host.contains('#') {
+        return Err(TargetError::BadUrl);
+    }
+    // A port is present when the last colon comes after any IPv6 bracket.
+    let has_port = host
+        .rfind(':')
+        .is_some_and(|c| host.rfind(']').is_none_or(|b| c > b));
+    let authority = if has_port {
+        parse_authority(host.as_bytes())?
+    } else {
+        Authority {
+            host: parse_host(host)?,
+            port: 80,
+        }
+    };
+    Ok(HttpTarget {
+        authority,
+        host,
+        path,
+    })
 }
 
 /// Longest DNS name (RFC 1035 §2.3.4, without the trailing dot).
@@ -37,6 +95,14 @@ pub fn parse_authority(target: &[u8]) -> Result<Authority<'_>, TargetError> {
     let target = std::str::from_utf8(target).map_err(|_| TargetError::BadHost)?;
     let (host, port) = target.rsplit_once(':').ok_or(TargetError::NotAuthority)?;
     let port = parse_port(port)?;
+    Ok(Authority {
+        host: parse_host(host)?,
+        port,
+    })
+}
+
+/// A host: `[v6]`, an IPv4 literal, or a DNS name.
+fn parse_host(host: &str) -> Result<Host<'_>, TargetError> {
     let host = if let Some(inner) = host.strip_prefix('[') {
         let inner = inner.strip_suffix(']').ok_or(TargetError::BadHost)?;
         Host::Ip(IpAddr::V6(
@@ -53,7 +119,7 @@ pub fn parse_authority(target: &[u8]) -> Result<Authority<'_>, TargetError> {
     } else {
         return Err(TargetError::BadHost);
     };
-    Ok(Authority { host, port })
+    Ok(host)
 }
 
 /// 1–65535, decimal digits only (no sign, no spaces; leading zeros are harmless).
@@ -143,5 +209,62 @@ mod tests {
             assert_eq!(got, want, "target {input:?}");
         }
         assert_eq!(parse_authority(b"\xff:443"), Err(TargetError::BadHost));
+    }
+
+    /// One row per absolute-form target: the input, and (host, port, Host field, origin-form).
+    #[test]
+    fn absolute_http_table() {
+        type Row<'a> = (
+            &'a str,
+            Result<(&'a str, u16, &'a str, &'a str), TargetError>,
+        );
+        let rows: Vec<Row> = vec![
+            (
+                "http://example.com/a/b?c=d",
+                Ok(("example.com", 80, "example.com", "/a/b?c=d")),
+            ),
+            (
+                "HTTP://Example.com:8080",
+                Ok(("Example.com", 8080, "Example.com:8080", "/")),
+            ),
+            (
+                "http://example.com?q",
+                Ok(("example.com", 80, "example.com", "/?q")),
+            ),
+            (
+                "http://127.0.0.1:9/x",
+                Ok(("127.0.0.1", 9, "127.0.0.1:9", "/x")),
+            ),
+            ("http://[::1]/x", Ok(("::1", 80, "[::1]", "/x"))),
+            ("http://[::1]:81/", Ok(("::1", 81, "[::1]:81", "/"))),
+            ("https://example.com/", Err(TargetError::NotHttp)),
+            ("ftp://example.com/", Err(TargetError::NotHttp)),
+            ("/just/a/path", Err(TargetError::NotHttp)),
+            ("http://user:pw@example.com/", Err(TargetError::BadUrl)),
+            ("http://example.com/#frag", Err(TargetError::BadUrl)),
+            ("http:///path", Err(TargetError::BadHost)),
+            ("http://exa mple.com/", Err(TargetError::BadHost)),
+            ("http://example.com:0/", Err(TargetError::BadPort)),
+            ("http://example.com:/", Err(TargetError::BadPort)),
+            ("http://[::1/", Err(TargetError::BadHost)),
+        ];
+        for (input, want) in rows {
+            let got = parse_absolute_http(input.as_bytes()).map(|t| {
+                let host = match t.authority.host {
+                    Host::Name(n) => n.to_owned(),
+                    Host::Ip(ip) => ip.to_string(),
+                };
+                let mut origin = Vec::new();
+                t.write_origin_form(&mut origin);
+                (
+                    host,
+                    t.authority.port,
+                    t.host.to_owned(),
+                    String::from_utf8(origin).unwrap(),
+                )
+            });
+            let want = want.map(|(h, p, hh, o)| (h.to_owned(), p, hh.to_owned(), o.to_owned()));
+            assert_eq!(got, want, "target {input:?}");
+        }
     }
 }
