@@ -141,19 +141,25 @@ impl RequestHead {
     }
 }
 
-/// Framing and connection facts gathered from the header fields.
-struct Fields {
-    proxy_authorization: Field,
-    body: Body,
-    expect_continue: bool,
-    wants_close: bool,
-    wants_keep_alive: bool,
+/// Framing and connection facts gathered from the header fields (of a request or a response).
+pub(crate) struct Fields {
+    pub proxy_authorization: Field,
+    pub body: Body,
+    /// A `Content-Length` was sent (`Body::None` with this set means `Content-Length: 0`).
+    pub explicit_length: bool,
+    pub expect_continue: bool,
+    pub wants_close: bool,
+    pub wants_keep_alive: bool,
 }
 
-fn scan_fields(buf: &[u8], headers: &[httparse::Header<'_>]) -> Result<Fields, HeadError> {
+pub(crate) fn scan_fields(
+    buf: &[u8],
+    headers: &[httparse::Header<'_>],
+) -> Result<Fields, HeadError> {
     let mut f = Fields {
         proxy_authorization: Field::Absent,
         body: Body::None,
+        explicit_length: false,
         expect_continue: false,
         wants_close: false,
         wants_keep_alive: false,
@@ -191,6 +197,7 @@ fn scan_fields(buf: &[u8], headers: &[httparse::Header<'_>]) -> Result<Fields, H
             }
         }
     }
+    f.explicit_length = length.is_some();
     f.body = match (transfer_encoding, length) {
         (Some(_), Some(_)) => return Err(HeadError::BadFraming),
         (Some(te), None) => {
