@@ -330,6 +330,30 @@ mod tests {
         assert_eq!(n, whole, "byte by byte");
     }
 
+    /// Random bytes (a fixed xorshift sequence) never panic the scanner, and never make it claim
+    /// more bytes than it was given.
+    #[test]
+    fn garbage_never_panics() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"0123456789abcdefABCDEF;=\" \t\r\nX:-";
+        for _ in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let input: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let mut s = ChunkedScanner::new();
+            if let Ok(n) = s.feed(&input) {
+                assert!(n <= input.len());
+            }
+        }
+    }
+
     #[test]
     fn long_extensions_and_trailers_are_bounded() {
         let long_ext = format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(MAX_EXTENSION + 1));
