@@ -1,11 +1,13 @@
-//! The head a forward proxy sends to the origin (RFC 9110 §7.6, RFC 9112 §3.2): origin-form target,
-//! `Host` from the request-target, hop-by-hop fields removed, framing re-stated, `Via` added.
-//! A pure function writing into a caller's buffer.
+//! The heads a forward proxy passes on (RFC 9110 §7.6, RFC 9112 §3.2): to the origin, the
+//! origin-form target with `Host` from the request-target; to the client, the origin's status and
+//! fields. Both ways hop-by-hop fields (and those `Connection` names) are removed, the framing is
+//! re-stated from what the proxy parsed, and `Via` is added. Pure functions writing into a buffer.
 
 use std::io::Write as _;
 use std::net::IpAddr;
 
 use super::head::Body;
+use super::response_head::ResponseBody;
 use super::target::HttpTarget;
 
 /// Fields that belong to one connection, never forwarded (RFC 9110 §7.6.1), plus the proxy's own
@@ -96,10 +98,114 @@ pub fn write_request_head(
     out.extend_from_slice(b"\r\n");
 }
 
+/// Appends the response head for the client to `out`. `body` is the framing the proxy parsed
+/// (a `Content-Length` of a body-less response, e.g. to `HEAD`, passes through as the origin sent
+/// it); `close` adds `Connection: close` (the client connection ends after this response).
+pub fn write_response_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    reason: &str,
+    headers: &[httparse::Header<'_>],
+    body: ResponseBody,
+    via: Option<&str>,
+    close: bool,
+) {
+    let _ = write!(out, "HTTP/1.1 {status} {reason}\r\n");
+    for h in headers {
+        let keep_length =
+            body == ResponseBody::None && h.name.eq_ignore_ascii_case("content-length");
+        if !keep_length
+            && (HOP_BY_HOP.iter().any(|n| h.name.eq_ignore_ascii_case(n))
+                || named_by_connection(h.name, headers))
+        {
+            continue;
+        }
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    match body {
+        ResponseBody::None | ResponseBody::UntilClose => {}
+        ResponseBody::Length(n) => {
+            let _ = write!(out, "Content-Length: {n}\r\n");
+        }
+        ResponseBody::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+    }
+    if let Some(via) = via {
+        let _ = write!(out, "Via: 1.1 {via}\r\n");
+    }
+    if close || body == ResponseBody::UntilClose {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::http::target::parse_absolute_http;
+
+    fn rewrite_response(text: &str, body: ResponseBody, close: bool) -> String {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut headers);
+        resp.parse(text.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let (code, reason) = (resp.code.unwrap(), resp.reason.unwrap());
+        write_response_head(
+            &mut out,
+            code,
+            reason,
+            resp.headers,
+            body,
+            Some("ringgate"),
+            close,
+        );
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn responses_lose_hop_by_hop_fields_and_restate_framing() {
+        let out = rewrite_response(
+            "HTTP/1.1 200 OK\r\nServer: o\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\n\
+             Proxy-Authenticate: Basic realm=\"next\"\r\nTransfer-Encoding: chunked\r\nWWW-Authenticate: Basic realm=\"o\"\r\n\r\n",
+            ResponseBody::Chunked,
+            false,
+        );
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nServer: o\r\nWWW-Authenticate: Basic realm=\"o\"\r\nTransfer-Encoding: chunked\r\nVia: 1.1 ringgate\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn body_less_responses_keep_their_length_and_unframed_ones_close() {
+        let head = rewrite_response(
+            "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n",
+            ResponseBody::None,
+            false,
+        );
+        assert!(head.contains("\r\nContent-Length: 1234\r\n"), "{head}");
+        let until_close = rewrite_response(
+            "HTTP/1.0 200 OK\r\nX: y\r\n\r\n",
+            ResponseBody::UntilClose,
+            false,
+        );
+        assert_eq!(
+            until_close,
+            "HTTP/1.1 200 OK\r\nX: y\r\nVia: 1.1 ringgate\r\nConnection: close\r\n\r\n"
+        );
+        let closing = rewrite_response(
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\n",
+            ResponseBody::Length(3),
+            true,
+        );
+        assert!(
+            closing
+                .ends_with("Content-Length: 3\r\nVia: 1.1 ringgate\r\nConnection: close\r\n\r\n"),
+            "{closing}"
+        );
+    }
 
     fn rewrite(request: &str, body: Body, add: Additions<'_>) -> String {
         let mut headers = [httparse::EMPTY_HEADER; 32];
