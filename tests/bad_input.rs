@@ -94,8 +94,18 @@ fn corpus(closed: u16) -> Vec<(Vec<u8>, u16, &'static str)> {
         ),
         (
             b"GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
-            501,
-            "not implemented yet",
+            502,
+            "refused",
+        ),
+        (
+            b"GET https://example.com/ HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            400,
+            "only http://",
+        ),
+        (
+            b"GET http://u:p@example.com/ HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            400,
+            "only http://",
         ),
         (long_target.into_bytes(), 414, "request-target too long"),
         (big_head.into_bytes(), 431, "request head too large"),
@@ -226,7 +236,7 @@ fn curl_sees_the_errors() {
 }
 
 #[test]
-fn python_requests_gets_501_for_plain_http_until_forwarding_lands() {
+fn python_requests_sees_502_for_an_unreachable_plain_http_origin() {
     let proxy = Proxy::start(&[]);
     let script = format!(
         "import requests\nr = requests.get('http://127.0.0.1:1/x', proxies={{'http': 'http://{}'}})\nprint(r.status_code, r.headers['Connection'], r.text.strip())",
@@ -243,7 +253,7 @@ fn python_requests_gets_501_for_plain_http_until_forwarding_lands() {
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "501 close plain HTTP forwarding is not implemented yet; use CONNECT"
+        "502 close target refused the connection"
     );
 }
 
@@ -254,7 +264,11 @@ fn refusals_of_head_requests_carry_no_body() {
         (&b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"[..], 400),
         (
             &b"HEAD http://127.0.0.1:1/ HTTP/1.1\r\nHost: x\r\n\r\n"[..],
-            501,
+            502,
+        ),
+        (
+            &b"HEAD https://127.0.0.1:1/ HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            400,
         ),
     ] {
         let resp = exchange(proxy.addr, request);

@@ -20,7 +20,7 @@ use crate::http::head::{self, Limits, Method, RequestHead};
 use crate::http::response::Reply;
 use crate::http::target::parse_authority;
 use crate::shard::Shard;
-use crate::{tunnel, upstream};
+use crate::{forward, tunnel, upstream};
 
 /// First read buffer; grown by doubling up to the head limit. Most CONNECT heads are ~100 bytes.
 const INITIAL_BUFFER: usize = 1024;
@@ -31,6 +31,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shard: Rc<Shard>) {
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::with_capacity(INITIAL_BUFFER.min(shard.limits.max_head_bytes));
     let mut session: Option<Session> = None;
+    let mut origin: Option<forward::Origin> = None;
     let mut first = true;
     loop {
         let head = match read_head(&mut stream, &mut buf, &shard, first).await {
@@ -69,12 +70,25 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shard: Rc<Shard>) {
                 }
             }
         }
-        let target = head.target.get(&buf);
+        let absolute = is_absolute_form(head.target.get(&buf));
         let reply = match head.method {
             Method::Connect => return connect(stream, peer, buf, head, &shard).await,
             Method::Other => Reply::MethodNotAllowed,
-            _ if is_absolute_form(target) => Reply::ForwardingNotImplemented,
+            _ if absolute => {
+                let forwarded =
+                    forward::forward(&mut stream, &mut buf, &head, &shard, peer, &mut origin).await;
+                match forwarded {
+                    Ok(forward::Next::ReadNext) => continue,
+                    Ok(forward::Next::Closed) => return,
+                    Err(reply) => reply,
+                }
+            }
             _ => Reply::NotAProxyRequest,
+        };
+        let target = if absolute {
+            &b""[..]
+        } else {
+            head.target.get(&buf)
         };
         return refuse(
             &mut stream,

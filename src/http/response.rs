@@ -16,7 +16,7 @@ pub enum Reply {
     TargetTooLong,
     HeadTooLarge,
     TooManyHeaders,
-    ForwardingNotImplemented,
+    BadUrl,
     ResolveFailed,
     ConnectRefused,
     Unreachable,
@@ -24,10 +24,14 @@ pub enum Reply {
     ConnectTimeout,
     BadFraming,
     AuthBusy,
+    BadResponse,
+    OriginClosed,
+    OriginTimeout,
+    ClientGone,
 }
 
 impl Reply {
-    const ALL: [Reply; 17] = [
+    const ALL: [Reply; 21] = [
         Reply::Established,
         Reply::MalformedHead,
         Reply::BadConnectTarget,
@@ -37,7 +41,7 @@ impl Reply {
         Reply::TargetTooLong,
         Reply::HeadTooLarge,
         Reply::TooManyHeaders,
-        Reply::ForwardingNotImplemented,
+        Reply::BadUrl,
         Reply::ResolveFailed,
         Reply::ConnectRefused,
         Reply::Unreachable,
@@ -45,6 +49,10 @@ impl Reply {
         Reply::ConnectTimeout,
         Reply::BadFraming,
         Reply::AuthBusy,
+        Reply::BadResponse,
+        Reply::OriginClosed,
+        Reply::OriginTimeout,
+        Reply::ClientGone,
     ];
 
     /// Status code, reason phrase, short body (also the log reason).
@@ -73,10 +81,10 @@ impl Reply {
                 "Request Header Fields Too Large",
                 "too many header fields",
             ),
-            Reply::ForwardingNotImplemented => (
-                501,
-                "Not Implemented",
-                "plain HTTP forwarding is not implemented yet; use CONNECT",
+            Reply::BadUrl => (
+                400,
+                "Bad Request",
+                "only http://host[:port]/path URLs are forwarded (https goes through CONNECT)",
             ),
             Reply::ResolveFailed => (502, "Bad Gateway", "cannot resolve the target host"),
             Reply::ConnectRefused => (502, "Bad Gateway", "target refused the connection"),
@@ -93,6 +101,14 @@ impl Reply {
                 "Service Unavailable",
                 "too many credential checks waiting; retry",
             ),
+            Reply::BadResponse => (502, "Bad Gateway", "invalid response from the origin"),
+            Reply::OriginClosed => (
+                502,
+                "Bad Gateway",
+                "origin closed the connection without a response",
+            ),
+            Reply::OriginTimeout => (504, "Gateway Timeout", "origin did not answer in time"),
+            Reply::ClientGone => (400, "Bad Request", "request body incomplete"),
         }
     }
 

@@ -62,7 +62,9 @@ pub fn write_request_head(
     out.extend_from_slice(b"\r\n");
     let mut forwarded_for_seen = false;
     for h in headers {
+        // `Expect: 100-continue` is answered by the proxy itself, not passed on.
         if HOP_BY_HOP.iter().any(|n| h.name.eq_ignore_ascii_case(n))
+            || h.name.eq_ignore_ascii_case("expect")
             || named_by_connection(h.name, headers)
         {
             continue;

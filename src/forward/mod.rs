@@ -1,0 +1,230 @@
+//! Plain HTTP forwarding of absolute-form requests (`GET http://host/path`): the request head is
+//! rewritten for the origin (`http::rewrite`), bodies are streamed in both directions under the
+//! framing the proxy parsed itself (Content-Length, chunked checked by `http::chunked`, or until
+//! close), and both connections stay open when the framing allows. One origin connection is kept
+//! per client connection and reused for its next request to the same host and port.
+
+mod body;
+
+use std::mem::MaybeUninit;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use crate::config::MAX_HEADERS_CAP;
+use crate::http::chunked::ChunkedScanner;
+use crate::http::head::{Body, Method, RequestHead};
+use crate::http::response::Reply;
+use crate::http::response_head::{self, ResponseBody};
+use crate::http::rewrite::{self, Additions};
+use crate::http::target::parse_absolute_http;
+use crate::shard::Shard;
+use crate::upstream::dial::dial;
+use body::{Framing, relay_body};
+
+/// What the connection loop does after a forwarded request.
+pub enum Next {
+    ReadNext,
+    Closed,
+}
+
+/// An origin connection kept for the client connection's next request.
+pub struct Origin {
+    stream: TcpStream,
+    host: String,
+    port: u16,
+}
+
+/// The `Via` pseudonym.
+const VIA: &str = "ringgate";
+const INTERIM_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// Forwards one request whose head is at the start of `buf`. On `ReadNext`, `buf` holds what the
+/// client already sent after this request (a pipelined request).
+pub async fn forward(
+    client: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    head: &RequestHead,
+    shard: &Shard,
+    peer: SocketAddr,
+    origin: &mut Option<Origin>,
+) -> Result<Next, Reply> {
+    let wait = shard.config.idle_timeout;
+    // The head for the origin, built while the request's bytes are borrowed.
+    let (out, host, port, authority_owned) = {
+        let target = parse_absolute_http(head.target.get(buf)).map_err(|_| Reply::BadUrl)?;
+        let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS_CAP];
+        let mut req = httparse::Request::new(&mut []);
+        let parsed = req.parse_with_uninit_headers(
+            &buf[..head.len],
+            &mut headers[..shard.limits.max_headers.min(MAX_HEADERS_CAP)],
+        );
+        let (Ok(httparse::Status::Complete(_)), Some(method)) = (parsed, req.method) else {
+            return Err(Reply::MalformedHead);
+        };
+        let mut out = Vec::with_capacity(head.len + 64);
+        rewrite::write_request_head(
+            &mut out,
+            method,
+            &target,
+            req.headers,
+            head.body,
+            Additions {
+                via: Some(VIA),
+                forwarded_for: None,
+            },
+        );
+        (
+            out,
+            target.host.to_ascii_lowercase(),
+            target.authority.port,
+            target.host.to_owned(),
+        )
+    };
+    let reusable = origin
+        .as_ref()
+        .is_some_and(|o| o.host == host && o.port == port);
+    let mut conn = match (reusable, origin.take()) {
+        (true, Some(o)) => (o.stream, true),
+        _ => (connect(&authority_owned, port, shard).await?, false),
+    };
+    if head.expect_continue && head.body != Body::None {
+        // The proxy answers the expectation itself and does not forward it (see rewrite.rs).
+        let (res, _) = client.write_all(INTERIM_100).await;
+        res.map_err(|_| Reply::ClientGone)?;
+    }
+
+    // Request: head, then the body under the client's framing.
+    let pending = buf.split_off(head.len);
+    buf.clear();
+    let framing = match head.body {
+        Body::None => None,
+        Body::Length(n) => Some(Framing::Length(n)),
+        Body::Chunked => Some(Framing::Chunked(ChunkedScanner::new())),
+    };
+    let (res, out) = conn.0.write_all(out).await;
+    if res.is_err() && conn.1 && framing.is_none() && is_idempotent(head.method) {
+        // A kept origin connection that died while idle: once more on a fresh one.
+        conn = (connect(&authority_owned, port, shard).await?, false);
+        let (res, _) = conn.0.write_all(out).await;
+        res.map_err(|_| Reply::OriginClosed)?;
+    } else {
+        res.map_err(|_| Reply::OriginClosed)?;
+    }
+    let after = match framing {
+        None => pending,
+        Some(f) => relay_body(client, &mut conn.0, pending, f, wait)
+            .await
+            .map_err(|e| e.reply_for_request())?,
+    };
+    *buf = after;
+
+    // Response: skip interim 1xx, then the final head, rewritten, then the body.
+    let mut rbuf: Vec<u8> = Vec::with_capacity(4096);
+    let deadline = Instant::now() + wait;
+    let rhead = loop {
+        match response_head::parse(&rbuf, &shard.limits, head.method) {
+            Ok(Some(h)) if (100..200).contains(&h.status) && h.status != 101 => {
+                rbuf.drain(..h.len);
+                continue;
+            }
+            Ok(Some(h)) if h.status == 101 => return Err(Reply::BadResponse),
+            Ok(Some(h)) => break h,
+            Ok(None) => {}
+            Err(_) => return Err(Reply::BadResponse),
+        }
+        if rbuf.len() == rbuf.capacity() {
+            rbuf.reserve(rbuf.capacity());
+        }
+        let (len, cap) = (rbuf.len(), rbuf.capacity());
+        let left = deadline.saturating_duration_since(Instant::now());
+        let read = conn.0.read(std::mem::take(&mut rbuf).slice_mut(len..cap));
+        match monoio::time::timeout(left, read).await {
+            Err(_) => return Err(Reply::OriginTimeout),
+            Ok((res, slice)) => {
+                rbuf = slice.into_inner();
+                match res {
+                    Ok(0) | Err(_) => return Err(Reply::OriginClosed),
+                    Ok(_) => {}
+                }
+            }
+        }
+    };
+    let close_client = !head.persistent() || rhead.body == ResponseBody::UntilClose;
+    let mut client_head = Vec::with_capacity(rhead.len + 64);
+    {
+        let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS_CAP];
+        let mut resp = httparse::Response::new(&mut []);
+        let _ = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut resp,
+            &rbuf[..rhead.len],
+            &mut headers[..shard.limits.max_headers.min(MAX_HEADERS_CAP)],
+        );
+        rewrite::write_response_head(
+            &mut client_head,
+            rhead.status,
+            resp.reason.unwrap_or(""),
+            resp.headers,
+            rhead.body,
+            Some(VIA),
+            close_client,
+        );
+    }
+    let response_body = rbuf.split_off(rhead.len);
+    tracing::debug!(%peer, host = %host, status = rhead.status, "forwarded");
+    let (res, _) = client.write_all(client_head).await;
+    if res.is_err() {
+        return Ok(Next::Closed);
+    }
+    let framing = match rhead.body {
+        ResponseBody::None => None,
+        ResponseBody::Length(n) => Some(Framing::Length(n)),
+        ResponseBody::Chunked => Some(Framing::Chunked(ChunkedScanner::new())),
+        ResponseBody::UntilClose => Some(Framing::UntilClose),
+    };
+    let clean = match framing {
+        None => response_body.is_empty(),
+        // The response has started: a failure now can only cut the client connection.
+        Some(f) => match relay_body(&mut conn.0, client, response_body, f, wait).await {
+            Ok(extra) => extra.is_empty(),
+            Err(_) => return Ok(Next::Closed),
+        },
+    };
+    if clean && !rhead.closes && rhead.body != ResponseBody::UntilClose {
+        *origin = Some(Origin {
+            stream: conn.0,
+            host,
+            port,
+        });
+    }
+    Ok(if close_client {
+        Next::Closed
+    } else {
+        Next::ReadNext
+    })
+}
+
+async fn connect(host: &str, port: u16, shard: &Shard) -> Result<TcpStream, Reply> {
+    // Re-parse the authority text kept from the target (it was validated there).
+    let text = if host.contains(':') && !host.ends_with(']') {
+        host.to_owned()
+    } else {
+        format!("{host}:{port}")
+    };
+    let authority =
+        crate::http::target::parse_authority(text.as_bytes()).map_err(|_| Reply::BadUrl)?;
+    dial(&authority, shard.config.connect_timeout)
+        .await
+        .map_err(|e| Reply::from(&e))
+}
+
+/// Methods safe to send twice (RFC 9110 §9.2.2).
+fn is_idempotent(m: Method) -> bool {
+    matches!(
+        m,
+        Method::Get | Method::Head | Method::Options | Method::Trace | Method::Put | Method::Delete
+    )
+}

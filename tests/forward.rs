@@ -1,0 +1,356 @@
+//! Plain HTTP forwarding against the real binary: absolute-form requests rewritten for the origin,
+//! bodies both ways (Content-Length and chunked), body-less responses, keep-alive on both sides,
+//! proxy authentication on forwarded requests, and the errors. Real clients: raw sockets, curl,
+//! Python requests.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use support::*;
+
+/// One request as the test origin received it.
+struct Seen {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn read_request(r: &mut BufReader<TcpStream>) -> Option<Seen> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (n, v) = h.split_once(':')?;
+        headers.push((n.to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let mut body = Vec::new();
+    if let Some(len) = get("content-length") {
+        body.resize(len.parse().ok()?, 0);
+        r.read_exact(&mut body).ok()?;
+    } else if get("transfer-encoding").is_some() {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).ok()?;
+            let n = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            if n == 0 {
+                let mut end = String::new();
+                r.read_line(&mut end).ok()?;
+                break;
+            }
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).ok()?;
+            body.extend_from_slice(&chunk[..n]);
+        }
+    }
+    Some(Seen {
+        method,
+        target,
+        headers,
+        body,
+    })
+}
+
+/// A keep-alive HTTP/1.1 origin. It answers each request with `respond`, and counts connections.
+fn origin(
+    respond: impl Fn(&Seen) -> Vec<u8> + Send + Sync + 'static,
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    let respond = Arc::new(respond);
+    let addr = serve(move |s| {
+        count.fetch_add(1, Ordering::SeqCst);
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        while let Some(seen) = read_request(&mut r) {
+            if w.write_all(&respond(&seen)).is_err() {
+                break;
+            }
+        }
+    });
+    (addr, connections)
+}
+
+/// Answers with what it saw: method, target, the headers that matter, body length and checksum.
+fn mirror(seen: &Seen) -> Vec<u8> {
+    let get = |n: &str| {
+        seen.headers
+            .iter()
+            .filter(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let sum: u64 = seen.body.iter().map(|&b| u64::from(b)).sum();
+    let text = format!(
+        "{} {}\nhost={}\nproxy-authorization={}\nproxy-connection={}\nvia={}\nx-secret={}\nlen={} sum={}\n",
+        seen.method,
+        seen.target,
+        get("host"),
+        get("proxy-authorization"),
+        get("proxy-connection"),
+        get("via"),
+        get("x-secret"),
+        seen.body.len(),
+        sum
+    );
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{text}",
+        text.len()
+    )
+    .into_bytes()
+}
+
+fn ask(s: &mut TcpStream, request: &[u8]) -> (u16, String, String) {
+    s.write_all(request).unwrap();
+    let (head, body) = read_response(s);
+    (status(&head), head, body)
+}
+
+fn open(proxy: &Proxy) -> TcpStream {
+    let s = TcpStream::connect(proxy.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s
+}
+
+#[test]
+fn requests_are_rewritten_for_the_origin_and_answers_come_back_with_via() {
+    let (o, _) = origin(mirror);
+    let proxy = Proxy::start(&["--user", "alice:pw"]);
+    let mut s = open(&proxy);
+    let req = format!(
+        "GET http://{o}/a/b?c=d HTTP/1.1\r\nHost: wrong.example\r\nProxy-Authorization: Basic YWxpY2U6cHc=\r\n\
+         Proxy-Connection: keep-alive\r\nConnection: X-Secret\r\nX-Secret: hop\r\n\r\n"
+    );
+    let (code, head, body) = ask(&mut s, req.as_bytes());
+    assert_eq!(code, 200, "{head}");
+    assert!(head.contains("\r\nVia: 1.1 ringgate\r\n"), "{head}");
+    assert_eq!(
+        body,
+        format!(
+            "GET /a/b?c=d\nhost={o}\nproxy-authorization=\nproxy-connection=\nvia=1.1 ringgate\nx-secret=\nlen=0 sum=0\n"
+        )
+    );
+    // The connection authenticated once; its next request may omit the header.
+    let (code, _, body) = ask(
+        &mut s,
+        format!("GET http://{o}/again HTTP/1.1\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(code, 200);
+    assert!(body.starts_with("GET /again\n"), "{body}");
+    // A new connection without credentials is challenged.
+    let mut t = open(&proxy);
+    let (code, _, _) = ask(
+        &mut t,
+        format!("GET http://{o}/ HTTP/1.1\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(code, 407);
+}
+
+#[test]
+fn bodies_pass_both_ways_with_content_length_and_chunked() {
+    let (o, _) = origin(mirror);
+    let proxy = Proxy::start(&[]);
+    let mut s = open(&proxy);
+    let body: Vec<u8> = (0..1_048_576u32).map(|i| (i * 7 % 251) as u8).collect();
+    let sum: u64 = body.iter().map(|&b| u64::from(b)).sum();
+    let mut req = format!(
+        "POST http://{o}/up HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    let (code, _, answer) = ask(&mut s, &req);
+    assert_eq!(code, 200);
+    assert!(
+        answer.contains(&format!("len=1048576 sum={sum}")),
+        "{answer}"
+    );
+    // Chunked upload on the same connection, in pieces.
+    let mut req = format!("POST http://{o}/chunked HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .into_bytes();
+    for piece in body.chunks(100_000) {
+        req.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        req.extend_from_slice(piece);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let (code, _, answer) = ask(&mut s, &req);
+    assert_eq!(code, 200);
+    assert!(
+        answer.contains(&format!("len=1048576 sum={sum}")),
+        "{answer}"
+    );
+
+    // A chunked download, checked by curl.
+    let (chunky, _) = origin(|_| {
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-T: 1\r\n\r\n"
+            .to_vec()
+    });
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "20", "-x"])
+        .arg(format!("http://{}", proxy.addr))
+        .arg(format!("http://{chunky}/"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello, world");
+}
+
+#[test]
+fn body_less_and_unframed_responses() {
+    let (o, _) = origin(|seen| match seen.target.as_str() {
+        "/204" => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+        "/304" => b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n".to_vec(),
+        _ => b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world".to_vec(),
+    });
+    let proxy = Proxy::start(&[]);
+    let mut s = open(&proxy);
+    for (req, want, length) in [
+        (format!("HEAD http://{o}/ HTTP/1.1\r\n\r\n"), 200, "11"),
+        (format!("GET http://{o}/204 HTTP/1.1\r\n\r\n"), 204, ""),
+        (format!("GET http://{o}/304 HTTP/1.1\r\n\r\n"), 304, ""),
+        (format!("GET http://{o}/ HTTP/1.1\r\n\r\n"), 200, "11"),
+    ] {
+        s.write_all(req.as_bytes()).unwrap();
+        let head = read_head(&mut s);
+        assert_eq!(status(&head), want, "{req}: {head}");
+        if !length.is_empty() {
+            assert!(
+                head.contains(&format!("Content-Length: {length}\r\n")),
+                "{head}"
+            );
+        }
+        if req.starts_with("GET http") && want == 200 {
+            let mut body = [0u8; 11];
+            s.read_exact(&mut body).unwrap();
+            assert_eq!(&body, b"hello world");
+        }
+    }
+    // No length: the body runs to the origin's close, and the client connection closes after.
+    let unframed = serve(|mut s| {
+        let _ = read_head(&mut s);
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\nuntil the end");
+    });
+    let mut s = open(&proxy);
+    s.write_all(format!("GET http://{unframed}/ HTTP/1.1\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert!(all.contains("\r\nConnection: close\r\n"), "{all}");
+    assert!(all.ends_with("\r\n\r\nuntil the end"), "{all}");
+}
+
+#[test]
+fn a_kept_alive_client_reuses_one_origin_connection() {
+    let (o, connections) = origin(mirror);
+    let proxy = Proxy::start(&[]);
+    let mut s = open(&proxy);
+    for i in 0..100 {
+        let (code, _, body) = ask(
+            &mut s,
+            format!("GET http://{o}/{i} HTTP/1.1\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(code, 200);
+        assert!(body.starts_with(&format!("GET /{i}\n")));
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "100 requests, one origin connection"
+    );
+    // Pipelined requests are answered in order.
+    let two = format!("GET http://{o}/p1 HTTP/1.1\r\n\r\nGET http://{o}/p2 HTTP/1.1\r\n\r\n");
+    s.write_all(two.as_bytes()).unwrap();
+    let (_, b1) = read_response(&mut s);
+    let (_, b2) = read_response(&mut s);
+    assert!(
+        b1.starts_with("GET /p1\n") && b2.starts_with("GET /p2\n"),
+        "{b1} {b2}"
+    );
+}
+
+#[test]
+fn forwarding_errors_have_their_status() {
+    let bad = serve(|mut s| {
+        let _ = read_head(&mut s);
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
+    });
+    let silent = serve(|mut s| {
+        let _ = read_head(&mut s);
+    });
+    let proxy = Proxy::start(&[]);
+    let baseline = proxy.fds();
+    for (target, want) in [
+        (format!("https://127.0.0.1:{}/", closed_port()), 400),
+        (format!("http://user:pw@127.0.0.1:{}/", closed_port()), 400),
+        (format!("http://127.0.0.1:{}/", closed_port()), 502),
+        (format!("http://{bad}/"), 502),
+        (format!("http://{silent}/"), 502),
+    ] {
+        let resp = exchange(
+            proxy.addr,
+            format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(status(&resp), want, "{target}: {resp}");
+    }
+    proxy.assert_fds_settle(baseline, 2);
+}
+
+#[test]
+fn curl_and_python_requests_forward_plain_http() {
+    let (o, _) = origin(mirror);
+    let proxy = Proxy::start(&["--user", "bob:s:cret"]);
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "20", "--proxy-user", "bob:s:cret", "-x"])
+        .arg(format!("http://{}", proxy.addr))
+        .args(["-d", "form=data"])
+        .arg(format!("http://{o}/form"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("POST /form\n") && text.contains("len=9 "),
+        "{text}"
+    );
+    assert!(
+        text.contains("proxy-authorization=\n"),
+        "credentials reached the origin: {text}"
+    );
+    let script = format!(
+        "import requests\nr = requests.get('http://{o}/py', proxies={{'http': 'http://bob:s%3Acret@{}'}})\nprint(r.status_code, r.headers['Via'], r.text.splitlines()[0])",
+        proxy.addr
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "200 1.1 ringgate GET /py"
+    );
+}
