@@ -354,3 +354,36 @@ fn curl_and_python_requests_forward_plain_http() {
         "200 1.1 ringgate GET /py"
     );
 }
+
+#[test]
+fn a_request_on_an_origin_connection_that_died_idle_is_retried_once_on_a_fresh_one() {
+    // The origin answers one request per connection, says nothing about closing, then closes.
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    let o = serve(move |s| {
+        count.fetch_add(1, Ordering::SeqCst);
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        if let Some(seen) = read_request(&mut r) {
+            let _ = w.write_all(&mirror(&seen));
+        }
+    });
+    let proxy = Proxy::start(&[]);
+    let mut s = open(&proxy);
+    for i in 0..3 {
+        std::thread::sleep(Duration::from_millis(50));
+        let (code, head, body) = ask(
+            &mut s,
+            format!("GET http://{o}/{i} HTTP/1.1\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(code, 200, "request {i}: {head}");
+        assert!(body.starts_with(&format!("GET /{i}\n")), "{body}");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 3);
+    // A POST (not idempotent, and with a body) is not retried: it gets a 502.
+    let (code, _, _) = ask(
+        &mut s,
+        format!("POST http://{o}/p HTTP/1.1\r\nContent-Length: 1\r\n\r\nx").as_bytes(),
+    );
+    assert_eq!(code, 502);
+}

@@ -34,7 +34,8 @@ impl BodyError {
     /// The answer when a *request* body failed (nothing has been sent to the client yet).
     pub fn reply_for_request(&self) -> Reply {
         match self {
-            BodyError::Truncated | BodyError::WriteFailed => Reply::ClientGone,
+            BodyError::Truncated => Reply::ClientGone,
+            BodyError::WriteFailed => Reply::OriginClosed,
             BodyError::Timeout => Reply::HeaderTimeout,
             BodyError::BadChunk => Reply::BadFraming,
         }

@@ -105,52 +105,39 @@ pub async fn forward(
         Body::Length(n) => Some(Framing::Length(n)),
         Body::Chunked => Some(Framing::Chunked(ChunkedScanner::new())),
     };
-    let (res, out) = conn.0.write_all(out).await;
-    if res.is_err() && conn.1 && framing.is_none() && is_idempotent(head.method) {
-        // A kept origin connection that died while idle: once more on a fresh one.
-        conn = (connect(&authority_owned, port, shard).await?, false);
-        let (res, _) = conn.0.write_all(out).await;
-        res.map_err(|_| Reply::OriginClosed)?;
-    } else {
-        res.map_err(|_| Reply::OriginClosed)?;
-    }
-    let after = match framing {
-        None => pending,
-        Some(f) => relay_body(client, &mut conn.0, pending, f, wait)
-            .await
-            .map_err(|e| e.reply_for_request())?,
-    };
-    *buf = after;
-
-    // Response: skip interim 1xx, then the final head, rewritten, then the body.
+    // A kept origin connection may have been closed by the origin while idle; that shows as a
+    // failed write or as EOF before any response byte. A request without a body whose method is
+    // idempotent is then sent once more on a fresh connection.
+    let retryable = framing.is_none() && is_idempotent(head.method);
+    let mut out = out;
+    let mut pending = Some(pending);
+    let mut framing = framing;
     let mut rbuf: Vec<u8> = Vec::with_capacity(4096);
-    let deadline = Instant::now() + wait;
     let rhead = loop {
-        match response_head::parse(&rbuf, &shard.limits, head.method) {
-            Ok(Some(h)) if (100..200).contains(&h.status) && h.status != 101 => {
-                rbuf.drain(..h.len);
+        let reused = conn.1;
+        let (res, back) = conn.0.write_all(out).await;
+        out = back;
+        if res.is_err() {
+            if reused && retryable {
+                conn = (connect(&authority_owned, port, shard).await?, false);
                 continue;
             }
-            Ok(Some(h)) if h.status == 101 => return Err(Reply::BadResponse),
-            Ok(Some(h)) => break h,
-            Ok(None) => {}
-            Err(_) => return Err(Reply::BadResponse),
+            return Err(Reply::OriginClosed);
         }
-        if rbuf.len() == rbuf.capacity() {
-            rbuf.reserve(rbuf.capacity());
+        if let Some(p) = pending.take() {
+            *buf = match framing.take() {
+                None => p,
+                Some(f) => relay_body(client, &mut conn.0, p, f, wait)
+                    .await
+                    .map_err(|e| e.reply_for_request())?,
+            };
         }
-        let (len, cap) = (rbuf.len(), rbuf.capacity());
-        let left = deadline.saturating_duration_since(Instant::now());
-        let read = conn.0.read(std::mem::take(&mut rbuf).slice_mut(len..cap));
-        match monoio::time::timeout(left, read).await {
-            Err(_) => return Err(Reply::OriginTimeout),
-            Ok((res, slice)) => {
-                rbuf = slice.into_inner();
-                match res {
-                    Ok(0) | Err(_) => return Err(Reply::OriginClosed),
-                    Ok(_) => {}
-                }
+        match read_response_head(&mut conn.0, &mut rbuf, shard, head.method).await {
+            Err(Reply::OriginClosed) if reused && retryable && rbuf.is_empty() => {
+                conn = (connect(&authority_owned, port, shard).await?, false);
             }
+            Err(reply) => return Err(reply),
+            Ok(h) => break h,
         }
     };
     let close_client = !head.persistent() || rhead.body == ResponseBody::UntilClose;
@@ -205,6 +192,44 @@ pub async fn forward(
     } else {
         Next::ReadNext
     })
+}
+
+/// Reads the origin's final response head into `rbuf`, skipping interim 1xx responses.
+async fn read_response_head(
+    origin: &mut TcpStream,
+    rbuf: &mut Vec<u8>,
+    shard: &Shard,
+    method: Method,
+) -> Result<response_head::ResponseHead, Reply> {
+    let deadline = Instant::now() + shard.config.idle_timeout;
+    loop {
+        match response_head::parse(rbuf, &shard.limits, method) {
+            Ok(Some(h)) if (100..200).contains(&h.status) && h.status != 101 => {
+                rbuf.drain(..h.len);
+                continue;
+            }
+            Ok(Some(h)) if h.status == 101 => return Err(Reply::BadResponse),
+            Ok(Some(h)) => return Ok(h),
+            Ok(None) => {}
+            Err(_) => return Err(Reply::BadResponse),
+        }
+        if rbuf.len() == rbuf.capacity() {
+            rbuf.reserve(rbuf.capacity().max(4096));
+        }
+        let (len, cap) = (rbuf.len(), rbuf.capacity());
+        let left = deadline.saturating_duration_since(Instant::now());
+        let read = origin.read(std::mem::take(rbuf).slice_mut(len..cap));
+        match monoio::time::timeout(left, read).await {
+            Err(_) => return Err(Reply::OriginTimeout),
+            Ok((res, slice)) => {
+                *rbuf = slice.into_inner();
+                match res {
+                    Ok(0) | Err(_) => return Err(Reply::OriginClosed),
+                    Ok(_) => {}
+                }
+            }
+        }
+    }
 }
 
 async fn connect(host: &str, port: u16, shard: &Shard) -> Result<TcpStream, Reply> {
