@@ -56,6 +56,23 @@ enum Scenario {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Small GETs on kept-alive connections through each proxy and directly; requests/s, latency.
+    Forward {
+        /// A proxy to measure, as NAME=HOST:PORT (repeatable).
+        #[arg(long = "proxy", value_name = "NAME=ADDR")]
+        proxies: Vec<String>,
+        /// Basic credentials sent on every request.
+        #[arg(long, value_name = "USER:PASSWORD")]
+        proxy_user: Option<String>,
+        /// Concurrent kept-alive clients.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Requests per client per round.
+        #[arg(long, default_value_t = 20000)]
+        requests: u64,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Requests without credentials on kept-alive connections; 407s/s and latency.
     Challenges {
         /// A proxy to measure, as NAME=HOST:PORT (repeatable).
@@ -257,6 +274,14 @@ fn main() {
             rounds,
         } => parse_targets(&proxies)
             .and_then(|t| requests::tunnels(&t, proxy_user.as_deref(), clients, tunnels, rounds)),
+        Scenario::Forward {
+            proxies,
+            proxy_user,
+            clients,
+            requests,
+            rounds,
+        } => parse_targets(&proxies)
+            .and_then(|t| requests::forward(&t, proxy_user.as_deref(), clients, requests, rounds)),
         Scenario::Challenges {
             proxies,
             clients,

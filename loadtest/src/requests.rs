@@ -5,6 +5,8 @@
 //!   same echo without a proxy is the `direct` baseline.
 //! - `challenges`: requests without credentials on kept-alive connections; every answer must be a
 //!   complete 407. Answers/s and latency; a proxy that closes after a 407 is reconnected, counted.
+//! - `forward`: small absolute-form GETs on kept-alive connections to the built-in keep-alive HTTP
+//!   origin; requests/s and latency, the same GETs straight to the origin being the baseline.
 //!
 //! Client sockets are bound to several 127.0.0.x source addresses, because one address runs out of
 //! ephemeral ports near 14k new connections/s; and the echo server listens on several ports, because
@@ -66,7 +68,8 @@ fn connect_from(source: u8, to: SocketAddr) -> std::io::Result<TcpStream> {
 
 /// Reads one response head and its Content-Length body; returns the status code. Reads in chunks:
 /// one request is outstanding at a time, so nothing after the response can arrive early.
-fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<u16, String> {
+/// `tunnel`: the request was a CONNECT, whose 2xx has no body whatever its fields say.
+fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>, tunnel: bool) -> Result<u16, String> {
     buf.clear();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -96,7 +99,7 @@ fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<u16, String> {
                 .then(|| v.trim().parse::<usize>().ok())?
         })
         .unwrap_or(0);
-    let body_len = if status == 200 { 0 } else { len };
+    let body_len = if tunnel && status == 200 { 0 } else { len };
     let mut have = buf.len() - head_end;
     while have < body_len {
         match s.read(&mut chunk) {
@@ -283,7 +286,7 @@ pub fn tunnels(
                 if proxy.is_some() {
                     s.write_all(requests[e].as_bytes())
                         .map_err(|e| format!("write: {}", e.kind()))?;
-                    match read_response(&mut s, buf)? {
+                    match read_response(&mut s, buf, true)? {
                         200 => {}
                         code => return Err(format!("CONNECT answered {code}")),
                     }
@@ -348,7 +351,7 @@ pub fn challenges(
                 };
                 s.write_all(request.as_bytes())
                     .map_err(|e| format!("write: {}", e.kind()))?;
-                let code = read_response(s, buf);
+                let code = read_response(s, buf, true);
                 let closes = buf
                     .windows(17)
                     .any(|w| w.eq_ignore_ascii_case(b"connection: close"));
@@ -375,6 +378,110 @@ pub fn challenges(
     );
     report(
         "challenges",
+        "/s",
+        "reconnects",
+        &targets,
+        &mut tallies,
+        &conditions,
+    );
+    check(&tallies)
+}
+
+/// The origin's one answer.
+const ORIGIN_ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+/// A keep-alive HTTP origin answering every request head with [`ORIGIN_ANSWER`].
+fn start_origin() -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    thread::spawn(move || {
+        for conn in listener.incoming().map_while(Result::ok) {
+            thread::spawn(move || {
+                let mut conn = conn;
+                let _ = conn.set_nodelay(true);
+                let mut buf = Vec::with_capacity(4096);
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        if conn.write_all(ORIGIN_ANSWER).is_err() {
+                            return;
+                        }
+                    }
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// Small GETs on kept-alive connections, through each proxy and straight to the origin.
+pub fn forward(
+    proxies: &[Target],
+    user: Option<&str>,
+    threads: usize,
+    per_thread: u64,
+    rounds: usize,
+) -> Result<(), String> {
+    let origin = start_origin().map_err(|e| format!("origin: {e}"))?;
+    let mut targets: Vec<Target> = vec![("direct".into(), None)];
+    targets.extend(proxies.iter().cloned());
+    let via_proxy = format!(
+        "GET http://{origin}/small HTTP/1.1\r\nHost: {origin}\r\n{}\r\n",
+        credentials_header(user)
+    );
+    let direct = format!("GET /small HTTP/1.1\r\nHost: {origin}\r\n\r\n");
+    let mut tallies: Vec<Tally> = targets.iter().map(|_| Tally::default()).collect();
+    for _ in 0..rounds {
+        for ((_, proxy), tally) in targets.iter().zip(tallies.iter_mut()) {
+            let request = if proxy.is_some() { &via_proxy } else { &direct };
+            let one = |t: usize, buf: &mut Vec<u8>, slot: &mut Option<TcpStream>| {
+                let mut reconnects = 0;
+                if slot.is_none() {
+                    *slot = Some(
+                        connect_from(10 + (t % 16) as u8, proxy.unwrap_or(origin))
+                            .map_err(|e| format!("connect: {}", e.kind()))?,
+                    );
+                }
+                let Some(s) = slot.as_mut() else {
+                    return Err("no connection".into());
+                };
+                s.write_all(request.as_bytes())
+                    .map_err(|e| format!("write: {}", e.kind()))?;
+                let code = read_response(s, buf, false);
+                if code.is_err() {
+                    *slot = None;
+                    reconnects = 1;
+                }
+                match code? {
+                    200 if buf.ends_with(b"\r\n\r\nok") => Ok(reconnects),
+                    200 => Err("wrong body".into()),
+                    other => Err(format!("answered {other}")),
+                }
+            };
+            let (rate, micros, errors, reconnects) = batch(threads, per_thread, one);
+            tally.rates.push(rate);
+            tally.micros.extend(micros);
+            tally.extra += reconnects;
+            for e in errors {
+                *tally.errors.entry(e).or_default() += 1;
+            }
+        }
+    }
+    let conditions = format!(
+        "{rounds} rounds × {threads} kept-alive clients × {per_thread} small GETs{}",
+        if user.is_some() {
+            ", Basic credentials"
+        } else {
+            ""
+        }
+    );
+    report(
+        "forward",
         "/s",
         "reconnects",
         &targets,
