@@ -126,6 +126,32 @@ struct Tally {
     extra: u64,
 }
 
+impl Tally {
+    /// Adds one batch's rate, latencies, errors and extra count.
+    fn add(&mut self, (rate, micros, errors, extra): (f64, Vec<u32>, Vec<String>, u64)) {
+        self.rates.push(rate);
+        self.micros.extend(micros);
+        self.extra += extra;
+        for e in errors {
+            *self.errors.entry(e).or_default() += 1;
+        }
+    }
+}
+
+/// The client's kept-alive connection, opened (from 127.0.0.`10 + t % 16`) when there is none.
+fn kept_alive(
+    slot: &mut Option<TcpStream>,
+    t: usize,
+    to: SocketAddr,
+) -> Result<&mut TcpStream, String> {
+    if slot.is_none() {
+        *slot = Some(
+            connect_from(10 + (t % 16) as u8, to).map_err(|e| format!("connect: {}", e.kind()))?,
+        );
+    }
+    slot.as_mut().ok_or_else(|| "no connection".to_owned())
+}
+
 fn percentile(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -301,12 +327,7 @@ pub fn tunnels(
                 }
                 Ok(0)
             };
-            let (rate, micros, errors, _) = batch(threads, per_thread, one);
-            tally.rates.push(rate);
-            tally.micros.extend(micros);
-            for e in errors {
-                *tally.errors.entry(e).or_default() += 1;
-            }
+            tally.add(batch(threads, per_thread, one));
         }
     }
     let conditions = format!(
@@ -340,15 +361,7 @@ pub fn challenges(
             // One kept-alive connection per client thread, reopened if the proxy closes it.
             let one = |t: usize, buf: &mut Vec<u8>, slot: &mut Option<TcpStream>| {
                 let mut reconnects = 0;
-                if slot.is_none() {
-                    *slot = Some(
-                        connect_from(10 + (t % 16) as u8, addr)
-                            .map_err(|e| format!("connect: {}", e.kind()))?,
-                    );
-                }
-                let Some(s) = slot.as_mut() else {
-                    return Err("no connection".into());
-                };
+                let s = kept_alive(slot, t, addr)?;
                 s.write_all(request.as_bytes())
                     .map_err(|e| format!("write: {}", e.kind()))?;
                 let code = read_response(s, buf, true);
@@ -364,13 +377,7 @@ pub fn challenges(
                     other => Err(format!("answered {other}")),
                 }
             };
-            let (rate, micros, errors, reconnects) = batch(threads, per_thread, one);
-            tally.rates.push(rate);
-            tally.micros.extend(micros);
-            tally.extra += reconnects;
-            for e in errors {
-                *tally.errors.entry(e).or_default() += 1;
-            }
+            tally.add(batch(threads, per_thread, one));
         }
     }
     let conditions = format!(
@@ -441,15 +448,7 @@ pub fn forward(
             let request = if proxy.is_some() { &via_proxy } else { &direct };
             let one = |t: usize, buf: &mut Vec<u8>, slot: &mut Option<TcpStream>| {
                 let mut reconnects = 0;
-                if slot.is_none() {
-                    *slot = Some(
-                        connect_from(10 + (t % 16) as u8, proxy.unwrap_or(origin))
-                            .map_err(|e| format!("connect: {}", e.kind()))?,
-                    );
-                }
-                let Some(s) = slot.as_mut() else {
-                    return Err("no connection".into());
-                };
+                let s = kept_alive(slot, t, proxy.unwrap_or(origin))?;
                 s.write_all(request.as_bytes())
                     .map_err(|e| format!("write: {}", e.kind()))?;
                 let code = read_response(s, buf, false);
@@ -463,13 +462,7 @@ pub fn forward(
                     other => Err(format!("answered {other}")),
                 }
             };
-            let (rate, micros, errors, reconnects) = batch(threads, per_thread, one);
-            tally.rates.push(rate);
-            tally.micros.extend(micros);
-            tally.extra += reconnects;
-            for e in errors {
-                *tally.errors.entry(e).or_default() += 1;
-            }
+            tally.add(batch(threads, per_thread, one));
         }
     }
     let conditions = format!(
