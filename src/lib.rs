@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod creds;
+pub mod fill;
 pub mod forward;
 pub mod http;
 pub mod server;

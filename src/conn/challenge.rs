@@ -7,13 +7,13 @@
 
 use std::time::Instant;
 
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use super::reject;
 use crate::auth::Gate;
 use crate::auth::challenge::Persistence;
+use crate::fill::{Filled, fill};
 use crate::http::head::{Body, Method, RequestHead};
 use crate::shard::Shard;
 
@@ -75,20 +75,14 @@ async fn skip(stream: &mut TcpStream, buf: &mut Vec<u8>, n: u64, shard: &Shard) 
     buf.clear();
     let deadline = Instant::now() + shard.config.header_timeout;
     while left > 0 {
-        let cap = buf.capacity();
         let wait = deadline.saturating_duration_since(Instant::now());
-        let read = stream.read(std::mem::take(buf).slice_mut(0..cap));
-        let Ok((res, slice)) = monoio::time::timeout(wait, read).await else {
-            return false;
-        };
-        *buf = slice.into_inner();
-        match res {
-            Ok(0) | Err(_) => return false,
-            Ok(got) if got as u64 >= left => {
+        match fill(stream, buf, wait).await {
+            Filled::TimedOut | Filled::Closed => return false,
+            Filled::Read(got) if got as u64 >= left => {
                 buf.drain(..left as usize);
                 left = 0;
             }
-            Ok(got) => {
+            Filled::Read(got) => {
                 left -= got as u64;
                 buf.clear();
             }

@@ -11,11 +11,11 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use crate::auth::{Decision, Session};
+use crate::fill::{Filled, fill};
 use crate::http::head::{self, Limits, Method, RequestHead};
 use crate::http::response::Reply;
 use crate::http::target::parse_authority;
@@ -139,22 +139,16 @@ async fn read_head(
             buf.reserve_exact(grow.min(limits.max_head_bytes - buf.len()));
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        let (len, cap) = (buf.len(), buf.capacity());
-        let read = stream.read(std::mem::take(buf).slice_mut(len..cap));
-        match monoio::time::timeout(left, read).await {
-            Err(_) if len == 0 => return HeadRead::Gone,
-            Err(_) => return HeadRead::Rejected(Reply::HeaderTimeout),
-            Ok((res, slice)) => {
-                *buf = slice.into_inner();
-                match res {
-                    Ok(0) | Err(_) => return HeadRead::Gone,
-                    Ok(_) if !started => {
-                        started = true;
-                        deadline = Instant::now() + config.header_timeout;
-                    }
-                    Ok(_) => {}
-                }
+        let had = buf.len();
+        match fill(stream, buf, left).await {
+            Filled::TimedOut if had == 0 => return HeadRead::Gone,
+            Filled::TimedOut => return HeadRead::Rejected(Reply::HeaderTimeout),
+            Filled::Closed => return HeadRead::Gone,
+            Filled::Read(_) if !started => {
+                started = true;
+                deadline = Instant::now() + config.header_timeout;
             }
+            Filled::Read(_) => {}
         }
     }
 }

@@ -10,11 +10,11 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use crate::config::MAX_HEADERS_CAP;
+use crate::fill::{Filled, fill};
 use crate::http::chunked::ChunkedScanner;
 use crate::http::head::{Body, Method, RequestHead};
 use crate::http::response::Reply;
@@ -216,18 +216,11 @@ async fn read_response_head(
         if rbuf.len() == rbuf.capacity() {
             rbuf.reserve(rbuf.capacity().max(4096));
         }
-        let (len, cap) = (rbuf.len(), rbuf.capacity());
         let left = deadline.saturating_duration_since(Instant::now());
-        let read = origin.read(std::mem::take(rbuf).slice_mut(len..cap));
-        match monoio::time::timeout(left, read).await {
-            Err(_) => return Err(Reply::OriginTimeout),
-            Ok((res, slice)) => {
-                *rbuf = slice.into_inner();
-                match res {
-                    Ok(0) | Err(_) => return Err(Reply::OriginClosed),
-                    Ok(_) => {}
-                }
-            }
+        match fill(origin, rbuf, left).await {
+            Filled::TimedOut => return Err(Reply::OriginTimeout),
+            Filled::Closed => return Err(Reply::OriginClosed),
+            Filled::Read(_) => {}
         }
     }
 }
