@@ -821,21 +821,13 @@ try:
 except requests.exceptions.ProxyError as e:
     print("ProxyError", "407" in str(e))
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(&cert)
-        .arg(&key)
-        .arg(proxy.addr.to_string())
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("https_proxy")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = python(
+        script,
+        &[
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+            &proxy.addr.to_string(),
+        ],
     );
     assert_eq!(
         stdout.lines().collect::<Vec<_>>(),

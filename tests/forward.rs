@@ -340,19 +340,7 @@ fn curl_and_python_requests_forward_plain_http() {
         "import requests\nr = requests.get('http://{o}/py', proxies={{'http': 'http://bob:s%3Acret@{}'}})\nprint(r.status_code, r.headers['Via'], r.text.splitlines()[0])",
         proxy.addr
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "200 1.1 ringgate GET /py"
-    );
+    assert_eq!(python(&script, &[]).trim(), "200 1.1 ringgate GET /py");
 }
 
 #[test]

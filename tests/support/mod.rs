@@ -256,6 +256,27 @@ pub fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
     closed
 }
 
+/// Runs a Python script (`python3 -c SCRIPT ARGS…`) with no proxy settings inherited from the
+/// environment; asserts it succeeded and returns what it printed.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .args(args)
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// A fresh scratch directory for one test.
 pub fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("ringgate-{name}-{}", std::process::id()));
