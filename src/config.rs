@@ -93,6 +93,12 @@ pub struct RawConfig {
     pub auth_failure_delay_max_ms: Option<u64>,
     pub discard_body_bytes: Option<u64>,
     pub keepalive_timeout_secs: Option<u64>,
+    pub via: Option<String>,
+    pub forwarded_for: Option<bool>,
+    pub response_timeout_secs: Option<u64>,
+    pub upstream_idle_secs: Option<u64>,
+    pub upstream_pool_size: Option<usize>,
+    pub upstream_pool_per_host: Option<usize>,
 }
 
 /// Most header fields the parser can be configured to accept (the size of its stack array).
@@ -172,7 +178,13 @@ impl RawConfig {
             auth_failure_delay_ms,
             auth_failure_delay_max_ms,
             discard_body_bytes,
-            keepalive_timeout_secs
+            keepalive_timeout_secs,
+            via,
+            forwarded_for,
+            response_timeout_secs,
+            upstream_idle_secs,
+            upstream_pool_size,
+            upstream_pool_per_host
         )
     }
 
@@ -272,6 +284,21 @@ impl RawConfig {
             ));
         }
         let watch = bounded("users_watch_secs", self.users_watch_secs, 0, 3600)?;
+        let via = req("via", self.via)?;
+        if via.len() > 64 || !via.bytes().all(is_via_byte) {
+            return Err(invalid(
+                "via",
+                format!("{via:?}"),
+                "up to 64 letters, digits or . _ - : (empty = no Via field)",
+            ));
+        }
+        let pool_size = bounded("upstream_pool_size", self.upstream_pool_size, 0, 1_000_000)?;
+        let per_host = bounded(
+            "upstream_pool_per_host",
+            self.upstream_pool_per_host,
+            0,
+            1_000_000,
+        )?;
         Ok(Config {
             realm,
             users,
@@ -295,6 +322,12 @@ impl RawConfig {
             auth_failure_delay_max: Duration::from_millis(delay_max),
             discard_body_bytes: bounded("discard_body_bytes", self.discard_body_bytes, 0, 1 << 30)?,
             keepalive_timeout: secs("keepalive_timeout_secs", self.keepalive_timeout_secs)?,
+            via: (!via.is_empty()).then_some(via),
+            forwarded_for: req("forwarded_for", self.forwarded_for)?,
+            response_timeout: secs("response_timeout_secs", self.response_timeout_secs)?,
+            upstream_idle: secs("upstream_idle_secs", self.upstream_idle_secs)?,
+            upstream_pool_size: pool_size,
+            upstream_pool_per_host: per_host.min(pool_size),
             listen,
             workers,
             io_driver: req("io_driver", self.io_driver)?,
@@ -373,6 +406,17 @@ pub struct Config {
     pub discard_body_bytes: u64,
     /// How long a kept-alive client connection may wait for its next request.
     pub keepalive_timeout: Duration,
+    /// The pseudonym in added `Via` fields; `None`: no `Via` is added.
+    pub via: Option<String>,
+    /// Whether forwarded requests get an `X-Forwarded-For` with the client's address.
+    pub forwarded_for: bool,
+    /// How long a forwarded request may wait for the origin's response head.
+    pub response_timeout: Duration,
+    /// How long an idle origin connection is kept for reuse.
+    pub upstream_idle: Duration,
+    /// Idle origin connections each worker keeps, in all and per host and port (0 = none).
+    pub upstream_pool_size: usize,
+    pub upstream_pool_per_host: usize,
 }
 
 impl Config {
@@ -430,6 +474,12 @@ impl Config {
             auth_failure_delay_max_ms: Some(self.auth_failure_delay_max.as_millis() as u64),
             discard_body_bytes: Some(self.discard_body_bytes),
             keepalive_timeout_secs: Some(self.keepalive_timeout.as_secs()),
+            via: Some(self.via.clone().unwrap_or_default()),
+            forwarded_for: Some(self.forwarded_for),
+            response_timeout_secs: Some(self.response_timeout.as_secs()),
+            upstream_idle_secs: Some(self.upstream_idle.as_secs()),
+            upstream_pool_size: Some(self.upstream_pool_size),
+            upstream_pool_per_host: Some(self.upstream_pool_per_host),
         };
         let mut out = String::new();
         if !self.users.inline.is_empty() {
@@ -501,6 +551,11 @@ fn bounded<T: PartialOrd + fmt::Display>(
     } else {
         Err(invalid(key, n, &format!("between {lo} and {hi}")))
     }
+}
+
+/// Bytes allowed in the `Via` pseudonym (a `token`, RFC 9110 §7.6.3, narrowed to the usual ones).
+fn is_via_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':')
 }
 
 fn secs(key: &'static str, v: Option<u64>) -> Result<Duration, ConfigError> {
@@ -641,6 +696,11 @@ mod tests {
             ("users_watch_secs = 99999", "users_watch_secs"),
             ("keepalive_timeout_secs = 0", "keepalive_timeout_secs"),
             ("discard_body_bytes = -1", "discard_body_bytes"),
+            ("via = \"a b\"", "via"),
+            ("via = \"a\\r\\nX: y\"", "via"),
+            ("response_timeout_secs = 0", "response_timeout_secs"),
+            ("upstream_idle_secs = 0", "upstream_idle_secs"),
+            ("upstream_pool_size = -1", "upstream_pool_size"),
             ("workers = ", "line 1"),
         ];
         for (text, key) in rows {

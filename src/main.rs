@@ -115,6 +115,24 @@ struct Cli {
     /// Seconds a kept-alive client connection may wait between requests [default: 60]
     #[arg(long, value_name = "SECS")]
     keepalive_timeout: Option<u64>,
+    /// Pseudonym in the `Via` field added to forwarded messages; "" = none [default: ringgate]
+    #[arg(long, value_name = "NAME")]
+    via: Option<String>,
+    /// Add `X-Forwarded-For: CLIENT` to forwarded requests
+    #[arg(long)]
+    forwarded_for: bool,
+    /// Seconds a forwarded request may wait for the origin's response head, else 504 [default: 60]
+    #[arg(long, value_name = "SECS")]
+    response_timeout: Option<u64>,
+    /// Seconds an idle origin connection is kept for reuse [default: 30]
+    #[arg(long, value_name = "SECS")]
+    upstream_idle: Option<u64>,
+    /// Idle origin connections kept per worker; 0 = no reuse [default: 1024]
+    #[arg(long, value_name = "N")]
+    upstream_pool_size: Option<usize>,
+    /// Idle origin connections kept per worker for one host and port [default: 32]
+    #[arg(long, value_name = "N")]
+    upstream_pool_per_host: Option<usize>,
 }
 
 impl Cli {
@@ -152,6 +170,12 @@ impl Cli {
             auth_failure_delay_max_ms: self.auth_failure_delay_max,
             discard_body_bytes: self.discard_body_bytes,
             keepalive_timeout_secs: self.keepalive_timeout,
+            via: self.via.clone(),
+            forwarded_for: self.forwarded_for.then_some(true),
+            response_timeout_secs: self.response_timeout,
+            upstream_idle_secs: self.upstream_idle,
+            upstream_pool_size: self.upstream_pool_size,
+            upstream_pool_per_host: self.upstream_pool_per_host,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::auth::{self, Gate};
 use crate::config::{Config, RelayKind};
+use crate::forward::pool::Pool;
 use crate::http::head::Limits;
 use crate::tunnel::pipe_pool::PipePool;
 
@@ -19,6 +20,8 @@ pub struct Shard {
     pub copy_buf: RefCell<Vec<u8>>,
     /// Proxy authentication; `None` when no users are configured.
     pub auth: Option<Gate>,
+    /// Idle origin connections of forwarded requests.
+    pub upstreams: Pool,
     active: Cell<usize>,
 }
 
@@ -38,6 +41,7 @@ impl Shard {
             pipes: PipePool::new(config.pipe_size, config.pipe_pool),
             copy_buf: RefCell::new(copy_buf),
             auth: auth.map(Gate::new),
+            upstreams: Pool::new(&config),
             config,
             active: Cell::new(0),
         }

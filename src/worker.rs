@@ -179,12 +179,23 @@ async fn worker_main(
         .map(|l| monoio::spawn(accept_loop(l, shard.clone(), shutdown.clone())))
         .collect();
     let _ = ready.send(Ok(()));
+    // Runs until the runtime ends with this function.
+    monoio::spawn(sweep_upstreams(shard.clone()));
     // The sender never sends: it is dropped on SIGTERM/SIGINT, which wakes every receiver at once.
     let _ = shutdown.recv_async().await;
     for a in accepting {
         a.await;
     }
     drain(&shard).await;
+}
+
+/// Closes idle origin connections that expired or that their origin closed, until the worker ends.
+async fn sweep_upstreams(shard: Rc<Shard>) {
+    let every = shard.upstreams.sweep_every();
+    loop {
+        monoio::time::sleep(every).await;
+        shard.upstreams.sweep();
+    }
 }
 
 /// Accepts until shutdown; each connection becomes its own task on this worker.

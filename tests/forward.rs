@@ -343,8 +343,48 @@ fn curl_and_python_requests_forward_plain_http() {
     assert_eq!(python(&script, &[]).trim(), "200 1.1 ringgate GET /py");
 }
 
+/// An origin that answers the first request on each connection; a second request on the same
+/// connection is read and dropped with the connection (a close racing with a request).
+fn one_shot_origin() -> (SocketAddr, Arc<AtomicUsize>) {
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    let addr = serve(move |s| {
+        count.fetch_add(1, Ordering::SeqCst);
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        if let Some(seen) = read_request(&mut r) {
+            let _ = w.write_all(&mirror(&seen));
+        }
+        let _ = read_request(&mut r);
+    });
+    (addr, connections)
+}
+
 #[test]
-fn a_request_on_an_origin_connection_that_died_idle_is_retried_once_on_a_fresh_one() {
+fn a_request_the_origin_drops_on_a_kept_connection_is_retried_once_if_idempotent() {
+    let (o, connections) = one_shot_origin();
+    let proxy = Proxy::start(&["--workers", "1"]);
+    let mut s = open(&proxy);
+    for i in 0..3 {
+        let (code, head, body) = ask(
+            &mut s,
+            format!("GET http://{o}/{i} HTTP/1.1\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(code, 200, "request {i}: {head}");
+        assert!(body.starts_with(&format!("GET /{i}\n")), "{body}");
+    }
+    // The first on a new connection; each later one dropped once on the kept one, then resent.
+    assert_eq!(connections.load(Ordering::SeqCst), 3);
+    // A POST (not idempotent, and with a body) is not resent: it gets a 502.
+    let (code, _, _) = ask(
+        &mut s,
+        format!("POST http://{o}/p HTTP/1.1\r\nContent-Length: 1\r\n\r\nx").as_bytes(),
+    );
+    assert_eq!(code, 502);
+}
+
+#[test]
+fn an_origin_connection_closed_while_idle_is_never_reused() {
     // The origin answers one request per connection, says nothing about closing, then closes.
     let connections = Arc::new(AtomicUsize::new(0));
     let count = connections.clone();
@@ -356,22 +396,343 @@ fn a_request_on_an_origin_connection_that_died_idle_is_retried_once_on_a_fresh_o
             let _ = w.write_all(&mirror(&seen));
         }
     });
-    let proxy = Proxy::start(&[]);
+    let proxy = Proxy::start(&["--workers", "1"]);
     let mut s = open(&proxy);
     for i in 0..3 {
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(100));
+        // POSTs: never resent, so each succeeds only because the pool's check saw the close.
         let (code, head, body) = ask(
+            &mut s,
+            format!("POST http://{o}/{i} HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi").as_bytes(),
+        );
+        assert_eq!(code, 200, "request {i}: {head}");
+        assert!(body.starts_with(&format!("POST /{i}\n")), "{body}");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn the_workers_pool_serves_every_client_and_is_bounded_in_time_and_size() {
+    let (o, connections) = origin(mirror);
+    let proxy = Proxy::start(&["--workers", "1", "--upstream-idle", "1"]);
+    let baseline = proxy.fds();
+    // Three clients one after another, 20 requests each: one origin connection for all.
+    for c in 0..3 {
+        let mut s = open(&proxy);
+        for i in 0..20 {
+            let (code, _, body) = ask(
+                &mut s,
+                format!("GET http://{o}/{c}/{i} HTTP/1.1\r\n\r\n").as_bytes(),
+            );
+            assert_eq!(code, 200);
+            assert!(body.starts_with(&format!("GET /{c}/{i}\n")), "{body}");
+        }
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+    // Host names are case-insensitive and the default port is the same origin.
+    let name = format!("LocalHost:{}", o.port());
+    let (code, _, _) = ask(
+        &mut open(&proxy),
+        format!("GET http://{name}/x HTTP/1.1\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(code, 200);
+    // Idle longer than upstream_idle: the sweep closes it (the fd count returns) and the next
+    // request dials again.
+    std::thread::sleep(Duration::from_millis(2600));
+    proxy.assert_fds_settle(baseline, 0);
+    let before = connections.load(Ordering::SeqCst);
+    let (code, _, _) = ask(
+        &mut open(&proxy),
+        format!("GET http://{o}/later HTTP/1.1\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(connections.load(Ordering::SeqCst), before + 1);
+
+    // Pool size 0: no reuse at all, even on one client connection.
+    let (o, connections) = origin(mirror);
+    let proxy = Proxy::start(&["--upstream-pool-size", "0"]);
+    let mut s = open(&proxy);
+    for i in 0..5 {
+        let (code, _, _) = ask(
             &mut s,
             format!("GET http://{o}/{i} HTTP/1.1\r\n\r\n").as_bytes(),
         );
-        assert_eq!(code, 200, "request {i}: {head}");
-        assert!(body.starts_with(&format!("GET /{i}\n")), "{body}");
+        assert_eq!(code, 200);
     }
-    assert_eq!(connections.load(Ordering::SeqCst), 3);
-    // A POST (not idempotent, and with a body) is not retried: it gets a 502.
-    let (code, _, _) = ask(
-        &mut s,
-        format!("POST http://{o}/p HTTP/1.1\r\nContent-Length: 1\r\n\r\nx").as_bytes(),
+    assert_eq!(connections.load(Ordering::SeqCst), 5);
+
+    // Per host bound: 4 clients at once need 4 origin connections; 2 are kept.
+    let (o, connections) = origin(mirror);
+    let proxy = Proxy::start(&["--workers", "1", "--upstream-pool-per-host", "2"]);
+    let mut clients: Vec<TcpStream> = (0..4).map(|_| open(&proxy)).collect();
+    for c in &mut clients {
+        c.write_all(format!("GET http://{o}/slow HTTP/1.1\r\n\r\n").as_bytes())
+            .unwrap();
+    }
+    for c in &mut clients {
+        let (head, _) = read_response(c);
+        assert_eq!(status(&head), 200);
+    }
+    let opened = connections.load(Ordering::SeqCst);
+    assert!((1..=4).contains(&opened), "{opened}");
+    drop(clients);
+    for i in 0..4 {
+        let (code, _, _) = ask(
+            &mut open(&proxy),
+            format!("GET http://{o}/{i} HTTP/1.1\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(code, 200);
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        opened,
+        "kept ones reused"
     );
-    assert_eq!(code, 502);
+}
+
+#[test]
+fn via_and_x_forwarded_for_follow_the_config() {
+    let (o, _) = origin(|seen| {
+        let get = |n: &str| {
+            seen.headers
+                .iter()
+                .find(|(k, _)| k == n)
+                .map_or("-", |(_, v)| v.as_str())
+                .to_owned()
+        };
+        let text = format!("via={} xff={}", get("via"), get("x-forwarded-for"));
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        )
+        .into_bytes()
+    });
+    for (args, via_out, via_back, xff) in [
+        (&[][..], "1.1 ringgate", true, "-"),
+        (
+            &["--via", "gw-7.example"][..],
+            "1.1 gw-7.example",
+            true,
+            "-",
+        ),
+        (&["--via", ""][..], "-", false, "-"),
+        (&["--forwarded-for"][..], "1.1 ringgate", true, "127.0.0.1"),
+    ] {
+        let proxy = Proxy::start(args);
+        let (code, head, body) = ask(
+            &mut open(&proxy),
+            format!("GET http://{o}/ HTTP/1.1\r\nX-Forwarded-For: 10.9.9.9\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(code, 200);
+        let xff = if xff == "-" {
+            "10.9.9.9".to_owned()
+        } else {
+            format!("10.9.9.9, {xff}")
+        };
+        assert_eq!(body, format!("via={via_out} xff={xff}"), "{args:?}");
+        assert_eq!(head.contains("\r\nVia: "), via_back, "{args:?}: {head}");
+    }
+}
+
+#[test]
+fn a_slow_origin_gets_504_after_the_response_timeout() {
+    let silent = serve(|mut s| {
+        let _ = read_head(&mut s);
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    let proxy = Proxy::start(&["--response-timeout", "1"]);
+    let started = std::time::Instant::now();
+    let resp = exchange(
+        proxy.addr,
+        format!("GET http://{silent}/ HTTP/1.1\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(status(&resp), 504, "{resp}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn an_early_answer_to_a_large_upload_reaches_the_client() {
+    // The origin refuses the body from the head alone (413), without reading it, and closes.
+    let o = serve(|mut s| {
+        let _ = read_head(&mut s);
+        let _ = s.write_all(
+            b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big\n",
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    });
+    let proxy = Proxy::start(&[]);
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "20",
+            "-o",
+            "-",
+            "-w",
+            "|%{http_code}",
+            "-x",
+        ])
+        .arg(format!("http://{}", proxy.addr))
+        .args(["-H", "Expect:", "--data-binary", "@-"])
+        .arg(format!("http://{o}/upload"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = out;
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let block = vec![b'x'; 1 << 20];
+        for _ in 0..16 {
+            if stdin.write_all(&block).is_err() {
+                break;
+            }
+        }
+    });
+    let result = child.wait_with_output().unwrap();
+    let _ = feeder.join();
+    let text = String::from_utf8_lossy(&result.stdout);
+    assert_eq!(text, "too big\n|413");
+    // The origin stopped reading the body: the answer came after a failed write, and neither
+    // connection is kept.
+    assert!(proxy.wait_log("request_cut=true"), "{}", proxy.log_text());
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn pattern(seed: u64, len: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(len as usize);
+    send_pattern(&mut v, seed, len);
+    v
+}
+
+/// Serves `GET /cl/N` and `GET /chunked/N` (N pattern bytes of stream 7, with a length or in
+/// 1 MiB chunks) and answers anything with a body with its length and SHA-256.
+fn bulk_origin() -> SocketAddr {
+    serve(|s| {
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        while let Some(seen) = read_request(&mut r) {
+            let n = |p: &str| {
+                seen.target
+                    .strip_prefix(p)
+                    .and_then(|n| n.parse::<u64>().ok())
+            };
+            let sent = if let Some(n) = n("/cl/") {
+                w.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n").as_bytes())
+                    .map(|()| send_pattern(&mut w, 7, n))
+            } else if let Some(n) = n("/chunked/") {
+                let body = pattern(7, n);
+                let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+                for c in body.chunks(1 << 20) {
+                    out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                    out.extend_from_slice(c);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+                w.write_all(&out)
+            } else {
+                let text = format!("len={} sha={}", seen.body.len(), sha256_hex(&seen.body));
+                w.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{text}",
+                        text.len()
+                    )
+                    .as_bytes(),
+                )
+            };
+            if sent.is_err() {
+                break;
+            }
+        }
+    })
+}
+
+fn curl(proxy: &Proxy, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("curl")
+        .args(["-s", "-S", "--fail", "--max-time", "120", "-x"])
+        .arg(format!("http://{}", proxy.addr))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn sixty_four_mib_bodies_stream_both_ways_with_every_byte_intact() {
+    const SIZE: u64 = 64 << 20;
+    let o = bulk_origin();
+    let proxy = Proxy::start(&["--workers", "1"]);
+    let dir = scratch("bulk");
+    let upload = dir.join("upload");
+    let up_bytes = pattern(9, SIZE);
+    std::fs::write(&upload, &up_bytes).unwrap();
+    let up_want = format!("len={SIZE} sha={}", sha256_hex(&up_bytes));
+    drop(up_bytes);
+    let file = format!("@{}", upload.display());
+    let url = format!("http://{o}/upload");
+    // Uploads with a Content-Length and chunked.
+    for extra in [&[][..], &["-H", "Transfer-Encoding: chunked"][..]] {
+        let mut args = vec!["-H", "Expect:", "--data-binary", &file];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        assert_eq!(
+            String::from_utf8_lossy(&curl(&proxy, &args)),
+            up_want,
+            "{extra:?}"
+        );
+    }
+    // Downloads with a Content-Length and chunked.
+    let down_want = sha256_hex(&pattern(7, SIZE));
+    for kind in ["cl", "chunked"] {
+        let got = curl(&proxy, &[&format!("http://{o}/{kind}/{SIZE}")]);
+        assert_eq!(got.len() as u64, SIZE, "{kind}");
+        assert_eq!(sha256_hex(&got), down_want, "{kind}");
+    }
+    // Python requests: a generator body goes out chunked; a streamed download is hashed as it comes.
+    let script = format!(
+        "import hashlib, os, requests\n\
+         p = {{'http': 'http://{proxy}'}}\n\
+         h = hashlib.sha256()\n\
+         def gen():\n    for _ in range(64):\n        b = os.urandom(1 << 20)\n        h.update(b)\n        yield b\n\
+         r = requests.post('http://{o}/py', data=gen(), proxies=p)\n\
+         print(r.status_code, r.text, h.hexdigest())\n\
+         d = hashlib.sha256()\n\
+         r = requests.get('http://{o}/chunked/{SIZE}', proxies=p, stream=True)\n\
+         for c in r.iter_content(1 << 16):\n    d.update(c)\n\
+         print(r.status_code, d.hexdigest())\n",
+        proxy = proxy.addr
+    );
+    let out = python(&script, &[]);
+    let mut lines = out.lines();
+    let up: Vec<&str> = lines.next().unwrap().split(' ').collect();
+    assert_eq!(up[0], "200", "{out}");
+    assert_eq!(up[1], format!("len={SIZE}"), "{out}");
+    assert_eq!(up[2], format!("sha={}", up[3]), "{out}");
+    assert_eq!(lines.next().unwrap(), format!("200 {down_want}"));
+    // Streamed, never held whole: the proxy's peak memory stays far below one body.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", proxy.pid())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    eprintln!("proxy peak RSS after 6 × 64 MiB: {peak_kib} KiB");
+    assert!(peak_kib < 32 * 1024, "peak RSS {peak_kib} KiB");
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -31,7 +31,6 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shard: Rc<Shard>) {
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::with_capacity(INITIAL_BUFFER.min(shard.limits.max_head_bytes));
     let mut session: Option<Session> = None;
-    let mut origin: Option<forward::Origin> = None;
     let mut first = true;
     loop {
         let head = match read_head(&mut stream, &mut buf, &shard, first).await {
@@ -75,11 +74,11 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shard: Rc<Shard>) {
             Method::Connect => return connect(stream, peer, buf, head, &shard).await,
             Method::Other => Reply::MethodNotAllowed,
             _ if absolute => {
-                let forwarded =
-                    forward::forward(&mut stream, &mut buf, &head, &shard, peer, &mut origin).await;
+                let forwarded = forward::forward(&mut stream, &mut buf, &head, &shard, peer).await;
                 match forwarded {
                     Ok(forward::Next::ReadNext) => continue,
                     Ok(forward::Next::Closed) => return,
+                    Ok(forward::Next::Linger) => return reject::linger(&mut stream, buf).await,
                     Err(reply) => reply,
                 }
             }

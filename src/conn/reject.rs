@@ -52,11 +52,16 @@ const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 256 * 1024;
 
 /// Writes `response`, half-closes, and drains the client briefly before the socket is dropped.
-pub async fn send_and_close(stream: &mut TcpStream, response: &'static [u8], mut buf: Vec<u8>) {
+pub async fn send_and_close(stream: &mut TcpStream, response: &'static [u8], buf: Vec<u8>) {
     let (res, _) = stream.write_all(response).await;
-    if res.is_err() {
-        return;
+    if res.is_ok() {
+        linger(stream, buf).await;
     }
+}
+
+/// Half-closes and drains the client briefly (what it still sends is dropped), so that a reset
+/// cannot destroy the last response in flight.
+pub async fn linger(stream: &mut TcpStream, mut buf: Vec<u8>) {
     let _ = crate::sys::shutdown_write(crate::sys::fd_of(stream));
     let _ = monoio::time::timeout(LINGER_TIME, async {
         let mut drained = 0;

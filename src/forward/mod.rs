@@ -5,6 +5,7 @@
 //! per client connection and reused for its next request to the same host and port.
 
 mod body;
+pub mod pool;
 
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
@@ -23,23 +24,18 @@ use crate::http::rewrite::{self, Additions};
 use crate::http::target::parse_absolute_http;
 use crate::shard::Shard;
 use crate::upstream::dial::dial;
-use body::{Framing, relay_body};
+use body::{BodyError, Framing, relay_body};
+use pool::{Key, Upstream};
 
 /// What the connection loop does after a forwarded request.
 pub enum Next {
     ReadNext,
     Closed,
+    /// Close, but read and drop what the client still sends for a moment first: it was cut off
+    /// in the middle of a request body by an early answer.
+    Linger,
 }
 
-/// An origin connection kept for the client connection's next request.
-pub struct Origin {
-    stream: TcpStream,
-    host: String,
-    port: u16,
-}
-
-/// The `Via` pseudonym.
-const VIA: &str = "ringgate";
 const INTERIM_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// Forwards one request whose head is at the start of `buf`. On `ReadNext`, `buf` holds what the
@@ -50,11 +46,12 @@ pub async fn forward(
     head: &RequestHead,
     shard: &Shard,
     peer: SocketAddr,
-    origin: &mut Option<Origin>,
 ) -> Result<Next, Reply> {
-    let wait = shard.config.idle_timeout;
-    // The head for the origin, built while the request's bytes are borrowed.
-    let (out, host, port, authority_owned) = {
+    let config = &shard.config;
+    let wait = config.idle_timeout;
+    // The head for the origin, built while the request's bytes are borrowed, and an origin
+    // connection: a kept one if the pool has one, else a new one.
+    let (out, pooled) = {
         let target = parse_absolute_http(head.target.get(buf)).map_err(|_| Reply::BadUrl)?;
         let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS_CAP];
         let mut req = httparse::Request::new(&mut []);
@@ -73,23 +70,21 @@ pub async fn forward(
             req.headers,
             head.body,
             Additions {
-                via: Some(VIA),
-                forwarded_for: None,
+                via: config.via.as_deref(),
+                forwarded_for: config.forwarded_for.then_some(peer.ip()),
             },
         );
-        (
-            out,
-            target.host.to_ascii_lowercase(),
-            target.authority.port,
-            target.host.to_owned(),
-        )
+        let host = host_part(target.host);
+        let port = target.authority.port;
+        let pooled = shard
+            .upstreams
+            .take(host, port)
+            .ok_or_else(|| shard.upstreams.key(host, port));
+        (out, pooled)
     };
-    let reusable = origin
-        .as_ref()
-        .is_some_and(|o| o.host == host && o.port == port);
-    let mut conn = match (reusable, origin.take()) {
-        (true, Some(o)) => (o.stream, true),
-        _ => (connect(&authority_owned, port, shard).await?, false),
+    let (mut up, mut reused) = match pooled {
+        Ok(up) => (up, true),
+        Err(key) => (dial_key(key, shard).await?, false),
     };
     if head.expect_continue && head.body != Body::None {
         // The proxy answers the expectation itself and does not forward it (see rewrite.rs).
@@ -105,21 +100,23 @@ pub async fn forward(
         Body::Length(n) => Some(Framing::Length(n)),
         Body::Chunked => Some(Framing::Chunked(ChunkedScanner::new())),
     };
-    // A kept origin connection may have been closed by the origin while idle; that shows as a
-    // failed write or as EOF before any response byte. A request without a body whose method is
-    // idempotent is then sent once more on a fresh connection.
+    // A kept origin connection passed the pool's check but may still have been closed by the
+    // origin a moment ago; that shows as a failed write or as EOF before any response byte. A
+    // request without a body whose method is idempotent is then sent once more on a fresh one.
     let retryable = framing.is_none() && is_idempotent(head.method);
     let mut out = out;
     let mut pending = Some(pending);
     let mut framing = framing;
+    // Set when the origin stopped taking the request body: it may have answered early (413, 401)
+    // and closed; that answer is still passed on, and both connections close after it.
+    let mut request_cut = false;
     let mut rbuf: Vec<u8> = Vec::with_capacity(4096);
     let rhead = loop {
-        let reused = conn.1;
-        let (res, back) = conn.0.write_all(out).await;
+        let (res, back) = up.stream.write_all(out).await;
         out = back;
         if res.is_err() {
             if reused && retryable {
-                conn = (connect(&authority_owned, port, shard).await?, false);
+                (up, reused) = (dial_key(up.key, shard).await?, false);
                 continue;
             }
             return Err(Reply::OriginClosed);
@@ -127,20 +124,28 @@ pub async fn forward(
         if let Some(p) = pending.take() {
             *buf = match framing.take() {
                 None => p,
-                Some(f) => relay_body(client, &mut conn.0, p, f, wait)
-                    .await
-                    .map_err(|e| e.reply_for_request())?,
+                Some(f) => match relay_body(client, &mut up.stream, p, f, wait).await {
+                    Ok(rest) => rest,
+                    Err(BodyError::WriteFailed) => {
+                        request_cut = true;
+                        Vec::new()
+                    }
+                    Err(e) => return Err(e.reply_for_request()),
+                },
             };
         }
-        match read_response_head(&mut conn.0, &mut rbuf, shard, head.method).await {
+        match read_response_head(&mut up.stream, &mut rbuf, shard, head.method).await {
             Err(Reply::OriginClosed) if reused && retryable && rbuf.is_empty() => {
-                conn = (connect(&authority_owned, port, shard).await?, false);
+                (up, reused) = (dial_key(up.key, shard).await?, false);
+            }
+            Err(Reply::OriginClosed | Reply::BadResponse) if request_cut => {
+                return Err(Reply::OriginClosed);
             }
             Err(reply) => return Err(reply),
             Ok(h) => break h,
         }
     };
-    let close_client = !head.persistent() || rhead.body == ResponseBody::UntilClose;
+    let close_client = request_cut || !head.persistent() || rhead.body == ResponseBody::UntilClose;
     let mut client_head = Vec::with_capacity(rhead.len + 64);
     {
         let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS_CAP];
@@ -156,12 +161,12 @@ pub async fn forward(
             resp.reason.unwrap_or(""),
             resp.headers,
             rhead.body,
-            Some(VIA),
+            config.via.as_deref(),
             close_client,
         );
     }
     let response_body = rbuf.split_off(rhead.len);
-    tracing::debug!(%peer, host = %host, status = rhead.status, "forwarded");
+    tracing::debug!(%peer, host = up.key.host(), status = rhead.status, reused, request_cut, "forwarded");
     let (res, _) = client.write_all(client_head).await;
     if res.is_err() {
         return Ok(Next::Closed);
@@ -175,23 +180,30 @@ pub async fn forward(
     let clean = match framing {
         None => response_body.is_empty(),
         // The response has started: a failure now can only cut the client connection.
-        Some(f) => match relay_body(&mut conn.0, client, response_body, f, wait).await {
+        Some(f) => match relay_body(&mut up.stream, client, response_body, f, wait).await {
             Ok(extra) => extra.is_empty(),
             Err(_) => return Ok(Next::Closed),
         },
     };
-    if clean && !rhead.closes && rhead.body != ResponseBody::UntilClose {
-        *origin = Some(Origin {
-            stream: conn.0,
-            host,
-            port,
-        });
+    if clean && !request_cut && !rhead.closes && rhead.body != ResponseBody::UntilClose {
+        shard.upstreams.put(up);
     }
-    Ok(if close_client {
+    Ok(if request_cut {
+        Next::Linger
+    } else if close_client {
         Next::Closed
     } else {
         Next::ReadNext
     })
+}
+
+/// The host of an authority as written (`host`, `host:port`, `[v6]`, `[v6]:port`): the pool key,
+/// so `example.com` and `example.com:80` share connections.
+fn host_part(authority: &str) -> &str {
+    match authority.rfind(':') {
+        Some(i) if !authority[i..].contains(']') => &authority[..i],
+        _ => authority,
+    }
 }
 
 /// Reads the origin's final response head into `rbuf`, skipping interim 1xx responses.
@@ -201,7 +213,7 @@ async fn read_response_head(
     shard: &Shard,
     method: Method,
 ) -> Result<response_head::ResponseHead, Reply> {
-    let deadline = Instant::now() + shard.config.idle_timeout;
+    let deadline = Instant::now() + shard.config.response_timeout;
     loop {
         match response_head::parse(rbuf, &shard.limits, method) {
             Ok(Some(h)) if (100..200).contains(&h.status) && h.status != 101 => {
@@ -225,18 +237,16 @@ async fn read_response_head(
     }
 }
 
-async fn connect(host: &str, port: u16, shard: &Shard) -> Result<TcpStream, Reply> {
-    // Re-parse the authority text kept from the target (it was validated there).
-    let text = if host.contains(':') && !host.ends_with(']') {
-        host.to_owned()
-    } else {
-        format!("{host}:{port}")
-    };
+/// A new connection to the origin `key` names.
+async fn dial_key(key: Key, shard: &Shard) -> Result<Upstream, Reply> {
+    // Re-parse the key's text (it came from a validated target).
+    let text = format!("{}:{}", key.host(), key.port());
     let authority =
         crate::http::target::parse_authority(text.as_bytes()).map_err(|_| Reply::BadUrl)?;
-    dial(&authority, shard.config.connect_timeout)
+    let stream = dial(&authority, shard.config.connect_timeout)
         .await
-        .map_err(|e| Reply::from(&e))
+        .map_err(|e| Reply::from(&e))?;
+    Ok(Upstream { stream, key })
 }
 
 /// Methods safe to send twice (RFC 9110 §9.2.2).

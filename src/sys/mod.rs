@@ -83,6 +83,17 @@ pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     check(ret)
 }
 
+/// Whether a kept idle socket is still fit for a new request: open, nothing unread, no error.
+/// Peeks one byte without waiting (`MSG_PEEK | MSG_DONTWAIT`), so it never blocks and never
+/// consumes anything: "would block" is the only healthy answer; EOF, unsolicited bytes (a stale
+/// response, a `408` the origin sent before closing) and errors all mean "do not reuse".
+pub fn is_idle_and_open<T: AsRawFd>(socket: &T) -> bool {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+    let peeked = socket2::SockRef::from(&fd_of(socket))
+        .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT);
+    matches!(peeked, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
 /// Non-blocking `send(2)` of `buf` (`MSG_NOSIGNAL`: a reset peer is an error, not a SIGPIPE).
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: the fd is borrowed and open; the pointer and length describe `buf`, which outlives the
