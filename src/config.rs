@@ -4,6 +4,7 @@
 //! Every error names the key, the value where there is one, and the reason, on one line, so an
 //! operator can fix it without reading the source.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::acl::{Action, Policy, PolicyError, PolicySpec, RuleSpec};
 use crate::creds::Secret;
 use crate::creds::user_db::Sources;
 
@@ -28,6 +30,8 @@ pub enum ConfigError {
         key: String,
         reason: String,
     },
+    #[error("config key {0}")]
+    Policy(crate::acl::PolicyError),
     #[error("config key `{key}` = {value}: {reason}")]
     Invalid {
         key: &'static str,
@@ -99,6 +103,13 @@ pub struct RawConfig {
     pub upstream_idle_secs: Option<u64>,
     pub upstream_pool_size: Option<usize>,
     pub upstream_pool_per_host: Option<usize>,
+    pub open_proxy: Option<bool>,
+    pub clients: Option<Vec<String>>,
+    pub connect_ports: Option<Vec<String>>,
+    pub allow_dest: Option<Vec<String>>,
+    pub default_action: Option<Action>,
+    pub groups: Option<BTreeMap<String, Vec<String>>>,
+    pub rules: Option<Vec<RuleSpec>>,
 }
 
 /// Most header fields the parser can be configured to accept (the size of its stack array).
@@ -184,7 +195,14 @@ impl RawConfig {
             response_timeout_secs,
             upstream_idle_secs,
             upstream_pool_size,
-            upstream_pool_per_host
+            upstream_pool_per_host,
+            open_proxy,
+            clients,
+            connect_ports,
+            allow_dest,
+            default_action,
+            groups,
+            rules
         )
     }
 
@@ -299,6 +317,18 @@ impl RawConfig {
             0,
             1_000_000,
         )?;
+        let policy = PolicyConfig {
+            open_proxy: req("open_proxy", self.open_proxy)?,
+            clients: req("clients", self.clients)?,
+            connect_ports: req("connect_ports", self.connect_ports)?,
+            allow_dest: req("allow_dest", self.allow_dest)?,
+            default_action: req("default_action", self.default_action)?,
+            groups: req("groups", self.groups)?,
+            rules: req("rules", self.rules)?,
+        };
+        policy
+            .build(!users.is_empty(), &listen)
+            .map_err(ConfigError::Policy)?;
         Ok(Config {
             realm,
             users,
@@ -328,6 +358,7 @@ impl RawConfig {
             upstream_idle: secs("upstream_idle_secs", self.upstream_idle_secs)?,
             upstream_pool_size: pool_size,
             upstream_pool_per_host: per_host.min(pool_size),
+            policy,
             listen,
             workers,
             io_driver: req("io_driver", self.io_driver)?,
@@ -417,6 +448,37 @@ pub struct Config {
     /// Idle origin connections each worker keeps, in all and per host and port (0 = none).
     pub upstream_pool_size: usize,
     pub upstream_pool_per_host: usize,
+    /// Egress policy as configured; built into an [`acl::Policy`](crate::acl::Policy) at start.
+    pub policy: PolicyConfig,
+}
+
+/// The policy keys, validated (a [`Policy`] was built from them once).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyConfig {
+    pub open_proxy: bool,
+    pub clients: Vec<String>,
+    pub connect_ports: Vec<String>,
+    pub allow_dest: Vec<String>,
+    pub default_action: Action,
+    pub groups: BTreeMap<String, Vec<String>>,
+    pub rules: Vec<RuleSpec>,
+}
+
+impl PolicyConfig {
+    /// The policy for a proxy listening on `listen` (the bound addresses: port 0 resolved).
+    pub fn build(&self, auth_on: bool, listen: &[SocketAddr]) -> Result<Policy, PolicyError> {
+        Policy::new(&PolicySpec {
+            auth_on,
+            open_proxy: self.open_proxy,
+            clients: &self.clients,
+            connect_ports: &self.connect_ports,
+            allow_dest: &self.allow_dest,
+            default_action: self.default_action,
+            groups: &self.groups,
+            rules: &self.rules,
+            listen,
+        })
+    }
 }
 
 impl Config {
@@ -480,6 +542,13 @@ impl Config {
             upstream_idle_secs: Some(self.upstream_idle.as_secs()),
             upstream_pool_size: Some(self.upstream_pool_size),
             upstream_pool_per_host: Some(self.upstream_pool_per_host),
+            open_proxy: Some(self.policy.open_proxy),
+            clients: Some(self.policy.clients.clone()),
+            connect_ports: Some(self.policy.connect_ports.clone()),
+            allow_dest: Some(self.policy.allow_dest.clone()),
+            default_action: Some(self.policy.default_action),
+            groups: Some(self.policy.groups.clone()),
+            rules: Some(self.policy.rules.clone()),
         };
         let mut out = String::new();
         if !self.users.inline.is_empty() {
@@ -701,6 +770,15 @@ mod tests {
             ("response_timeout_secs = 0", "response_timeout_secs"),
             ("upstream_idle_secs = 0", "upstream_idle_secs"),
             ("upstream_pool_size = -1", "upstream_pool_size"),
+            ("clients = [\"10.0.0.0/8\"]", "clients"),
+            ("connect_ports = [\"0\"]", "connect_ports"),
+            ("allow_dest = [\"nonsense\"]", "allow_dest"),
+            ("default_action = \"maybe\"", "default_action"),
+            (
+                "[[rules]]\naction = \"deny\"\ngroups = [\"g\"]",
+                "rules[0].groups",
+            ),
+            ("[[rules]]\naction = \"deny\"\ncolour = \"red\"", "rules"),
             ("workers = ", "line 1"),
         ];
         for (text, key) in rows {

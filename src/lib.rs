@@ -2,6 +2,7 @@
 //! zero-copy head parsing, splice CONNECT tunnels. See ARCHITECTURE.md for the map.
 #![deny(unsafe_code)]
 
+pub mod acl;
 pub mod auth;
 pub mod config;
 pub mod conn;

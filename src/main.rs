@@ -133,6 +133,18 @@ struct Cli {
     /// Idle origin connections kept per worker for one host and port [default: 32]
     #[arg(long, value_name = "N")]
     upstream_pool_per_host: Option<usize>,
+    /// Destination networks exempt from the built-in denials (loopback, link-local…) (repeatable)
+    #[arg(long, value_name = "CIDR")]
+    allow_dest: Vec<String>,
+    /// Ports CONNECT may reach: `any`, or a list such as `443,8443,9000-9100` [default: 443]
+    #[arg(long, value_name = "any|LIST", value_delimiter = ',')]
+    connect_ports: Vec<String>,
+    /// Client networks that may use the proxy (repeatable) [default: any with auth, else loopback]
+    #[arg(long, value_name = "CIDR")]
+    client: Vec<String>,
+    /// Allow clients beyond loopback without authentication
+    #[arg(long)]
+    open_proxy: bool,
 }
 
 impl Cli {
@@ -176,6 +188,13 @@ impl Cli {
             upstream_idle_secs: self.upstream_idle,
             upstream_pool_size: self.upstream_pool_size,
             upstream_pool_per_host: self.upstream_pool_per_host,
+            open_proxy: self.open_proxy.then_some(true),
+            clients: (!self.client.is_empty()).then(|| self.client.clone()),
+            connect_ports: (!self.connect_ports.is_empty()).then(|| self.connect_ports.clone()),
+            allow_dest: (!self.allow_dest.is_empty()).then(|| self.allow_dest.clone()),
+            default_action: None,
+            groups: None,
+            rules: None,
         }
     }
 }
@@ -228,7 +247,7 @@ fn main() -> ExitCode {
             eprintln!("ringgate: {e}");
             match e {
                 // A bad user file is the operator's input, like a bad config key.
-                StartError::Auth(_) => ExitCode::from(USAGE),
+                StartError::Auth(_) | StartError::Policy(_) => ExitCode::from(USAGE),
                 StartError::Io(_) => ExitCode::FAILURE,
             }
         }

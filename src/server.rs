@@ -4,6 +4,8 @@
 use std::io;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -20,6 +22,9 @@ pub enum StartError {
     Auth(#[from] auth::StartError),
     #[error(transparent)]
     Io(#[from] io::Error),
+    /// The policy could not be built for the bound addresses.
+    #[error("config key {0}")]
+    Policy(crate::acl::PolicyError),
 }
 
 /// Runs the proxy until a shutdown signal and the drain that follows. Errors are start-up errors.
@@ -44,11 +49,23 @@ pub fn run(config: Config) -> Result<(), StartError> {
     }
     let (listeners, bound) = worker::bind_all(&config)?;
     crate::http::response::prerender();
+    let policy = config
+        .policy
+        .build(auth.is_some(), &bound)
+        .map_err(StartError::Policy)?;
+    tracing::info!(
+        clients = %policy.describe_clients(),
+        connect_ports = %config.policy.connect_ports.join(","),
+        rules = config.policy.rules.len(),
+        default_action = ?config.policy.default_action,
+        "egress policy"
+    );
+    let policy = Arc::new(ArcSwap::from_pointee(policy));
 
     // Registered before any worker starts, so no signal is lost to the default action.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let (stop_tx, stop_rx) = flume::bounded::<()>(1);
-    let workers = worker::spawn(config.clone(), auth, listeners, driver, stop_rx)?;
+    let workers = worker::spawn(config.clone(), auth, policy, listeners, driver, stop_rx)?;
     let addrs: Vec<String> = bound.iter().map(ToString::to_string).collect();
     tracing::info!(
         driver = driver.name(),

@@ -5,6 +5,9 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
+use crate::acl::Policy;
 use crate::auth::{self, Gate};
 use crate::config::{Config, RelayKind};
 use crate::forward::pool::Pool;
@@ -22,11 +25,21 @@ pub struct Shard {
     pub auth: Option<Gate>,
     /// Idle origin connections of forwarded requests.
     pub upstreams: Pool,
+    /// The process's policy (swapped on reload) and this worker's own copy of it.
+    policy_source: Arc<ArcSwap<Policy>>,
+    policy: RefCell<(Arc<Policy>, Rc<Policy>)>,
     active: Cell<usize>,
 }
 
 impl Shard {
-    pub fn new(id: usize, config: Arc<Config>, auth: Option<Arc<auth::Shared>>) -> Shard {
+    pub fn new(
+        id: usize,
+        config: Arc<Config>,
+        auth: Option<Arc<auth::Shared>>,
+        policy: Arc<ArcSwap<Policy>>,
+    ) -> Shard {
+        let current = policy.load_full();
+        let mine = Rc::new(Policy::clone(&current));
         let copy_buf = match config.relay {
             RelayKind::Copy => vec![0; config.copy_buffer],
             RelayKind::Splice => Vec::new(),
@@ -42,9 +55,22 @@ impl Shard {
             copy_buf: RefCell::new(copy_buf),
             auth: auth.map(Gate::new),
             upstreams: Pool::new(&config),
+            policy_source: policy,
+            policy: RefCell::new((current, mine)),
             config,
             active: Cell::new(0),
         }
+    }
+
+    /// The policy in force. The worker keeps its own copy (no shared reference count touched per
+    /// request) and takes a new one when a reload swapped the process's policy.
+    pub fn policy(&self) -> Rc<Policy> {
+        let current = self.policy_source.load();
+        let mut mine = self.policy.borrow_mut();
+        if !Arc::ptr_eq(&mine.0, &current) {
+            *mine = (Arc::clone(&current), Rc::new(Policy::clone(&current)));
+        }
+        Rc::clone(&mine.1)
     }
 
     /// Client connections open on this worker now.

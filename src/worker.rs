@@ -10,11 +10,13 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use monoio::blocking::DefaultThreadPool;
 use monoio::net::TcpListener;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::acl::Policy;
 use crate::auth;
 use crate::config::{Config, IoDriver};
 use crate::conn;
@@ -101,6 +103,7 @@ fn listener(addr: SocketAddr, backlog: u32) -> io::Result<StdListener> {
 pub fn spawn(
     config: Arc<Config>,
     auth: Option<Arc<auth::Shared>>,
+    policy: Arc<ArcSwap<Policy>>,
     listeners: Vec<Vec<StdListener>>,
     driver: Driver,
     shutdown: flume::Receiver<()>,
@@ -111,9 +114,10 @@ pub fn spawn(
     let mut handles = Vec::with_capacity(listeners.len());
     for (id, own) in listeners.into_iter().enumerate() {
         let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
-        let (config, auth, pool, shutdown, ready) = (
+        let (config, auth, policy, pool, shutdown, ready) = (
             config.clone(),
             auth.clone(),
+            policy.clone(),
             pool.clone(),
             shutdown.clone(),
             ready_tx.clone(),
@@ -126,7 +130,7 @@ pub fn spawn(
                 {
                     tracing::warn!(worker = id, core = core.id, "cannot pin worker to its core");
                 }
-                let shard = Rc::new(Shard::new(id, config, auth));
+                let shard = Rc::new(Shard::new(id, config, auth, policy));
                 let main = worker_main(shard, own, shutdown, ready.clone());
                 let built = match driver {
                     Driver::Uring => RuntimeBuilder::<IoUringDriver>::new()

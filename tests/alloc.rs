@@ -85,7 +85,15 @@ static GLOBAL: Counting = Counting;
 fn config(toml: &str) -> Arc<Config> {
     let raw = RawConfig::parse(EMBEDDED_DEFAULT, "embedded default")
         .unwrap()
-        .overlay(RawConfig::parse(toml, "test").unwrap());
+        .overlay(RawConfig::parse(toml, "test").unwrap())
+        // The tests' origins are on loopback, on any port.
+        .overlay(
+            RawConfig::parse(
+                "allow_dest = [\"127.0.0.0/8\"]\nconnect_ports = [\"any\"]",
+                "test",
+            )
+            .unwrap(),
+        );
     Arc::new(raw.validate(&Machine::probe()).unwrap())
 }
 
@@ -127,7 +135,9 @@ fn serve_counted(driver: Driver, config: Arc<Config>) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         let auth = auth::Shared::start(&config).unwrap();
-        let shard = Rc::new(Shard::new(0, config, auth));
+        let policy = config.policy.build(auth.is_some(), &[addr]).unwrap();
+        let policy = Arc::new(arc_swap::ArcSwap::from_pointee(policy));
+        let shard = Rc::new(Shard::new(0, config, auth, policy));
         block_on(driver, async move {
             let listener = monoio::net::TcpListener::from_std(listener).unwrap();
             count_this_thread();

@@ -14,12 +14,14 @@ use std::time::Instant;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
+use crate::acl::{self, Verdict};
 use crate::auth::{Decision, Session};
 use crate::fill::{Filled, fill};
 use crate::http::head::{self, Limits, Method, RequestHead};
 use crate::http::response::Reply;
 use crate::http::target::parse_authority;
 use crate::shard::Shard;
+use crate::upstream::dial::DialError;
 use crate::{forward, tunnel, upstream};
 
 /// First read buffer; grown by doubling up to the head limit. Most CONNECT heads are ~100 bytes.
@@ -29,6 +31,17 @@ const INITIAL_BUFFER: usize = 1024;
 pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shard: Rc<Shard>) {
     let _active = shard.track();
     let _ = stream.set_nodelay(true);
+    if !shard.policy().admits_client(peer.ip()) {
+        return refuse(
+            &mut stream,
+            Reply::DeniedClient,
+            None,
+            peer,
+            b"",
+            Vec::new(),
+        )
+        .await;
+    }
     let mut buf = Vec::with_capacity(INITIAL_BUFFER.min(shard.limits.max_head_bytes));
     let mut session: Option<Session> = None;
     let mut first = true;
@@ -71,10 +84,15 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shard: Rc<Shard>) {
         }
         let absolute = is_absolute_form(head.target.get(&buf));
         let reply = match head.method {
-            Method::Connect => return connect(stream, peer, buf, head, &shard).await,
+            Method::Connect => {
+                let user = session.as_ref().map(|s| &*s.user);
+                return connect(stream, peer, user, buf, head, &shard).await;
+            }
             Method::Other => Reply::MethodNotAllowed,
             _ if absolute => {
-                let forwarded = forward::forward(&mut stream, &mut buf, &head, &shard, peer).await;
+                let user = session.as_ref().map(|s| &*s.user);
+                let forwarded =
+                    forward::forward(&mut stream, &mut buf, &head, &shard, peer, user).await;
                 match forwarded {
                     Ok(forward::Next::ReadNext) => continue,
                     Ok(forward::Next::Closed) => return,
@@ -187,17 +205,33 @@ async fn refuse(
     reject::send_and_close(stream, response, buf).await;
 }
 
-/// CONNECT: dial the target, answer 200, pass on the early bytes, relay until the tunnel ends.
+/// CONNECT: check the policy, dial the target, answer 200, pass on the early bytes, relay until
+/// the tunnel ends.
 async fn connect(
     mut client: TcpStream,
     peer: SocketAddr,
+    user: Option<&str>,
     mut buf: Vec<u8>,
     head: RequestHead,
     shard: &Shard,
 ) {
     let started = Instant::now();
+    let policy = shard.policy();
     let dialed = match parse_authority(head.target.get(&buf)) {
-        Ok(authority) => upstream::dial::dial(&authority, shard.config.connect_timeout).await,
+        Ok(authority) => {
+            let request = acl::Request::new(peer.ip(), user, &authority, true);
+            match policy.check_request(&request) {
+                Verdict::Deny(denial) => Err(DialError::Denied(denial)),
+                verdict => {
+                    let check = acl::Check {
+                        policy: &policy,
+                        request,
+                        per_address: verdict == Verdict::PerAddress,
+                    };
+                    upstream::dial::dial(&authority, shard.config.connect_timeout, &check).await
+                }
+            }
+        }
         Err(e) => {
             return refuse(
                 &mut client,
@@ -213,7 +247,11 @@ async fn connect(
     let mut upstream = match dialed {
         Ok(s) => s,
         Err(e) => {
-            tracing::debug!(%peer, error = %e, "dial failed");
+            if let DialError::Denied(d) = &e {
+                tracing::info!(%peer, user, reason = d.reason(), "denied by policy");
+            } else {
+                tracing::debug!(%peer, error = %e, "dial failed");
+            }
             let target = head.target.get(&buf).to_vec();
             return refuse(
                 &mut client,

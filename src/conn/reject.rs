@@ -5,6 +5,7 @@ use std::time::Duration;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
+use crate::acl::Denial;
 use crate::http::head::HeadError;
 use crate::http::response::Reply;
 use crate::http::target::TargetError;
@@ -41,7 +42,21 @@ impl From<&DialError> for Reply {
             DialError::Refused => Reply::ConnectRefused,
             DialError::Unreachable => Reply::Unreachable,
             DialError::Timeout => Reply::ConnectTimeout,
+            DialError::ResolveTimeout => Reply::ResolveTimeout,
             DialError::Other(_) => Reply::ConnectFailed,
+            DialError::Denied(d) => Reply::from(d),
+        }
+    }
+}
+
+impl From<&Denial> for Reply {
+    fn from(d: &Denial) -> Reply {
+        match d {
+            Denial::Client => Reply::DeniedClient,
+            Denial::Port => Reply::DeniedPort,
+            Denial::Destination(_) => Reply::DeniedDestination,
+            Denial::Loop => Reply::DeniedLoop,
+            Denial::Rule(_) => Reply::DeniedRule,
         }
     }
 }

@@ -14,6 +14,7 @@ use std::time::Instant;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
+use crate::acl::{self, Policy, Verdict};
 use crate::config::MAX_HEADERS_CAP;
 use crate::fill::{Filled, fill};
 use crate::http::chunked::ChunkedScanner;
@@ -22,8 +23,9 @@ use crate::http::response::Reply;
 use crate::http::response_head::{self, ResponseBody};
 use crate::http::rewrite::{self, Additions};
 use crate::http::target::parse_absolute_http;
+use crate::http::target::parse_authority;
 use crate::shard::Shard;
-use crate::upstream::dial::dial;
+use crate::upstream::dial::{DialError, dial};
 use body::{BodyError, Framing, relay_body};
 use pool::{Key, Upstream};
 
@@ -46,13 +48,23 @@ pub async fn forward(
     head: &RequestHead,
     shard: &Shard,
     peer: SocketAddr,
+    user: Option<&str>,
 ) -> Result<Next, Reply> {
     let config = &shard.config;
+    let policy = shard.policy();
     let wait = config.idle_timeout;
     // The head for the origin, built while the request's bytes are borrowed, and an origin
     // connection: a kept one if the pool has one, else a new one.
-    let (out, pooled) = {
+    let (out, pooled, per_address) = {
         let target = parse_absolute_http(head.target.get(buf)).map_err(|_| Reply::BadUrl)?;
+        let request = acl::Request::new(peer.ip(), user, &target.authority, false);
+        let per_address = match policy.check_request(&request) {
+            Verdict::Deny(denial) => {
+                tracing::info!(%peer, user, reason = denial.reason(), "denied by policy");
+                return Err(Reply::from(&denial));
+            }
+            verdict => verdict == Verdict::PerAddress,
+        };
         let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS_CAP];
         let mut req = httparse::Request::new(&mut []);
         let parsed = req.parse_with_uninit_headers(
@@ -76,15 +88,27 @@ pub async fn forward(
         );
         let host = host_part(target.host);
         let port = target.authority.port;
-        let pooled = shard
-            .upstreams
-            .take(host, port)
-            .ok_or_else(|| shard.upstreams.key(host, port));
-        (out, pooled)
+        // A kept connection serves this request only if its address passes this request's check.
+        let pooled = match shard.upstreams.take(host, port) {
+            Some(up) if policy.check_address(&request, up.addr, per_address).is_ok() => Ok(up),
+            Some(up) => {
+                shard.upstreams.put(up);
+                Err(shard.upstreams.key(host, port))
+            }
+            None => Err(shard.upstreams.key(host, port)),
+        };
+        (out, pooled, per_address)
+    };
+    let dialer = Dialer {
+        shard,
+        policy: &policy,
+        peer,
+        user,
+        per_address,
     };
     let (mut up, mut reused) = match pooled {
         Ok(up) => (up, true),
-        Err(key) => (dial_key(key, shard).await?, false),
+        Err(key) => (dialer.dial(key).await?, false),
     };
     if head.expect_continue && head.body != Body::None {
         // The proxy answers the expectation itself and does not forward it (see rewrite.rs).
@@ -116,7 +140,7 @@ pub async fn forward(
         out = back;
         if res.is_err() {
             if reused && retryable {
-                (up, reused) = (dial_key(up.key, shard).await?, false);
+                (up, reused) = (dialer.dial(up.key).await?, false);
                 continue;
             }
             return Err(Reply::OriginClosed);
@@ -136,7 +160,7 @@ pub async fn forward(
         }
         match read_response_head(&mut up.stream, &mut rbuf, shard, head.method).await {
             Err(Reply::OriginClosed) if reused && retryable && rbuf.is_empty() => {
-                (up, reused) = (dial_key(up.key, shard).await?, false);
+                (up, reused) = (dialer.dial(up.key).await?, false);
             }
             Err(Reply::OriginClosed | Reply::BadResponse) if request_cut => {
                 return Err(Reply::OriginClosed);
@@ -237,16 +261,37 @@ async fn read_response_head(
     }
 }
 
-/// A new connection to the origin `key` names.
-async fn dial_key(key: Key, shard: &Shard) -> Result<Upstream, Reply> {
-    // Re-parse the key's text (it came from a validated target).
-    let text = format!("{}:{}", key.host(), key.port());
-    let authority =
-        crate::http::target::parse_authority(text.as_bytes()).map_err(|_| Reply::BadUrl)?;
-    let stream = dial(&authority, shard.config.connect_timeout)
-        .await
-        .map_err(|e| Reply::from(&e))?;
-    Ok(Upstream { stream, key })
+/// Dials origins for one request, under its policy check.
+struct Dialer<'a> {
+    shard: &'a Shard,
+    policy: &'a Policy,
+    peer: SocketAddr,
+    user: Option<&'a str>,
+    per_address: bool,
+}
+
+impl Dialer<'_> {
+    /// A new connection to the origin `key` names.
+    async fn dial(&self, key: Key) -> Result<Upstream, Reply> {
+        // Re-parse the key's text (it came from a validated target).
+        let text = format!("{}:{}", key.host(), key.port());
+        let authority = parse_authority(text.as_bytes()).map_err(|_| Reply::BadUrl)?;
+        let check = acl::Check {
+            policy: self.policy,
+            request: acl::Request::new(self.peer.ip(), self.user, &authority, false),
+            per_address: self.per_address,
+        };
+        let stream = dial(&authority, self.shard.config.connect_timeout, &check)
+            .await
+            .map_err(|e| {
+                if let DialError::Denied(d) = &e {
+                    tracing::info!(peer = %self.peer, user = self.user, reason = d.reason(), "denied by policy");
+                }
+                Reply::from(&e)
+            })?;
+        let addr = stream.peer_addr().map_err(|_| Reply::ConnectFailed)?;
+        Ok(Upstream { stream, addr, key })
+    }
 }
 
 /// Methods safe to send twice (RFC 9110 §9.2.2).

@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher, RandomState};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
@@ -41,6 +42,8 @@ impl Key {
 /// An origin connection with the key it belongs under.
 pub struct Upstream {
     pub stream: TcpStream,
+    /// The origin's address (what the policy checked when it was dialled).
+    pub addr: SocketAddr,
     pub key: Key,
 }
 

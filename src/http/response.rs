@@ -28,10 +28,18 @@ pub enum Reply {
     OriginClosed,
     OriginTimeout,
     ClientGone,
+    DeniedClient,
+    DeniedPort,
+    DeniedDestination,
+    DeniedLoop,
+    DeniedRule,
+    ResolveTimeout,
+    TooManyConnections,
+    TooManyFromClient,
 }
 
 impl Reply {
-    const ALL: [Reply; 21] = [
+    const ALL: [Reply; 29] = [
         Reply::Established,
         Reply::MalformedHead,
         Reply::BadConnectTarget,
@@ -53,6 +61,14 @@ impl Reply {
         Reply::OriginClosed,
         Reply::OriginTimeout,
         Reply::ClientGone,
+        Reply::DeniedClient,
+        Reply::DeniedPort,
+        Reply::DeniedDestination,
+        Reply::DeniedLoop,
+        Reply::DeniedRule,
+        Reply::ResolveTimeout,
+        Reply::TooManyConnections,
+        Reply::TooManyFromClient,
     ];
 
     /// Status code, reason phrase, short body (also the log reason).
@@ -109,6 +125,24 @@ impl Reply {
             ),
             Reply::OriginTimeout => (504, "Gateway Timeout", "origin did not answer in time"),
             Reply::ClientGone => (400, "Bad Request", "request body incomplete"),
+            Reply::DeniedClient => (403, "Forbidden", "your address may not use this proxy"),
+            Reply::DeniedPort => (403, "Forbidden", "CONNECT to this port is not allowed"),
+            Reply::DeniedDestination => (403, "Forbidden", "destination address not allowed"),
+            Reply::DeniedLoop => (403, "Forbidden", "destination is this proxy"),
+            Reply::DeniedRule => (403, "Forbidden", "denied by the proxy's access rules"),
+            Reply::ResolveTimeout => (
+                504,
+                "Gateway Timeout",
+                "timed out resolving the target host",
+            ),
+            Reply::TooManyConnections => {
+                (503, "Service Unavailable", "too many connections; retry")
+            }
+            Reply::TooManyFromClient => (
+                429,
+                "Too Many Requests",
+                "too many connections from your address; retry",
+            ),
         }
     }
 
@@ -147,7 +181,9 @@ impl Reply {
             Reply::MethodNotAllowed => {
                 "Allow: CONNECT, GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE\r\n"
             }
-            Reply::AuthBusy => "Retry-After: 1\r\n",
+            Reply::AuthBusy | Reply::TooManyConnections | Reply::TooManyFromClient => {
+                "Retry-After: 1\r\n"
+            }
             _ => "",
         };
         format!(

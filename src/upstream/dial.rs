@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 
+use crate::acl::{Check, Denial};
 use crate::http::target::{Authority, Host};
 
 /// Why a dial failed; all are the upstream's (or the network's) fault.
@@ -22,6 +23,10 @@ pub enum DialError {
     Unreachable,
     #[error("timed out")]
     Timeout,
+    #[error("name resolution timed out")]
+    ResolveTimeout,
+    #[error("denied: {}", .0.reason())]
+    Denied(Denial),
     #[error("connect failed: {0}")]
     Other(io::Error),
 }
@@ -39,29 +44,50 @@ impl DialError {
     }
 }
 
-/// Connects to `target` within `timeout` (resolution included), with `TCP_NODELAY` set.
-pub async fn dial(target: &Authority<'_>, timeout: Duration) -> Result<TcpStream, DialError> {
+/// Connects to `target` within `timeout` (resolution included), with `TCP_NODELAY` set. Every
+/// address is put to the policy `check` before it is tried, and a connection that turns out to
+/// lead back to this proxy is closed.
+pub async fn dial(
+    target: &Authority<'_>,
+    timeout: Duration,
+    check: &Check<'_>,
+) -> Result<TcpStream, DialError> {
     let deadline = Instant::now() + timeout;
     let addrs = match target.host {
         Host::Ip(ip) => vec![SocketAddr::new(ip, target.port)],
         Host::Name(name) => resolve(name.to_owned(), target.port, deadline).await?,
     };
-    let mut last = DialError::NoAddress;
+    let mut denied = None;
+    let mut last = None;
     for addr in addrs {
+        if let Err(d) = check.address(addr) {
+            denied.get_or_insert(d);
+            continue;
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(DialError::Timeout);
         }
         match monoio::time::timeout(left, TcpStream::connect_addr(addr)).await {
             Ok(Ok(stream)) => {
+                if let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr())
+                    && check.is_loop(local, peer)
+                {
+                    denied = Some(Denial::Loop);
+                    continue;
+                }
                 let _ = stream.set_nodelay(true);
                 return Ok(stream);
             }
-            Ok(Err(e)) => last = DialError::from_connect(e),
+            Ok(Err(e)) => last = Some(DialError::from_connect(e)),
             Err(_) => return Err(DialError::Timeout),
         }
     }
-    Err(last)
+    Err(match (last, denied) {
+        (Some(e), _) => e,
+        (None, Some(d)) => DialError::Denied(d),
+        (None, None) => DialError::NoAddress,
+    })
 }
 
 /// Resolves on monoio's blocking pool: `getaddrinfo` can stall for seconds and must not stop a worker.
@@ -69,7 +95,7 @@ async fn resolve(name: String, port: u16, deadline: Instant) -> Result<Vec<Socke
     let left = deadline.saturating_duration_since(Instant::now());
     let job = monoio::spawn_blocking(move || getaddrinfo(&name, port));
     match monoio::time::timeout(left, job).await {
-        Err(_) => Err(DialError::Timeout),
+        Err(_) => Err(DialError::ResolveTimeout),
         Ok(Err(_join)) => Err(DialError::Resolve(io::Error::other(
             "resolver thread failed",
         ))),

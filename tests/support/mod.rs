@@ -16,9 +16,26 @@ pub struct Proxy {
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
+/// Flags that let the tests reach their origins on loopback, on any port (the safe defaults deny
+/// loopback destinations, and CONNECT to ports other than 443).
+pub const LOOPBACK_ORIGINS: [&str; 6] = [
+    "--allow-dest",
+    "127.0.0.0/8",
+    "--allow-dest",
+    "::1",
+    "--connect-ports",
+    "any",
+];
+
 impl Proxy {
-    /// Starts ringgate with `args` on 127.0.0.1:0 and waits until it listens.
+    /// Starts ringgate with `args` on 127.0.0.1:0, loopback origins allowed, and waits until it
+    /// listens.
     pub fn start(args: &[&str]) -> Proxy {
+        Proxy::start_strict(&[&LOOPBACK_ORIGINS[..], args].concat())
+    }
+
+    /// Starts ringgate with `args` and the built-in policy defaults.
+    pub fn start_strict(args: &[&str]) -> Proxy {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringgate"))
             .args(["--listen", "127.0.0.1:0", "--log-level", "debug"])
             .args(args)

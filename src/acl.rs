@@ -1,0 +1,915 @@
+//! Egress policy: who may use the proxy, and who may go where.
+//!
+//! Three layers, in this order:
+//! 1. **Client access** (`clients`): which client addresses may use the proxy at all. Unset, it is
+//!    any address when authentication is on, and loopback only when it is off, so ringgate never
+//!    starts as an open proxy unless the config says `open_proxy = true`.
+//! 2. **Safe destination defaults**, like Squid's and ATS's: CONNECT only to `connect_ports` (443),
+//!    and never to loopback, link-local (cloud metadata at 169.254.169.254 included), unspecified,
+//!    multicast or reserved addresses, nor to the proxy's own listening sockets. They apply to every
+//!    address a name resolves to and to IPv4-mapped IPv6; `allow_dest` lifts them for chosen
+//!    networks. Private ranges (10/8, 172.16/12, 192.168/16, fc00::/7) are allowed.
+//! 3. **Rules** (`[[rules]]`), first match wins, `default_action` when none matches. A rule matches
+//!    on user (or group), client network, destination host name (`example.com`, `*.example.com`),
+//!    destination network (after resolution), port ranges and method (`CONNECT`, `forward`).
+//!
+//! Everything is decided in two steps: [`Policy::check_request`] before any resolution (from the
+//! request alone), and [`Policy::check_address`] for every address about to be dialled.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::http::target::{Authority, Host};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Allow,
+    Deny,
+}
+
+/// One `[[rules]]` entry as written in the config. Empty lists match anything.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Shown in logs when the rule denies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub action: Action,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dest: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+}
+
+/// What the policy was built from (validated config values).
+pub struct PolicySpec<'a> {
+    pub auth_on: bool,
+    pub open_proxy: bool,
+    pub clients: &'a [String],
+    pub connect_ports: &'a [String],
+    pub allow_dest: &'a [String],
+    pub default_action: Action,
+    pub groups: &'a BTreeMap<String, Vec<String>>,
+    pub rules: &'a [RuleSpec],
+    pub listen: &'a [SocketAddr],
+}
+
+/// A policy problem found at start or reload: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`: {}", self.key, self.reason)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// `None`: any client.
+    clients: Option<Vec<IpNet>>,
+    connect_ports: Vec<(u16, u16)>,
+    allow_dest: Vec<IpNet>,
+    listen: Vec<SocketAddr>,
+    rules: Vec<Rule>,
+    default_action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Rule {
+    label: String,
+    action: Action,
+    /// `None`: any user, authenticated or not.
+    users: Option<Vec<String>>,
+    clients: Vec<IpNet>,
+    hosts: Vec<HostPattern>,
+    dest: Vec<IpNet>,
+    ports: Vec<(u16, u16)>,
+    connect: bool,
+    forward: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum HostPattern {
+    Exact(String),
+    /// `*.example.com`: any name below `example.com` (stored as `.example.com`), not itself.
+    Below(String),
+}
+
+/// A request as the policy sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub client: IpAddr,
+    pub user: Option<&'a str>,
+    /// The destination name as requested; `None` for an address literal.
+    pub host: Option<&'a str>,
+    /// The destination address when the request named one.
+    pub ip: Option<IpAddr>,
+    pub port: u16,
+    pub connect: bool,
+}
+
+impl<'a> Request<'a> {
+    /// The facts of a request for `authority` from `client`, as `user` if authenticated.
+    pub fn new(
+        client: IpAddr,
+        user: Option<&'a str>,
+        authority: &Authority<'a>,
+        connect: bool,
+    ) -> Request<'a> {
+        let (host, ip) = match authority.host {
+            Host::Name(name) => (Some(name), None),
+            Host::Ip(ip) => (None, Some(ip)),
+        };
+        Request {
+            client,
+            user,
+            host,
+            ip,
+            port: authority.port,
+            connect,
+        }
+    }
+}
+
+/// Why a request was refused; each has its own short reason in the 403 body and the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// The client's address may not use the proxy.
+    Client,
+    /// CONNECT to a port outside `connect_ports`.
+    Port,
+    /// A destination address in a range denied by default (`what` names it).
+    Destination(&'static str),
+    /// The proxy's own listening socket: a loop.
+    Loop,
+    /// A rule (its name, or `rule N`), or `default_action` (`default`).
+    Rule(String),
+}
+
+impl Denial {
+    pub fn reason(&self) -> &str {
+        match self {
+            Denial::Client => "client address not allowed",
+            Denial::Port => "CONNECT port not allowed",
+            Denial::Destination(what) => what,
+            Denial::Loop => "destination is this proxy",
+            Denial::Rule(label) => label,
+        }
+    }
+}
+
+/// The verdict before resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Allowed by rule; every address dialled must still pass [`Policy::check_address`].
+    Allow,
+    Deny(Denial),
+    /// The first rule that may match depends on the destination address: decided per address.
+    PerAddress,
+}
+
+const LOOPBACK_V4: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+impl Policy {
+    pub fn new(spec: &PolicySpec<'_>) -> Result<Policy, PolicyError> {
+        let clients = if spec.clients.is_empty() {
+            if spec.auth_on || spec.open_proxy {
+                None
+            } else {
+                Some(vec![
+                    IpNet::new(IpAddr::V4(LOOPBACK_V4), 8).expect("valid prefix"),
+                    IpNet::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 128).expect("valid prefix"),
+                ])
+            }
+        } else {
+            let nets = nets("clients", spec.clients)?;
+            if !spec.auth_on
+                && !spec.open_proxy
+                && let Some(open) = nets.iter().find(|n| !is_loopback_net(n))
+            {
+                return Err(PolicyError {
+                    key: "clients".into(),
+                    reason: format!(
+                        "{open} lets others use the proxy without authentication: \
+                         configure users, or set open_proxy = true if that is meant"
+                    ),
+                });
+            }
+            Some(nets)
+        };
+        let connect_ports = ports("connect_ports", spec.connect_ports)?;
+        if connect_ports.is_empty() {
+            return Err(PolicyError {
+                key: "connect_ports".into(),
+                reason: "empty: no CONNECT could be allowed (use [\"any\"] for all)".into(),
+            });
+        }
+        let mut rules = Vec::with_capacity(spec.rules.len());
+        for (i, r) in spec.rules.iter().enumerate() {
+            rules.push(Rule::new(i, r, spec.groups)?);
+        }
+        Ok(Policy {
+            clients,
+            connect_ports,
+            allow_dest: nets("allow_dest", spec.allow_dest)?,
+            listen: spec.listen.to_vec(),
+            rules,
+            default_action: spec.default_action,
+        })
+    }
+
+    /// The client networks allowed, for the start-up log.
+    pub fn describe_clients(&self) -> String {
+        match &self.clients {
+            None => "any".to_owned(),
+            Some(nets) => nets
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+
+    /// Whether a client at `addr` may use the proxy at all (checked at accept).
+    pub fn admits_client(&self, addr: IpAddr) -> bool {
+        let addr = canonical(addr);
+        self.clients
+            .as_ref()
+            .is_none_or(|nets| nets.iter().any(|n| n.contains(&addr)))
+    }
+
+    /// The verdict from the request alone (before any name is resolved).
+    pub fn check_request(&self, req: &Request<'_>) -> Verdict {
+        if req.connect && !in_ranges(&self.connect_ports, req.port) {
+            return Verdict::Deny(Denial::Port);
+        }
+        if let Some(ip) = req.ip
+            && let Err(d) = self.check_fixed(SocketAddr::new(ip, req.port))
+        {
+            return Verdict::Deny(d);
+        }
+        for rule in &self.rules {
+            match rule.matches(req, req.ip) {
+                Match::No => {}
+                Match::NeedAddress => return Verdict::PerAddress,
+                Match::Yes => return verdict(rule.action, &rule.label),
+            }
+        }
+        verdict(self.default_action, "default")
+    }
+
+    /// Whether `addr` may be dialled for `req` (after [`Policy::check_request`] allowed it or
+    /// asked for a decision per address).
+    pub fn check_address(
+        &self,
+        req: &Request<'_>,
+        addr: SocketAddr,
+        per_address: bool,
+    ) -> Result<(), Denial> {
+        self.check_fixed(addr)?;
+        if !per_address {
+            return Ok(());
+        }
+        let ip = Some(canonical(addr.ip()));
+        for rule in &self.rules {
+            if rule.matches(req, ip) == Match::Yes {
+                return match rule.action {
+                    Action::Allow => Ok(()),
+                    Action::Deny => Err(Denial::Rule(rule.label.clone())),
+                };
+            }
+        }
+        match self.default_action {
+            Action::Allow => Ok(()),
+            Action::Deny => Err(Denial::Rule("default".into())),
+        }
+    }
+
+    /// Whether a connection that was made goes back to this proxy: from one of the host's own
+    /// addresses to itself (local == peer address) on a port the proxy listens on. Catches the
+    /// loop a wildcard listener (`0.0.0.0:3128`) cannot be checked for before connecting.
+    pub fn is_loop(&self, local: SocketAddr, peer: SocketAddr) -> bool {
+        canonical(local.ip()) == canonical(peer.ip())
+            && self.listen.iter().any(|l| l.port() == peer.port())
+    }
+
+    /// The built-in destination checks, unless `allow_dest` lifts them.
+    fn check_fixed(&self, addr: SocketAddr) -> Result<(), Denial> {
+        let ip = canonical(addr.ip());
+        if self
+            .listen
+            .iter()
+            .any(|l| l.port() == addr.port() && canonical(l.ip()) == ip)
+        {
+            return Err(Denial::Loop);
+        }
+        if self.allow_dest.iter().any(|n| n.contains(&ip)) {
+            return Ok(());
+        }
+        match denied_range(ip) {
+            Some(what) => Err(Denial::Destination(what)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a dial puts each address to: the policy, the request, and whether the rules must be
+/// consulted per address ([`Verdict::PerAddress`]) or only the built-in denials.
+pub struct Check<'a> {
+    pub policy: &'a Policy,
+    pub request: Request<'a>,
+    pub per_address: bool,
+}
+
+impl Check<'_> {
+    pub fn address(&self, addr: SocketAddr) -> Result<(), Denial> {
+        self.policy
+            .check_address(&self.request, addr, self.per_address)
+    }
+
+    pub fn is_loop(&self, local: SocketAddr, peer: SocketAddr) -> bool {
+        self.policy.is_loop(local, peer)
+    }
+}
+
+fn verdict(action: Action, label: &str) -> Verdict {
+    match action {
+        Action::Allow => Verdict::Allow,
+        Action::Deny => Verdict::Deny(Denial::Rule(label.to_owned())),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Match {
+    No,
+    Yes,
+    /// Everything but the destination address matches, and that is not known yet.
+    NeedAddress,
+}
+
+impl Rule {
+    fn new(
+        i: usize,
+        spec: &RuleSpec,
+        groups: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Rule, PolicyError> {
+        let key = |field: &str| format!("rules[{i}].{field}");
+        let mut users: Vec<String> = spec.users.clone();
+        for g in &spec.groups {
+            let members = groups.get(g).ok_or_else(|| PolicyError {
+                key: key("groups"),
+                reason: format!("no group {g:?} in [groups]"),
+            })?;
+            users.extend(members.iter().cloned());
+        }
+        let (mut connect, mut forward) = (spec.methods.is_empty(), spec.methods.is_empty());
+        for m in &spec.methods {
+            match m.to_ascii_lowercase().as_str() {
+                "connect" => connect = true,
+                "forward" => forward = true,
+                _ => {
+                    return Err(PolicyError {
+                        key: key("methods"),
+                        reason: format!("{m:?}: CONNECT or forward"),
+                    });
+                }
+            }
+        }
+        let hosts = spec
+            .hosts
+            .iter()
+            .map(|h| {
+                host_pattern(h).ok_or_else(|| PolicyError {
+                    key: key("hosts"),
+                    reason: format!("{h:?}: a host name or *.suffix"),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Rule {
+            label: spec
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("rule {}", i + 1)),
+            action: spec.action,
+            users: (!spec.users.is_empty() || !spec.groups.is_empty()).then_some(users),
+            clients: nets(&key("clients"), &spec.clients)?,
+            hosts,
+            dest: nets(&key("dest"), &spec.dest)?,
+            ports: ports(&key("ports"), &spec.ports)?,
+            connect,
+            forward,
+        })
+    }
+
+    fn matches(&self, req: &Request<'_>, ip: Option<IpAddr>) -> Match {
+        let method = if req.connect {
+            self.connect
+        } else {
+            self.forward
+        };
+        let user = match (&self.users, req.user) {
+            (None, _) => true,
+            (Some(list), Some(u)) => list.iter().any(|l| l == u),
+            (Some(_), None) => false,
+        };
+        let client = canonical(req.client);
+        let fixed = method
+            && user
+            && (self.clients.is_empty() || self.clients.iter().any(|n| n.contains(&client)))
+            && (self.ports.is_empty() || in_ranges(&self.ports, req.port))
+            && (self.hosts.is_empty()
+                || req
+                    .host
+                    .is_some_and(|h| self.hosts.iter().any(|p| p.matches(h))));
+        if !fixed {
+            return Match::No;
+        }
+        if self.dest.is_empty() {
+            return Match::Yes;
+        }
+        match ip {
+            None => Match::NeedAddress,
+            Some(ip) if self.dest.iter().any(|n| n.contains(&canonical(ip))) => Match::Yes,
+            Some(_) => Match::No,
+        }
+    }
+}
+
+impl HostPattern {
+    fn matches(&self, host: &str) -> bool {
+        let host = host.strip_suffix('.').unwrap_or(host);
+        match self {
+            HostPattern::Exact(name) => host.eq_ignore_ascii_case(name),
+            HostPattern::Below(suffix) => {
+                host.len() > suffix.len()
+                    && host.is_char_boundary(host.len() - suffix.len())
+                    && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+            }
+        }
+    }
+}
+
+fn host_pattern(text: &str) -> Option<HostPattern> {
+    let text = text.strip_suffix('.').unwrap_or(text).to_ascii_lowercase();
+    let (below, name) = match text.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, text.as_str()),
+    };
+    let valid = !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if !valid {
+        return None;
+    }
+    Some(if below {
+        HostPattern::Below(format!(".{name}"))
+    } else {
+        HostPattern::Exact(name.to_owned())
+    })
+}
+
+/// IPv4-mapped IPv6 (`::ffff:127.0.0.1`) is the IPv4 address it carries: checked as such.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The built-in denials: which range `ip` falls in, if any.
+fn denied_range(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            if v4.is_loopback() {
+                Some("destination is a loopback address")
+            } else if v4.is_link_local() {
+                Some("destination is link-local (cloud metadata included)")
+            } else if o[0] == 0 {
+                Some("destination is an unspecified address")
+            } else if v4.is_multicast() || o[0] >= 240 {
+                Some("destination is a multicast, broadcast or reserved address")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            if v6.is_loopback() {
+                Some("destination is a loopback address")
+            } else if v6.is_unspecified() {
+                Some("destination is an unspecified address")
+            } else if (s[0] & 0xffc0) == 0xfe80 || v6 == AWS_METADATA_V6 {
+                Some("destination is link-local (cloud metadata included)")
+            } else if v6.is_multicast() {
+                Some("destination is a multicast, broadcast or reserved address")
+            } else if s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0 {
+                // IPv4-compatible (deprecated) `::a.b.c.d`: judged as the IPv4 address inside.
+                denied_range(IpAddr::V4(Ipv4Addr::new(
+                    (s[6] >> 8) as u8,
+                    s[6] as u8,
+                    (s[7] >> 8) as u8,
+                    s[7] as u8,
+                )))
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// The IPv6 address of the EC2 instance metadata service (a unique-local address).
+const AWS_METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
+
+fn is_loopback_net(n: &IpNet) -> bool {
+    canonical(n.network()).is_loopback() && canonical(n.broadcast()).is_loopback()
+}
+
+/// Parses CIDRs; a bare address is a single-address network.
+fn nets(key: &str, list: &[String]) -> Result<Vec<IpNet>, PolicyError> {
+    list.iter()
+        .map(|t| {
+            t.parse::<IpNet>()
+                .map(|n| n.trunc())
+                .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
+                .map(|n| match n {
+                    // Mapped IPv6 networks are checked as IPv4 (see `canonical`).
+                    IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
+                        Some(v4) => IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).unwrap_or(n),
+                        None => n,
+                    },
+                    n => n,
+                })
+                .map_err(|_| PolicyError {
+                    key: key.to_owned(),
+                    reason: format!("{t:?} is not an address or CIDR"),
+                })
+        })
+        .collect()
+}
+
+/// Parses port lists: `443`, `8000-9000`, or `any`.
+pub fn ports(key: &str, list: &[String]) -> Result<Vec<(u16, u16)>, PolicyError> {
+    let bad = |t: &str| PolicyError {
+        key: key.to_owned(),
+        reason: format!("{t:?}: a port, a range LOW-HIGH, or any"),
+    };
+    list.iter()
+        .map(|t| {
+            let t = t.trim();
+            if t.eq_ignore_ascii_case("any") {
+                return Ok((1, 65535));
+            }
+            let (lo, hi) = t.split_once('-').unwrap_or((t, t));
+            let lo: u16 = lo.trim().parse().map_err(|_| bad(t))?;
+            let hi: u16 = hi.trim().parse().map_err(|_| bad(t))?;
+            if lo == 0 || hi < lo {
+                return Err(bad(t));
+            }
+            Ok((lo, hi))
+        })
+        .collect()
+}
+
+fn in_ranges(ranges: &[(u16, u16)], port: u16) -> bool {
+    ranges.iter().any(|&(lo, hi)| lo <= port && port <= hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strs(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    struct Setup {
+        auth_on: bool,
+        open_proxy: bool,
+        clients: Vec<String>,
+        connect_ports: Vec<String>,
+        allow_dest: Vec<String>,
+        default_action: Action,
+        groups: BTreeMap<String, Vec<String>>,
+        rules: Vec<RuleSpec>,
+        listen: Vec<SocketAddr>,
+    }
+
+    impl Setup {
+        fn new() -> Setup {
+            Setup {
+                auth_on: true,
+                open_proxy: false,
+                clients: vec![],
+                connect_ports: strs(&["443"]),
+                allow_dest: vec![],
+                default_action: Action::Allow,
+                groups: BTreeMap::new(),
+                rules: vec![],
+                listen: vec!["127.0.0.1:3128".parse().unwrap()],
+            }
+        }
+
+        fn build(&self) -> Result<Policy, PolicyError> {
+            Policy::new(&PolicySpec {
+                auth_on: self.auth_on,
+                open_proxy: self.open_proxy,
+                clients: &self.clients,
+                connect_ports: &self.connect_ports,
+                allow_dest: &self.allow_dest,
+                default_action: self.default_action,
+                groups: &self.groups,
+                rules: &self.rules,
+                listen: &self.listen,
+            })
+        }
+    }
+
+    fn rule(action: Action) -> RuleSpec {
+        RuleSpec {
+            name: None,
+            action,
+            users: vec![],
+            groups: vec![],
+            clients: vec![],
+            hosts: vec![],
+            dest: vec![],
+            ports: vec![],
+            methods: vec![],
+        }
+    }
+
+    fn req<'a>(user: Option<&'a str>, host: &'a str, port: u16, connect: bool) -> Request<'a> {
+        let ip = host.trim_matches(['[', ']']).parse().ok();
+        Request {
+            client: "10.1.2.3".parse().unwrap(),
+            user,
+            host: ip.is_none().then_some(host),
+            ip,
+            port,
+            connect,
+        }
+    }
+
+    #[test]
+    fn built_in_destination_denials_cover_every_spelling() {
+        let p = Setup::new().build().unwrap();
+        for (addr, denied) in [
+            ("127.0.0.1", true),
+            ("127.9.9.9", true),
+            ("::1", true),
+            ("::ffff:127.0.0.1", true),
+            ("::127.0.0.1", true),
+            ("169.254.169.254", true),
+            ("::ffff:169.254.169.254", true),
+            ("fe80::1", true),
+            ("fd00:ec2::254", true),
+            ("0.0.0.0", true),
+            ("::", true),
+            ("224.0.0.1", true),
+            ("255.255.255.255", true),
+            ("ff02::1", true),
+            ("10.0.0.1", false),
+            ("192.168.1.1", false),
+            ("fd12::1", false),
+            ("93.184.216.34", false),
+            ("2001:db8::1", false),
+        ] {
+            let ip: IpAddr = addr.parse().unwrap();
+            let r = req(None, addr, 443, true);
+            let got = p.check_address(&r, SocketAddr::new(ip, 443), false);
+            assert_eq!(got.is_err(), denied, "{addr}: {got:?}");
+            // A literal in the request is refused before anything is dialled.
+            assert_eq!(
+                matches!(p.check_request(&r), Verdict::Deny(_)),
+                denied,
+                "{addr}"
+            );
+        }
+    }
+
+    #[test]
+    fn allow_dest_lifts_the_defaults_but_never_the_loop() {
+        let mut s = Setup::new();
+        s.allow_dest = strs(&["127.0.0.0/8", "::1", "::ffff:169.254.1.0/120"]);
+        let p = s.build().unwrap();
+        let r = req(None, "x", 443, true);
+        let ok = |a: &str| p.check_address(&r, a.parse().unwrap(), false);
+        assert_eq!(ok("127.0.0.1:443"), Ok(()));
+        assert_eq!(ok("[::1]:443"), Ok(()));
+        assert_eq!(ok("[::ffff:127.0.0.2]:80"), Ok(()));
+        // A mapped IPv6 network in allow_dest is the IPv4 network it carries.
+        assert_eq!(ok("169.254.1.5:80"), Ok(()));
+        assert_eq!(
+            ok("169.254.169.254:80"),
+            Err(Denial::Destination(
+                "destination is link-local (cloud metadata included)"
+            ))
+        );
+        assert_eq!(ok("127.0.0.1:3128"), Err(Denial::Loop));
+        assert_eq!(ok("[::ffff:127.0.0.1]:3128"), Err(Denial::Loop));
+        // A wildcard listener: a connection from an address to itself on our port is a loop.
+        assert!(p.is_loop(
+            "10.0.0.5:40000".parse().unwrap(),
+            "10.0.0.5:3128".parse().unwrap()
+        ));
+        assert!(!p.is_loop(
+            "10.0.0.5:40000".parse().unwrap(),
+            "10.0.0.6:3128".parse().unwrap()
+        ));
+    }
+
+    #[test]
+    fn connect_ports_and_client_access() {
+        let p = Setup::new().build().unwrap();
+        assert_eq!(
+            p.check_request(&req(None, "a.example", 22, true)),
+            Verdict::Deny(Denial::Port)
+        );
+        assert_eq!(
+            p.check_request(&req(None, "a.example", 443, true)),
+            Verdict::Allow
+        );
+        // Forwarding is not limited to 443.
+        assert_eq!(
+            p.check_request(&req(None, "a.example", 8080, false)),
+            Verdict::Allow
+        );
+        let mut s = Setup::new();
+        s.connect_ports = strs(&["443", "8000-8099"]);
+        let p = s.build().unwrap();
+        assert_eq!(p.check_request(&req(None, "a", 8050, true)), Verdict::Allow);
+        assert_eq!(
+            p.check_request(&req(None, "a", 8100, true)),
+            Verdict::Deny(Denial::Port)
+        );
+        s.connect_ports = strs(&["any"]);
+        assert_eq!(
+            s.build().unwrap().check_request(&req(None, "a", 22, true)),
+            Verdict::Allow
+        );
+        for bad in [&["0"][..], &["9-8"], &["x"], &["70000"], &[]] {
+            s.connect_ports = strs(bad);
+            assert!(s.build().is_err(), "{bad:?}");
+        }
+
+        // Auth on: any client; auth off: loopback only, unless open_proxy.
+        let any: IpAddr = "203.0.113.9".parse().unwrap();
+        assert!(Setup::new().build().unwrap().admits_client(any));
+        let mut s = Setup::new();
+        s.auth_on = false;
+        let p = s.build().unwrap();
+        assert!(!p.admits_client(any));
+        assert!(p.admits_client("127.0.0.1".parse().unwrap()));
+        assert!(p.admits_client("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(p.admits_client("::1".parse().unwrap()));
+        s.clients = strs(&["10.0.0.0/8"]);
+        let err = s.build().unwrap_err();
+        assert_eq!(err.key, "clients");
+        s.open_proxy = true;
+        let p = s.build().unwrap();
+        assert!(p.admits_client("10.9.9.9".parse().unwrap()));
+        assert!(!p.admits_client(any));
+        s.clients.clear();
+        assert!(s.build().unwrap().admits_client(any));
+    }
+
+    #[test]
+    fn rules_first_match_wins_on_every_criterion() {
+        let mut s = Setup::new();
+        s.connect_ports = strs(&["any"]);
+        s.groups.insert("staff".into(), strs(&["carol", "dave"]));
+        let mut r1 = rule(Action::Deny);
+        r1.name = Some("no social".into());
+        r1.hosts = strs(&["*.social.example", "chat.example."]);
+        let mut r2 = rule(Action::Allow);
+        r2.groups = strs(&["staff"]);
+        let mut r3 = rule(Action::Deny);
+        r3.dest = strs(&["10.0.0.0/8"]);
+        r3.name = Some("internal".into());
+        let mut r4 = rule(Action::Deny);
+        r4.ports = strs(&["25", "465-587"]);
+        r4.methods = strs(&["CONNECT"]);
+        let mut r5 = rule(Action::Allow);
+        r5.users = strs(&["alice"]);
+        r5.clients = strs(&["10.1.0.0/16"]);
+        s.rules = vec![r1, r2, r3, r4, r5];
+        s.default_action = Action::Deny;
+        let p = s.build().unwrap();
+        let deny = |l: &str| Verdict::Deny(Denial::Rule(l.into()));
+        let rows = [
+            (
+                req(Some("carol"), "www.social.example", 443, true),
+                deny("no social"),
+            ),
+            (
+                req(Some("carol"), "WWW.Social.Example.", 443, true),
+                deny("no social"),
+            ),
+            (
+                req(Some("carol"), "social.example", 443, true),
+                Verdict::Allow,
+            ),
+            (
+                req(Some("carol"), "chat.example", 80, false),
+                deny("no social"),
+            ),
+            (req(Some("dave"), "10.0.0.1", 443, true), Verdict::Allow),
+            (req(Some("alice"), "10.0.0.1", 443, true), deny("internal")),
+            (
+                req(Some("alice"), "db.example", 443, true),
+                Verdict::PerAddress,
+            ),
+            (req(Some("bob"), "93.184.216.34", 465, true), deny("rule 4")),
+            (
+                req(Some("bob"), "93.184.216.34", 465, false),
+                deny("default"),
+            ),
+            (
+                req(Some("alice"), "93.184.216.34", 587, false),
+                Verdict::Allow,
+            ),
+            (req(None, "93.184.216.34", 80, false), deny("default")),
+        ];
+        for (r, want) in rows {
+            assert_eq!(p.check_request(&r), want, "{r:?}");
+        }
+        // Per address: the destination rule decides once the name is resolved.
+        let r = req(Some("alice"), "db.example", 443, true);
+        assert_eq!(
+            p.check_address(&r, "10.2.3.4:443".parse().unwrap(), true),
+            Err(Denial::Rule("internal".into()))
+        );
+        assert_eq!(
+            p.check_address(&r, "93.184.216.34:443".parse().unwrap(), true),
+            Ok(())
+        );
+        let mut other = r;
+        other.client = "192.0.2.1".parse().unwrap();
+        assert_eq!(
+            p.check_address(&other, "93.184.216.34:443".parse().unwrap(), true),
+            Err(Denial::Rule("default".into()))
+        );
+    }
+
+    #[test]
+    fn bad_rules_name_their_place() {
+        for (edit, key) in [
+            (
+                Box::new(|r: &mut RuleSpec| r.groups = strs(&["nope"]))
+                    as Box<dyn Fn(&mut RuleSpec)>,
+                "rules[0].groups",
+            ),
+            (
+                Box::new(|r: &mut RuleSpec| r.methods = strs(&["GET"])),
+                "rules[0].methods",
+            ),
+            (
+                Box::new(|r: &mut RuleSpec| r.hosts = strs(&["a b"])),
+                "rules[0].hosts",
+            ),
+            (
+                Box::new(|r: &mut RuleSpec| r.dest = strs(&["10.0.0.0/33"])),
+                "rules[0].dest",
+            ),
+            (
+                Box::new(|r: &mut RuleSpec| r.clients = strs(&["x"])),
+                "rules[0].clients",
+            ),
+            (
+                Box::new(|r: &mut RuleSpec| r.ports = strs(&["1-0"])),
+                "rules[0].ports",
+            ),
+        ] {
+            let mut s = Setup::new();
+            let mut r = rule(Action::Deny);
+            edit(&mut r);
+            s.rules = vec![r];
+            assert_eq!(s.build().unwrap_err().key, key);
+        }
+    }
+}
