@@ -304,12 +304,16 @@ impl Policy {
         }
     }
 
-    /// Whether a connection that was made goes back to this proxy: from one of the host's own
-    /// addresses to itself (local == peer address) on a port the proxy listens on. Catches the
-    /// loop a wildcard listener (`0.0.0.0:3128`) cannot be checked for before connecting.
+    /// Whether a connection that was made goes back to this proxy: to a port it listens on, at the
+    /// listener's own address, or (for a wildcard listener such as `0.0.0.0:3128`) at an address of
+    /// this host, which is one on loopback or the very address the connection comes from.
     pub fn is_loop(&self, local: SocketAddr, peer: SocketAddr) -> bool {
-        canonical(local.ip()) == canonical(peer.ip())
-            && self.listen.iter().any(|l| l.port() == peer.port())
+        let ip = canonical(peer.ip());
+        let this_host = ip.is_loopback() || canonical(local.ip()) == ip;
+        self.listen.iter().any(|l| {
+            l.port() == peer.port()
+                && (canonical(l.ip()) == ip || (l.ip().is_unspecified() && this_host))
+        })
     }
 
     /// The built-in destination checks, unless `allow_dest` lifts them.
@@ -732,15 +736,15 @@ mod tests {
         );
         assert_eq!(ok("127.0.0.1:3128"), Err(Denial::Loop));
         assert_eq!(ok("[::ffff:127.0.0.1]:3128"), Err(Denial::Loop));
-        // A wildcard listener: a connection from an address to itself on our port is a loop.
-        assert!(p.is_loop(
-            "10.0.0.5:40000".parse().unwrap(),
-            "10.0.0.5:3128".parse().unwrap()
-        ));
-        assert!(!p.is_loop(
-            "10.0.0.5:40000".parse().unwrap(),
-            "10.0.0.6:3128".parse().unwrap()
-        ));
+        // A wildcard listener: a connection to this host on its port is a loop.
+        let mut s = Setup::new();
+        s.listen = vec!["0.0.0.0:3128".parse().unwrap()];
+        let p = s.build().unwrap();
+        let is_loop = |l: &str, r: &str| p.is_loop(l.parse().unwrap(), r.parse().unwrap());
+        assert!(is_loop("10.0.0.5:40000", "10.0.0.5:3128"));
+        assert!(is_loop("127.0.0.1:40000", "127.0.0.2:3128"));
+        assert!(!is_loop("10.0.0.5:40000", "10.0.0.6:3128"));
+        assert!(!is_loop("10.0.0.5:40000", "10.0.0.5:3129"));
     }
 
     #[test]
