@@ -110,6 +110,8 @@ pub struct RawConfig {
     pub default_action: Option<Action>,
     pub groups: Option<BTreeMap<String, Vec<String>>>,
     pub rules: Option<Vec<RuleSpec>>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_client: Option<u32>,
 }
 
 /// Most header fields the parser can be configured to accept (the size of its stack array).
@@ -202,7 +204,9 @@ impl RawConfig {
             allow_dest,
             default_action,
             groups,
-            rules
+            rules,
+            max_connections,
+            max_connections_per_client
         )
     }
 
@@ -359,6 +363,11 @@ impl RawConfig {
             upstream_pool_size: pool_size,
             upstream_pool_per_host: per_host.min(pool_size),
             policy,
+            max_connections: bounded("max_connections", self.max_connections, 0, 100_000_000)?,
+            max_connections_per_client: req(
+                "max_connections_per_client",
+                self.max_connections_per_client,
+            )?,
             listen,
             workers,
             io_driver: req("io_driver", self.io_driver)?,
@@ -450,6 +459,10 @@ pub struct Config {
     pub upstream_pool_per_host: usize,
     /// Egress policy as configured; built into an [`acl::Policy`](crate::acl::Policy) at start.
     pub policy: PolicyConfig,
+    /// Open client connections in all (0: what the fd limit allows) and per client address (0: no
+    /// limit).
+    pub max_connections: usize,
+    pub max_connections_per_client: u32,
 }
 
 /// The policy keys, validated (a [`Policy`] was built from them once).
@@ -549,6 +562,8 @@ impl Config {
             default_action: Some(self.policy.default_action),
             groups: Some(self.policy.groups.clone()),
             rules: Some(self.policy.rules.clone()),
+            max_connections: Some(self.max_connections),
+            max_connections_per_client: Some(self.max_connections_per_client),
         };
         let mut out = String::new();
         if !self.users.inline.is_empty() {

@@ -10,6 +10,7 @@ pub mod creds;
 pub mod fill;
 pub mod forward;
 pub mod http;
+pub mod limits;
 pub mod server;
 pub mod shard;
 pub mod sys;

@@ -145,6 +145,12 @@ struct Cli {
     /// Allow clients beyond loopback without authentication
     #[arg(long)]
     open_proxy: bool,
+    /// Open client connections in all, beyond which new ones get 503; 0 = from the fd limit [default: 0]
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Open connections from one client address, beyond which new ones get 429; 0 = no limit [default: 0]
+    #[arg(long, value_name = "N")]
+    max_connections_per_client: Option<u32>,
 }
 
 impl Cli {
@@ -195,6 +201,8 @@ impl Cli {
             default_action: None,
             groups: None,
             rules: None,
+            max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
         }
     }
 }

@@ -12,6 +12,7 @@ use signal_hook::iterator::Signals;
 use crate::auth;
 use crate::config::Config;
 use crate::creds::reload;
+use crate::limits::{self, ConnLimits};
 use crate::worker;
 
 /// Why the proxy could not start.
@@ -61,16 +62,41 @@ pub fn run(config: Config) -> Result<(), StartError> {
         "egress policy"
     );
     let policy = Arc::new(ArcSwap::from_pointee(policy));
+    let open_files = limits::open_files_limit();
+    let max_connections = match config.max_connections {
+        0 => limits::auto_max_connections(open_files),
+        n => n,
+    };
+    if open_files.is_some_and(|f| max_connections.saturating_mul(2) > f) {
+        tracing::warn!(
+            max_connections,
+            open_files = open_files.unwrap_or(0),
+            "max_connections needs about twice as many fds as the limit on open files allows"
+        );
+    }
+    let conn_limits = Arc::new(ConnLimits::new(
+        max_connections,
+        config.max_connections_per_client,
+    ));
 
     // Registered before any worker starts, so no signal is lost to the default action.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let (stop_tx, stop_rx) = flume::bounded::<()>(1);
-    let workers = worker::spawn(config.clone(), auth, policy, listeners, driver, stop_rx)?;
+    let workers = worker::spawn(
+        config.clone(),
+        auth,
+        policy,
+        conn_limits,
+        listeners,
+        driver,
+        stop_rx,
+    )?;
     let addrs: Vec<String> = bound.iter().map(ToString::to_string).collect();
     tracing::info!(
         driver = driver.name(),
         workers = config.workers,
         relay = ?config.relay,
+        max_connections,
         "listening on {}",
         addrs.join(" ")
     );

@@ -12,6 +12,7 @@ use crate::auth::{self, Gate};
 use crate::config::{Config, RelayKind};
 use crate::forward::pool::Pool;
 use crate::http::head::Limits;
+use crate::limits::ConnLimits;
 use crate::tunnel::pipe_pool::PipePool;
 
 pub struct Shard {
@@ -28,6 +29,8 @@ pub struct Shard {
     /// The process's policy (swapped on reload) and this worker's own copy of it.
     policy_source: Arc<ArcSwap<Policy>>,
     policy: RefCell<(Arc<Policy>, Rc<Policy>)>,
+    /// Open client connections, in all and per address (shared by all workers).
+    pub conn_limits: Arc<ConnLimits>,
     active: Cell<usize>,
 }
 
@@ -37,6 +40,7 @@ impl Shard {
         config: Arc<Config>,
         auth: Option<Arc<auth::Shared>>,
         policy: Arc<ArcSwap<Policy>>,
+        conn_limits: Arc<ConnLimits>,
     ) -> Shard {
         let current = policy.load_full();
         let mine = Rc::new(Policy::clone(&current));
@@ -56,6 +60,7 @@ impl Shard {
             auth: auth.map(Gate::new),
             upstreams: Pool::new(&config),
             policy_source: policy,
+            conn_limits,
             policy: RefCell::new((current, mine)),
             config,
             active: Cell::new(0),

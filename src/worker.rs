@@ -20,6 +20,7 @@ use crate::acl::Policy;
 use crate::auth;
 use crate::config::{Config, IoDriver};
 use crate::conn;
+use crate::limits::ConnLimits;
 use crate::shard::Shard;
 
 /// The driver the workers actually run on.
@@ -104,6 +105,7 @@ pub fn spawn(
     config: Arc<Config>,
     auth: Option<Arc<auth::Shared>>,
     policy: Arc<ArcSwap<Policy>>,
+    conn_limits: Arc<ConnLimits>,
     listeners: Vec<Vec<StdListener>>,
     driver: Driver,
     shutdown: flume::Receiver<()>,
@@ -114,10 +116,11 @@ pub fn spawn(
     let mut handles = Vec::with_capacity(listeners.len());
     for (id, own) in listeners.into_iter().enumerate() {
         let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
-        let (config, auth, policy, pool, shutdown, ready) = (
+        let (config, auth, policy, conn_limits, pool, shutdown, ready) = (
             config.clone(),
             auth.clone(),
             policy.clone(),
+            conn_limits.clone(),
             pool.clone(),
             shutdown.clone(),
             ready_tx.clone(),
@@ -130,7 +133,7 @@ pub fn spawn(
                 {
                     tracing::warn!(worker = id, core = core.id, "cannot pin worker to its core");
                 }
-                let shard = Rc::new(Shard::new(id, config, auth, policy));
+                let shard = Rc::new(Shard::new(id, config, auth, policy, conn_limits));
                 let main = worker_main(shard, own, shutdown, ready.clone());
                 let built = match driver {
                     Driver::Uring => RuntimeBuilder::<IoUringDriver>::new()

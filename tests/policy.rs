@@ -339,3 +339,77 @@ ports = ["{port}"]
     assert!(proxy.wait_log("carol forwards only"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A connection to `proxy` from the loopback address `source`.
+fn connect_from(source: &str, proxy: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&format!("{source}:0").parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    socket.connect(&proxy.into()).unwrap();
+    let s: TcpStream = socket.into();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Opens a tunnel to `echo` from `source` and proves it relays.
+fn working_tunnel(source: &str, proxy: SocketAddr, echo: SocketAddr) -> TcpStream {
+    let mut s = connect_from(source, proxy);
+    s.write_all(format!("CONNECT {echo} HTTP/1.1\r\n\r\n").as_bytes())
+        .unwrap();
+    assert!(read_head(&mut s).starts_with("HTTP/1.1 200 "));
+    s.write_all(b"ping").unwrap();
+    let mut got = [0u8; 4];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"ping");
+    s
+}
+
+fn refused_with(source: &str, proxy: SocketAddr) -> String {
+    let mut s = connect_from(source, proxy);
+    let mut got = String::new();
+    let _ = s.read_to_string(&mut got);
+    got
+}
+
+#[test]
+fn connection_limits_answer_429_and_503_and_free_places_on_close() {
+    let echo = echo_server();
+    let proxy = Proxy::start(&[
+        "--max-connections",
+        "3",
+        "--max-connections-per-client",
+        "2",
+    ]);
+    let a1 = working_tunnel("127.0.0.1", proxy.addr, echo);
+    let _a2 = working_tunnel("127.0.0.1", proxy.addr, echo);
+    let got = refused_with("127.0.0.1", proxy.addr);
+    assert!(
+        got.starts_with("HTTP/1.1 429 ") && got.contains("Retry-After: 1\r\n"),
+        "{got}"
+    );
+    assert!(
+        got.ends_with("too many connections from your address; retry\n"),
+        "{got}"
+    );
+    let _b = working_tunnel("127.0.0.2", proxy.addr, echo);
+    let got = refused_with("127.0.0.3", proxy.addr);
+    assert!(
+        got.starts_with("HTTP/1.1 503 ") && got.ends_with("too many connections; retry\n"),
+        "{got}"
+    );
+    // A closed connection gives its place back (in all and for its address).
+    drop(a1);
+    let mut ok = false;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(20));
+        let mut s = connect_from("127.0.0.1", proxy.addr);
+        s.write_all(format!("CONNECT {echo} HTTP/1.1\r\n\r\n").as_bytes())
+            .unwrap();
+        if read_head(&mut s).starts_with("HTTP/1.1 200 ") {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "the place of a closed connection was not given back");
+}

@@ -42,6 +42,15 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shard: Rc<Shard>) {
         )
         .await;
     }
+    let _permit = match shard.conn_limits.admit(peer.ip()) {
+        Ok(permit) => permit,
+        Err(reply) => {
+            // No lingering here: the point is to give the connection's resources back at once.
+            tracing::debug!(%peer, status = reply.status(), reason = reply.reason(), "refused");
+            let _ = stream.write_all(reply.bytes()).await;
+            return;
+        }
+    };
     let mut buf = Vec::with_capacity(INITIAL_BUFFER.min(shard.limits.max_head_bytes));
     let mut session: Option<Session> = None;
     let mut first = true;

@@ -1,0 +1,135 @@
+//! Connection limits shared by all workers: open client connections in all, and per client address.
+//!
+//! Touched once when a connection is accepted and once when it closes (never per request or per
+//! byte). Per-address counts live in a fixed table of atomic counters indexed by a keyed hash of the
+//! address, so there is no lock and no allocation, and memory does not grow with the number of
+//! clients; two addresses that share a slot share its count (with 65,536 slots and a key chosen at
+//! random at start, a client cannot pick who it collides with).
+
+use std::hash::{BuildHasher, RandomState};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+use crate::acl::canonical;
+use crate::http::response::Reply;
+
+const SLOTS: usize = 1 << 16;
+
+pub struct ConnLimits {
+    max: usize,
+    per_client: u32,
+    open: AtomicUsize,
+    slots: Box<[AtomicU32]>,
+    hasher: RandomState,
+}
+
+/// Holds a connection's place until dropped.
+pub struct Permit {
+    limits: Arc<ConnLimits>,
+    slot: Option<usize>,
+}
+
+impl ConnLimits {
+    /// `max`: open client connections in all; `per_client`: from one address (0 = no limit).
+    pub fn new(max: usize, per_client: u32) -> ConnLimits {
+        ConnLimits {
+            max,
+            per_client,
+            open: AtomicUsize::new(0),
+            slots: if per_client == 0 {
+                Box::default()
+            } else {
+                (0..SLOTS).map(|_| AtomicU32::new(0)).collect()
+            },
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// A place for a new connection from `client`, or the answer that refuses it.
+    pub fn admit(self: &Arc<Self>, client: IpAddr) -> Result<Permit, Reply> {
+        if self.open.fetch_add(1, Ordering::Relaxed) >= self.max {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            return Err(Reply::TooManyConnections);
+        }
+        let mut permit = Permit {
+            limits: Arc::clone(self),
+            slot: None,
+        };
+        if self.per_client > 0 {
+            let slot = (self.hasher.hash_one(canonical(client)) as usize) % SLOTS;
+            if self.slots[slot].fetch_add(1, Ordering::Relaxed) >= self.per_client {
+                self.slots[slot].fetch_sub(1, Ordering::Relaxed);
+                return Err(Reply::TooManyFromClient);
+            }
+            permit.slot = Some(slot);
+        }
+        Ok(permit)
+    }
+
+    /// Client connections open now, on all workers.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot {
+            self.limits.slots[slot].fetch_sub(1, Ordering::Relaxed);
+        }
+        self.limits.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The soft limit on open files of this process, from `/proc/self/limits`.
+pub fn open_files_limit() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `max_connections = 0`: what the fd limit allows, each connection counted as two fds (client
+/// and origin) with some kept for listeners, pipes in flight and logs.
+pub fn auto_max_connections(open_files: Option<usize>) -> usize {
+    open_files.map_or(4096, |n| (n.saturating_sub(256) / 2).max(16))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_count_in_all_and_per_address_and_free_on_drop() {
+        let l = Arc::new(ConnLimits::new(3, 2));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let p1 = l.admit(a).unwrap();
+        let p2 = l.admit(mapped).unwrap();
+        assert_eq!(l.admit(a).err(), Some(Reply::TooManyFromClient));
+        let p3 = l.admit(b).unwrap();
+        assert_eq!(l.admit(b).err(), Some(Reply::TooManyConnections));
+        assert_eq!(l.open(), 3);
+        drop(p1);
+        let _p4 = l.admit(a).unwrap();
+        drop((p2, p3));
+        assert_eq!(l.open(), 1);
+        let unlimited = Arc::new(ConnLimits::new(10, 0));
+        let held: Vec<_> = (0..10).map(|_| unlimited.admit(a).unwrap()).collect();
+        assert_eq!(unlimited.admit(b).err(), Some(Reply::TooManyConnections));
+        drop(held);
+        assert_eq!(unlimited.open(), 0);
+    }
+
+    #[test]
+    fn auto_limit_follows_the_fd_limit() {
+        assert_eq!(auto_max_connections(Some(20_000)), 9872);
+        assert_eq!(auto_max_connections(Some(100)), 16);
+        assert!(open_files_limit().is_some());
+    }
+}
