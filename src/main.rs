@@ -248,7 +248,10 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
-    match ringgate::server::run(config) {
+    // SIGHUP reads the same file, under the same flags, again.
+    let (file, flags) = (cli.config.clone(), cli.layer());
+    let reload = Box::new(move || Config::load(file.as_deref(), flags.clone(), &Machine::probe()));
+    match ringgate::server::run(config, reload) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             drop(_flush_on_exit);

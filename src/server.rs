@@ -1,5 +1,6 @@
 //! Start-up and shutdown of the whole process: load the users, bind, choose the driver, start the
-//! workers, wait for signals (SIGHUP reloads the users; SIGTERM/SIGINT drain and exit).
+//! workers, wait for signals (SIGHUP reloads the config's policy and the users; SIGTERM/SIGINT
+//! drain and exit).
 
 use std::io;
 use std::sync::Arc;
@@ -9,8 +10,9 @@ use arc_swap::ArcSwap;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::acl::Policy;
 use crate::auth;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::creds::reload;
 use crate::limits::{self, ConnLimits};
 use crate::worker;
@@ -29,7 +31,21 @@ pub enum StartError {
 }
 
 /// Runs the proxy until a shutdown signal and the drain that follows. Errors are start-up errors.
-pub fn run(config: Config) -> Result<(), StartError> {
+/// How to read the configuration again on SIGHUP (the same file and flags as at start).
+pub type Reload = Box<dyn Fn() -> Result<Config, ConfigError> + Send>;
+
+/// Settings a reload applies to running workers; any other change needs a restart.
+const RELOADABLE: [&str; 7] = [
+    "clients",
+    "open_proxy",
+    "connect_ports",
+    "allow_dest",
+    "default_action",
+    "groups",
+    "rules",
+];
+
+pub fn run(config: Config, reload_config: Reload) -> Result<(), StartError> {
     let config = Arc::new(config);
     let auth = auth::Shared::start(&config)?;
     let reload = match &auth {
@@ -82,6 +98,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
     // Registered before any worker starts, so no signal is lost to the default action.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let (stop_tx, stop_rx) = flume::bounded::<()>(1);
+    let auth_on = auth.is_some();
+    let running = config.clone();
+    let swap = policy.clone();
     let workers = worker::spawn(
         config.clone(),
         auth,
@@ -107,10 +126,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
             let mut stop = Some(stop_tx);
             for signal in signals.forever() {
                 if signal == SIGHUP {
-                    match &reload {
+                    reload_policy(&reload_config, &running, &swap, auth_on, &bound);
+                    if let Some(tx) = &reload {
                         // A reload already queued covers this one too.
-                        Some(tx) => drop(tx.try_send(())),
-                        None => tracing::info!("SIGHUP: no user files to reload"),
+                        drop(tx.try_send(()));
                     }
                 } else if stop.take().is_some() {
                     tracing::info!(
@@ -131,4 +150,55 @@ pub fn run(config: Config) -> Result<(), StartError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reads the configuration again and puts its policy in force; a bad configuration is logged and
+/// the running one stays. Changes to settings a reload cannot apply are named in a warning.
+fn reload_policy(
+    load: &Reload,
+    running: &Config,
+    swap: &ArcSwap<Policy>,
+    auth_on: bool,
+    bound: &[std::net::SocketAddr],
+) {
+    let new = match load() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("config reload failed, the running config stays: {e}");
+            return;
+        }
+    };
+    let policy = match new.policy.build(auth_on, bound) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!("config reload failed, the running config stays: config key {e}");
+            return;
+        }
+    };
+    swap.store(Arc::new(policy));
+    let restart: Vec<String> = changed_keys(running, &new)
+        .into_iter()
+        .filter(|k| !RELOADABLE.contains(&k.as_str()))
+        .collect();
+    tracing::info!(
+        rules = new.policy.rules.len(),
+        "config reloaded: policy in force"
+    );
+    if !restart.is_empty() {
+        tracing::warn!(
+            "changed settings take effect only after a restart: {}",
+            restart.join(", ")
+        );
+    }
+}
+
+/// The top-level keys whose values differ between two configurations.
+fn changed_keys(a: &Config, b: &Config) -> Vec<String> {
+    let table = |c: &Config| c.to_toml().parse::<toml::Table>().unwrap_or_default();
+    let (a, b) = (table(a), table(b));
+    a.keys()
+        .chain(b.keys().filter(|k| !a.contains_key(*k)))
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect()
 }

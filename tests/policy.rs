@@ -413,3 +413,57 @@ fn connection_limits_answer_429_and_503_and_free_places_on_close() {
     }
     assert!(ok, "the place of a closed connection was not given back");
 }
+
+#[test]
+fn sighup_reloads_the_policy_keeps_open_tunnels_and_refuses_a_bad_config() {
+    let echo = echo_server();
+    let dir = scratch("policy-reload");
+    let config = dir.join("ringgate.toml");
+    let base = "allow_dest = [\"127.0.0.0/8\"]\nconnect_ports = [\"any\"]\n";
+    std::fs::write(&config, base).unwrap();
+    let proxy = Proxy::start_strict(&["--config", config.to_str().unwrap()]);
+    let mut open = working_tunnel("127.0.0.1", proxy.addr, echo);
+
+    // A rule added: new requests meet it; the open tunnel goes on.
+    std::fs::write(
+        &config,
+        format!(
+            "{base}[[rules]]\nname = \"reloaded\"\naction = \"deny\"\nports = [\"{}\"]\n",
+            echo.port()
+        ),
+    )
+    .unwrap();
+    proxy.signal("HUP");
+    assert!(proxy.wait_log("config reloaded"), "{}", proxy.log_text());
+    let (code, body) = ask(proxy.addr, &format!("CONNECT {echo} HTTP/1.1\r\n\r\n"));
+    assert_eq!(
+        (code, body.as_str()),
+        (403, "denied by the proxy's access rules")
+    );
+    open.write_all(b"pong").unwrap();
+    let mut got = [0u8; 4];
+    open.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"pong");
+
+    // A bad config: logged, and the running policy stays.
+    std::fs::write(&config, format!("{base}[[rules]]\naction = \"maybe\"\n")).unwrap();
+    proxy.signal("HUP");
+    assert!(
+        proxy.wait_log("config reload failed"),
+        "{}",
+        proxy.log_text()
+    );
+    let (code, _) = ask(proxy.addr, &format!("CONNECT {echo} HTTP/1.1\r\n\r\n"));
+    assert_eq!(code, 403);
+
+    // A setting only a restart applies: named in a warning; the policy part is applied.
+    std::fs::write(&config, format!("{base}backlog = 64\n")).unwrap();
+    proxy.signal("HUP");
+    assert!(
+        proxy.wait_log("after a restart: backlog"),
+        "{}",
+        proxy.log_text()
+    );
+    working_tunnel("127.0.0.1", proxy.addr, echo);
+    let _ = std::fs::remove_dir_all(dir);
+}
