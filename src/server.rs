@@ -129,7 +129,7 @@ pub fn run(config: Config, reload_config: Reload) -> Result<(), StartError> {
                     reload_policy(&reload_config, &running, &swap, auth_on, &bound);
                     if let Some(tx) = &reload {
                         // A reload already queued covers this one too.
-                        drop(tx.try_send(()));
+                        let _ = tx.try_send(());
                     }
                 } else if stop.take().is_some() {
                     tracing::info!(
