@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the integration tests drive the proxy with: curl, socat, Python requests, and the
-# tools that make the htpasswd fixtures (Apache's htpasswd from apache2-utils, openssl).
+# tools that make the htpasswd fixtures (Apache's htpasswd from apache2-utils, openssl), and HAProxy
+# (in front of ringgate with the PROXY protocol).
 set -euo pipefail
 need=()
 command -v curl >/dev/null || need+=(curl)
 command -v socat >/dev/null || need+=(socat)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v openssl >/dev/null || need+=(openssl)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

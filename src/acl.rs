@@ -554,6 +554,10 @@ fn is_loopback_net(n: &IpNet) -> bool {
 }
 
 /// Parses CIDRs; a bare address is a single-address network.
+pub fn parse_nets(key: &str, list: &[String]) -> Result<Vec<IpNet>, PolicyError> {
+    nets(key, list)
+}
+
 fn nets(key: &str, list: &[String]) -> Result<Vec<IpNet>, PolicyError> {
     list.iter()
         .map(|t| {

@@ -112,6 +112,8 @@ pub struct RawConfig {
     pub rules: Option<Vec<RuleSpec>>,
     pub max_connections: Option<usize>,
     pub max_connections_per_client: Option<u32>,
+    pub listen_proxy_protocol: Option<Vec<String>>,
+    pub proxy_protocol_from: Option<Vec<String>>,
 }
 
 /// Most header fields the parser can be configured to accept (the size of its stack array).
@@ -206,7 +208,9 @@ impl RawConfig {
             groups,
             rules,
             max_connections,
-            max_connections_per_client
+            max_connections_per_client,
+            listen_proxy_protocol,
+            proxy_protocol_from
         )
     }
 
@@ -216,18 +220,14 @@ impl RawConfig {
         if listen.is_empty() {
             return Err(invalid("listen", "[]", "at least one address is needed"));
         }
-        let listen = listen
-            .iter()
-            .map(|a| {
-                a.parse::<SocketAddr>().map_err(|_| {
-                    invalid(
-                        "listen",
-                        a,
-                        "not an IP:port address (IPv6 in brackets: [::1]:3128)",
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let listen = socket_addrs("listen", &listen)?;
+        let listen_proxy_protocol = socket_addrs(
+            "listen_proxy_protocol",
+            &req("listen_proxy_protocol", self.listen_proxy_protocol)?,
+        )?;
+        let proxy_protocol_from = req("proxy_protocol_from", self.proxy_protocol_from)?;
+        crate::acl::parse_nets("proxy_protocol_from", &proxy_protocol_from)
+            .map_err(ConfigError::Policy)?;
         let workers = match req("workers", self.workers)? {
             0 => machine.cores.max(1),
             n if n > 1024 => return Err(invalid("workers", n, "at most 1024")),
@@ -363,6 +363,8 @@ impl RawConfig {
             upstream_pool_size: pool_size,
             upstream_pool_per_host: per_host.min(pool_size),
             policy,
+            listen_proxy_protocol,
+            proxy_protocol_from,
             max_connections: bounded("max_connections", self.max_connections, 0, 100_000_000)?,
             max_connections_per_client: req(
                 "max_connections_per_client",
@@ -463,6 +465,10 @@ pub struct Config {
     /// limit).
     pub max_connections: usize,
     pub max_connections_per_client: u32,
+    /// Listeners whose clients (load balancers) start each connection with a PROXY protocol
+    /// header, accepted only from `proxy_protocol_from`.
+    pub listen_proxy_protocol: Vec<SocketAddr>,
+    pub proxy_protocol_from: Vec<String>,
 }
 
 /// The policy keys, validated (a [`Policy`] was built from them once).
@@ -564,6 +570,13 @@ impl Config {
             rules: Some(self.policy.rules.clone()),
             max_connections: Some(self.max_connections),
             max_connections_per_client: Some(self.max_connections_per_client),
+            listen_proxy_protocol: Some(
+                self.listen_proxy_protocol
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            ),
+            proxy_protocol_from: Some(self.proxy_protocol_from.clone()),
         };
         let mut out = String::new();
         if !self.users.inline.is_empty() {
@@ -610,6 +623,20 @@ fn invalid(key: &'static str, value: impl fmt::Display, reason: &str) -> ConfigE
         value: value.to_string(),
         reason: reason.to_owned(),
     }
+}
+
+fn socket_addrs(key: &'static str, list: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
+    list.iter()
+        .map(|a| {
+            a.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    key,
+                    a,
+                    "not an IP:port address (IPv6 in brackets: [::1]:3128)",
+                )
+            })
+        })
+        .collect()
 }
 
 fn req<T>(key: &'static str, v: Option<T>) -> Result<T, ConfigError> {
@@ -781,6 +808,11 @@ mod tests {
             ("keepalive_timeout_secs = 0", "keepalive_timeout_secs"),
             ("discard_body_bytes = -1", "discard_body_bytes"),
             ("via = \"a b\"", "via"),
+            ("listen_proxy_protocol = [\"x\"]", "listen_proxy_protocol"),
+            (
+                "proxy_protocol_from = [\"10.0.0.0/99\"]",
+                "proxy_protocol_from",
+            ),
             ("via = \"a\\r\\nX: y\"", "via"),
             ("response_timeout_secs = 0", "response_timeout_secs"),
             ("upstream_idle_secs = 0", "upstream_idle_secs"),

@@ -11,6 +11,7 @@ pub mod fill;
 pub mod forward;
 pub mod http;
 pub mod limits;
+pub mod proxy_protocol;
 pub mod server;
 pub mod shard;
 pub mod sys;

@@ -151,6 +151,12 @@ struct Cli {
     /// Open connections from one client address, beyond which new ones get 429; 0 = no limit [default: 0]
     #[arg(long, value_name = "N")]
     max_connections_per_client: Option<u32>,
+    /// Also listen on ADDR for connections that start with a PROXY protocol header (repeatable)
+    #[arg(long, value_name = "ADDR")]
+    listen_proxy_protocol: Vec<String>,
+    /// Sources trusted to send PROXY protocol headers (repeatable) [default: loopback]
+    #[arg(long, value_name = "CIDR")]
+    proxy_protocol_from: Vec<String>,
 }
 
 impl Cli {
@@ -203,6 +209,10 @@ impl Cli {
             rules: None,
             max_connections: self.max_connections,
             max_connections_per_client: self.max_connections_per_client,
+            listen_proxy_protocol: (!self.listen_proxy_protocol.is_empty())
+                .then(|| self.listen_proxy_protocol.clone()),
+            proxy_protocol_from: (!self.proxy_protocol_from.is_empty())
+                .then(|| self.proxy_protocol_from.clone()),
         }
     }
 }

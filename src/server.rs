@@ -110,12 +110,18 @@ pub fn run(config: Config, reload_config: Reload) -> Result<(), StartError> {
         driver,
         stop_rx,
     )?;
-    let addrs: Vec<String> = bound.iter().map(ToString::to_string).collect();
+    // Bound in order: `listen`, then `listen_proxy_protocol`.
+    let (addrs, proxied): (Vec<String>, Vec<String>) = {
+        let text: Vec<String> = bound.iter().map(ToString::to_string).collect();
+        let (plain, proxied) = text.split_at(config.listen.len());
+        (plain.to_vec(), proxied.to_vec())
+    };
     tracing::info!(
         driver = driver.name(),
         workers = config.workers,
         relay = ?config.relay,
         max_connections,
+        proxy_protocol = %proxied.join(" "),
         "listening on {}",
         addrs.join(" ")
     );

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use ipnet::IpNet;
 
 use crate::acl::Policy;
 use crate::auth::{self, Gate};
@@ -29,6 +30,8 @@ pub struct Shard {
     /// The process's policy (swapped on reload) and this worker's own copy of it.
     policy_source: Arc<ArcSwap<Policy>>,
     policy: RefCell<(Arc<Policy>, Rc<Policy>)>,
+    /// Sources trusted to send a PROXY protocol header.
+    pub proxy_protocol_from: Vec<IpNet>,
     /// Open client connections, in all and per address (shared by all workers).
     pub conn_limits: Arc<ConnLimits>,
     active: Cell<usize>,
@@ -61,6 +64,11 @@ impl Shard {
             upstreams: Pool::new(&config),
             policy_source: policy,
             conn_limits,
+            proxy_protocol_from: crate::acl::parse_nets(
+                "proxy_protocol_from",
+                &config.proxy_protocol_from,
+            )
+            .unwrap_or_default(),
             policy: RefCell::new((current, mine)),
             config,
             active: Cell::new(0),

@@ -64,10 +64,12 @@ pub fn choose_driver(want: IoDriver) -> io::Result<(Driver, Option<io::Error>)> 
 /// Binds every worker's listeners before any worker starts, so a bad address fails start-up.
 /// Port 0 is resolved once, then every worker binds the same port. Returns, per worker, its
 /// listeners, and the addresses actually bound.
-pub fn bind_all(config: &Config) -> io::Result<(Vec<Vec<StdListener>>, Vec<SocketAddr>)> {
-    let mut per_worker: Vec<Vec<StdListener>> = (0..config.workers).map(|_| Vec::new()).collect();
+pub fn bind_all(config: &Config) -> io::Result<(Vec<Vec<Listener>>, Vec<SocketAddr>)> {
+    let mut per_worker: Vec<Vec<Listener>> = (0..config.workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::with_capacity(config.listen.len());
-    for &addr in &config.listen {
+    let all = config.listen.iter().map(|&a| (a, false));
+    let proxied = config.listen_proxy_protocol.iter().map(|&a| (a, true));
+    for (addr, proxy_protocol) in all.chain(proxied) {
         let first = listener(addr, config.backlog)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         let actual = first.local_addr()?;
@@ -80,10 +82,19 @@ pub fn bind_all(config: &Config) -> io::Result<(Vec<Vec<StdListener>>, Vec<Socke
                     io::Error::new(e.kind(), format!("cannot listen on {actual}: {e}"))
                 })?,
             };
-            slot.push(l);
+            slot.push(Listener {
+                socket: l,
+                proxy_protocol,
+            });
         }
     }
     Ok((per_worker, bound))
+}
+
+/// One bound listening socket, and whether its clients send a PROXY protocol header first.
+pub struct Listener {
+    socket: StdListener,
+    proxy_protocol: bool,
 }
 
 fn listener(addr: SocketAddr, backlog: u32) -> io::Result<StdListener> {
@@ -106,7 +117,7 @@ pub fn spawn(
     auth: Option<Arc<auth::Shared>>,
     policy: Arc<ArcSwap<Policy>>,
     conn_limits: Arc<ConnLimits>,
-    listeners: Vec<Vec<StdListener>>,
+    listeners: Vec<Vec<Listener>>,
     driver: Driver,
     shutdown: flume::Receiver<()>,
 ) -> io::Result<Vec<JoinHandle<()>>> {
@@ -167,14 +178,14 @@ pub fn spawn(
 
 async fn worker_main(
     shard: Rc<Shard>,
-    listeners: Vec<StdListener>,
+    listeners: Vec<Listener>,
     shutdown: flume::Receiver<()>,
     ready: mpsc::Sender<io::Result<()>>,
 ) {
     let mut own = Vec::with_capacity(listeners.len());
     for l in listeners {
-        match TcpListener::from_std(l) {
-            Ok(l) => own.push(l),
+        match TcpListener::from_std(l.socket) {
+            Ok(socket) => own.push((socket, l.proxy_protocol)),
             Err(e) => {
                 let _ = ready.send(Err(e));
                 return;
@@ -183,7 +194,7 @@ async fn worker_main(
     }
     let accepting: Vec<_> = own
         .into_iter()
-        .map(|l| monoio::spawn(accept_loop(l, shard.clone(), shutdown.clone())))
+        .map(|(l, proxied)| monoio::spawn(accept_loop(l, proxied, shard.clone(), shutdown.clone())))
         .collect();
     let _ = ready.send(Ok(()));
     // Runs until the runtime ends with this function.
@@ -206,7 +217,12 @@ async fn sweep_upstreams(shard: Rc<Shard>) {
 }
 
 /// Accepts until shutdown; each connection becomes its own task on this worker.
-async fn accept_loop(listener: TcpListener, shard: Rc<Shard>, shutdown: flume::Receiver<()>) {
+async fn accept_loop(
+    listener: TcpListener,
+    proxy_protocol: bool,
+    shard: Rc<Shard>,
+    shutdown: flume::Receiver<()>,
+) {
     let mut stop = pin!(shutdown.recv_async());
     let mut last_complaint: Option<Instant> = None;
     loop {
@@ -216,7 +232,7 @@ async fn accept_loop(listener: TcpListener, shard: Rc<Shard>, shutdown: flume::R
         };
         match accepted {
             Ok((stream, peer)) => {
-                monoio::spawn(conn::serve(stream, peer, shard.clone()));
+                monoio::spawn(conn::serve(stream, peer, proxy_protocol, shard.clone()));
             }
             Err(e) if is_resource_exhaustion(&e) => {
                 // Out of fds or memory: retrying at once would spin the core. Back off, complain

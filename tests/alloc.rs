@@ -143,7 +143,7 @@ fn serve_counted(driver: Driver, config: Arc<Config>) -> SocketAddr {
             let listener = monoio::net::TcpListener::from_std(listener).unwrap();
             count_this_thread();
             while let Ok((stream, peer)) = listener.accept().await {
-                monoio::spawn(ringgate::conn::serve(stream, peer, shard.clone()));
+                monoio::spawn(ringgate::conn::serve(stream, peer, false, shard.clone()));
             }
         });
     });

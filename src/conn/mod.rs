@@ -22,15 +22,28 @@ use crate::http::response::Reply;
 use crate::http::target::parse_authority;
 use crate::shard::Shard;
 use crate::upstream::dial::DialError;
-use crate::{forward, tunnel, upstream};
+use crate::{forward, proxy_protocol, tunnel, upstream};
 
 /// First read buffer; grown by doubling up to the head limit. Most CONNECT heads are ~100 bytes.
 const INITIAL_BUFFER: usize = 1024;
 
-/// Serves one accepted client until it is done.
-pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shard: Rc<Shard>) {
+/// Serves one accepted client until it is done. On a PROXY protocol listener the connection
+/// starts with a header naming the client, and `peer` is the load balancer.
+pub async fn serve(
+    mut stream: TcpStream,
+    mut peer: SocketAddr,
+    proxy_protocol: bool,
+    shard: Rc<Shard>,
+) {
     let _active = shard.track();
     let _ = stream.set_nodelay(true);
+    let mut buf = Vec::with_capacity(INITIAL_BUFFER.min(shard.limits.max_head_bytes));
+    if proxy_protocol {
+        match read_proxy_header(&mut stream, &mut buf, peer, &shard).await {
+            Some(client) => peer = client,
+            None => return,
+        }
+    }
     if !shard.policy().admits_client(peer.ip()) {
         return refuse(
             &mut stream,
@@ -51,7 +64,6 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shard: Rc<Shard>) {
             return;
         }
     };
-    let mut buf = Vec::with_capacity(INITIAL_BUFFER.min(shard.limits.max_head_bytes));
     let mut session: Option<Session> = None;
     let mut first = true;
     loop {
@@ -125,6 +137,51 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shard: Rc<Shard>) {
             Vec::new(),
         )
         .await;
+    }
+}
+
+/// Reads the PROXY protocol header that starts a connection from a trusted load balancer; what
+/// follows it stays in `buf`. The client's address, or `None` when the connection is to be closed
+/// (an untrusted source, a bad or missing header, or no header within `header_timeout`).
+async fn read_proxy_header(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    peer: SocketAddr,
+    shard: &Shard,
+) -> Option<SocketAddr> {
+    let source = acl::canonical(peer.ip());
+    if !shard
+        .proxy_protocol_from
+        .iter()
+        .any(|n| n.contains(&source))
+    {
+        tracing::info!(%peer, "PROXY protocol listener: source not in proxy_protocol_from; closed");
+        return None;
+    }
+    let deadline = Instant::now() + shard.config.header_timeout;
+    loop {
+        match proxy_protocol::parse(buf) {
+            proxy_protocol::Parsed::Complete(len, origin) => {
+                buf.drain(..len);
+                return Some(match origin {
+                    proxy_protocol::Origin::Client(client) => client,
+                    proxy_protocol::Origin::Local => peer,
+                });
+            }
+            proxy_protocol::Parsed::Incomplete => {}
+            proxy_protocol::Parsed::Invalid => {
+                tracing::info!(%peer, "PROXY protocol listener: no valid header; closed");
+                return None;
+            }
+        }
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.capacity().max(256));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match fill(stream, buf, left).await {
+            Filled::Read(_) => {}
+            Filled::TimedOut | Filled::Closed => return None,
+        }
     }
 }
 
