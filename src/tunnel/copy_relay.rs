@@ -63,6 +63,34 @@ pub(super) async fn one_way(
     }
 }
 
+/// Size of a one-off copy when a splice relay cannot get a pipe.
+const FALLBACK_CHUNK: usize = 16 * 1024;
+
+/// Moves what `src` has now (up to one chunk) to `dst` through a buffer that lives only for this
+/// call: the splice relay's way through fd exhaustion. `true` when `src` has ended.
+pub(super) async fn copy_once(
+    src: &TcpStream,
+    dst: &TcpStream,
+    meter: &Meter<'_>,
+) -> Result<bool, Fault> {
+    let mut buf = vec![0u8; FALLBACK_CHUNK];
+    let n = loop {
+        match sys::read(sys::fd_of(src), &mut buf) {
+            Ok(0) => {
+                forward_eof(dst);
+                return Ok(true);
+            }
+            Ok(n) => break n,
+            Err(e) if would_block(&e) => return Ok(false),
+            Err(e) if interrupted(&e) => {}
+            Err(e) => return Err(Fault::Src(e)),
+        }
+    };
+    buf.truncate(n);
+    flush(dst, &mut buf, meter).await?;
+    Ok(false)
+}
+
 async fn flush(dst: &TcpStream, pending: &mut Vec<u8>, meter: &Meter<'_>) -> Result<(), Fault> {
     let dst_fd = sys::fd_of(dst);
     while !pending.is_empty() {

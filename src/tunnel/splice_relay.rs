@@ -2,10 +2,12 @@
 //!
 //! Never a splice that waits: readiness first (`readable`/`writable`, an io_uring poll or epoll), then
 //! `splice` with `SPLICE_F_NONBLOCK` on non-blocking sockets. A pipe is leased from the worker's pool
-//! when bytes arrive and returned as soon as the socket has no more, drained.
+//! when bytes arrive and returned as soon as the socket has no more, drained. When the process is out
+//! of fds and no pipe can be made, the bytes go through user space for that turn.
 
 use monoio::net::TcpStream;
 
+use super::copy_relay;
 use super::pipe_pool::PipePool;
 use super::{
     Fault, Meter, TURN_CHUNKS, forward_eof, interrupted, wait_writable, would_block, yield_now,
@@ -21,7 +23,19 @@ pub(super) async fn one_way(
     let (src_fd, dst_fd) = (sys::fd_of(src), sys::fd_of(dst));
     loop {
         src.readable(false).await.map_err(Fault::Src)?;
-        let mut lease = pipes.lease().map_err(Fault::Local)?;
+        let mut lease = match pipes.lease() {
+            Ok(lease) => lease,
+            // Out of fds for a pipe: move this turn's bytes through user space instead, so an
+            // open tunnel survives the exhaustion (new connections are what must wait).
+            Err(e) if is_out_of_fds(&e) => {
+                if copy_relay::copy_once(src, dst, meter).await? {
+                    return Ok(());
+                }
+                yield_now().await;
+                continue;
+            }
+            Err(e) => return Err(Fault::Local(e)),
+        };
         // Keep the pipe while the socket keeps giving; hand it back (empty) when it runs dry, or
         // when this direction has had its turn and must let the worker's other tasks run.
         for _ in 0..TURN_CHUNKS {
@@ -51,4 +65,8 @@ pub(super) async fn one_way(
         drop(lease);
         yield_now().await;
     }
+}
+
+fn is_out_of_fds(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }

@@ -36,7 +36,22 @@ impl Proxy {
 
     /// Starts ringgate with `args` and the built-in policy defaults.
     pub fn start_strict(args: &[&str]) -> Proxy {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringgate"))
+        Proxy::spawn(Command::new(env!("CARGO_BIN_EXE_ringgate")), args)
+    }
+
+    /// Starts ringgate (loopback origins allowed) under a limit of `fds` open files.
+    pub fn start_with_fd_limit(fds: u32, args: &[&str]) -> Proxy {
+        let mut shell = Command::new("sh");
+        shell.args([
+            "-c",
+            &format!("ulimit -n {fds} && exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_ringgate"),
+        ]);
+        Proxy::spawn(shell, &[&LOOPBACK_ORIGINS[..], args].concat())
+    }
+
+    fn spawn(mut command: Command, args: &[&str]) -> Proxy {
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--log-level", "debug"])
             .args(args)
             .stdin(Stdio::null())
