@@ -114,6 +114,11 @@ pub struct RawConfig {
     pub max_connections_per_client: Option<u32>,
     pub listen_proxy_protocol: Option<Vec<String>>,
     pub proxy_protocol_from: Option<Vec<String>>,
+    pub dns_servers: Option<Vec<String>>,
+    pub dns_ttl_secs: Option<u64>,
+    pub dns_negative_ttl_secs: Option<u64>,
+    pub dns_timeout_ms: Option<u64>,
+    pub dns_cache_entries: Option<usize>,
 }
 
 /// Most header fields the parser can be configured to accept (the size of its stack array).
@@ -210,7 +215,12 @@ impl RawConfig {
             max_connections,
             max_connections_per_client,
             listen_proxy_protocol,
-            proxy_protocol_from
+            proxy_protocol_from,
+            dns_servers,
+            dns_ttl_secs,
+            dns_negative_ttl_secs,
+            dns_timeout_ms,
+            dns_cache_entries
         )
     }
 
@@ -365,6 +375,21 @@ impl RawConfig {
             policy,
             listen_proxy_protocol,
             proxy_protocol_from,
+            dns_servers: socket_addrs("dns_servers", &req("dns_servers", self.dns_servers)?)?,
+            dns_ttl: Duration::from_secs(bounded("dns_ttl_secs", self.dns_ttl_secs, 0, 86_400)?),
+            dns_negative_ttl: Duration::from_secs(bounded(
+                "dns_negative_ttl_secs",
+                self.dns_negative_ttl_secs,
+                0,
+                3600,
+            )?),
+            dns_timeout: Duration::from_millis(bounded(
+                "dns_timeout_ms",
+                self.dns_timeout_ms,
+                10,
+                60_000,
+            )?),
+            dns_cache_entries: bounded("dns_cache_entries", self.dns_cache_entries, 1, 10_000_000)?,
             max_connections: bounded("max_connections", self.max_connections, 0, 100_000_000)?,
             max_connections_per_client: req(
                 "max_connections_per_client",
@@ -469,6 +494,14 @@ pub struct Config {
     /// header, accepted only from `proxy_protocol_from`.
     pub listen_proxy_protocol: Vec<SocketAddr>,
     pub proxy_protocol_from: Vec<String>,
+    /// Name servers ringgate asks itself; empty: the system resolver (`getaddrinfo`).
+    pub dns_servers: Vec<SocketAddr>,
+    /// How long a system resolver answer is kept (it has no TTL of its own).
+    pub dns_ttl: Duration,
+    pub dns_negative_ttl: Duration,
+    /// How long one name server has to answer.
+    pub dns_timeout: Duration,
+    pub dns_cache_entries: usize,
 }
 
 /// The policy keys, validated (a [`Policy`] was built from them once).
@@ -577,6 +610,11 @@ impl Config {
                     .collect(),
             ),
             proxy_protocol_from: Some(self.proxy_protocol_from.clone()),
+            dns_servers: Some(self.dns_servers.iter().map(ToString::to_string).collect()),
+            dns_ttl_secs: Some(self.dns_ttl.as_secs()),
+            dns_negative_ttl_secs: Some(self.dns_negative_ttl.as_secs()),
+            dns_timeout_ms: Some(self.dns_timeout.as_millis() as u64),
+            dns_cache_entries: Some(self.dns_cache_entries),
         };
         let mut out = String::new();
         if !self.users.inline.is_empty() {
@@ -809,6 +847,9 @@ mod tests {
             ("discard_body_bytes = -1", "discard_body_bytes"),
             ("via = \"a b\"", "via"),
             ("listen_proxy_protocol = [\"x\"]", "listen_proxy_protocol"),
+            ("dns_servers = [\"8.8.8.8\"]", "dns_servers"),
+            ("dns_timeout_ms = 0", "dns_timeout_ms"),
+            ("dns_cache_entries = 0", "dns_cache_entries"),
             (
                 "proxy_protocol_from = [\"10.0.0.0/99\"]",
                 "proxy_protocol_from",

@@ -157,6 +157,18 @@ struct Cli {
     /// Sources trusted to send PROXY protocol headers (repeatable) [default: loopback]
     #[arg(long, value_name = "CIDR")]
     proxy_protocol_from: Vec<String>,
+    /// A name server ringgate asks itself, IP:PORT (repeatable) [default: the system resolver]
+    #[arg(long, value_name = "ADDR")]
+    dns_server: Vec<String>,
+    /// Seconds a system resolver answer is kept [default: 30]
+    #[arg(long, value_name = "SECS")]
+    dns_ttl: Option<u64>,
+    /// Seconds "no such name" or a failed lookup is remembered [default: 5]
+    #[arg(long, value_name = "SECS")]
+    dns_negative_ttl: Option<u64>,
+    /// Milliseconds one name server has to answer [default: 2000]
+    #[arg(long, value_name = "MS")]
+    dns_timeout: Option<u64>,
 }
 
 impl Cli {
@@ -213,6 +225,11 @@ impl Cli {
                 .then(|| self.listen_proxy_protocol.clone()),
             proxy_protocol_from: (!self.proxy_protocol_from.is_empty())
                 .then(|| self.proxy_protocol_from.clone()),
+            dns_servers: (!self.dns_server.is_empty()).then(|| self.dns_server.clone()),
+            dns_ttl_secs: self.dns_ttl,
+            dns_negative_ttl_secs: self.dns_negative_ttl,
+            dns_timeout_ms: self.dns_timeout,
+            dns_cache_entries: None,
         }
     }
 }

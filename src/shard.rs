@@ -15,6 +15,7 @@ use crate::forward::pool::Pool;
 use crate::http::head::Limits;
 use crate::limits::ConnLimits;
 use crate::tunnel::pipe_pool::PipePool;
+use crate::upstream::dns::Resolver;
 
 pub struct Shard {
     pub id: usize,
@@ -30,6 +31,8 @@ pub struct Shard {
     /// The process's policy (swapped on reload) and this worker's own copy of it.
     policy_source: Arc<ArcSwap<Policy>>,
     policy: RefCell<(Arc<Policy>, Rc<Policy>)>,
+    /// Name resolution with this worker's cache.
+    pub dns: Resolver,
     /// Sources trusted to send a PROXY protocol header.
     pub proxy_protocol_from: Vec<IpNet>,
     /// Open client connections, in all and per address (shared by all workers).
@@ -64,6 +67,7 @@ impl Shard {
             upstreams: Pool::new(&config),
             policy_source: policy,
             conn_limits,
+            dns: Resolver::new(&config),
             proxy_protocol_from: crate::acl::parse_nets(
                 "proxy_protocol_from",
                 &config.proxy_protocol_from,

@@ -294,7 +294,13 @@ async fn connect(
                         request,
                         per_address: verdict == Verdict::PerAddress,
                     };
-                    upstream::dial::dial(&authority, shard.config.connect_timeout, &check).await
+                    upstream::dial::dial(
+                        &authority,
+                        shard.config.connect_timeout,
+                        &check,
+                        &shard.dns,
+                    )
+                    .await
                 }
             }
         }

@@ -281,7 +281,12 @@ impl Dialer<'_> {
             request: acl::Request::new(self.peer.ip(), self.user, &authority, false),
             per_address: self.per_address,
         };
-        let stream = dial(&authority, self.shard.config.connect_timeout, &check)
+        let stream = dial(
+            &authority,
+            self.shard.config.connect_timeout,
+            &check,
+            &self.shard.dns,
+        )
             .await
             .map_err(|e| {
                 if let DialError::Denied(d) = &e {

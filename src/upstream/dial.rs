@@ -1,12 +1,16 @@
-//! Dialing a CONNECT target: resolve (on the shared blocking pool, never on a worker), then try each
-//! address in turn until one connects or the deadline passes.
+//! Dialing an upstream: resolve (`dns.rs`: cached, never blocking a worker), check every address
+//! against the policy, then race the allowed ones (RFC 8305) until one connects or the deadline
+//! passes.
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use monoio::net::TcpStream;
 
+use super::dns::Resolver;
 use crate::acl::{Check, Denial};
 use crate::http::target::{Authority, Host};
 
@@ -44,73 +48,94 @@ impl DialError {
     }
 }
 
+/// How long a connection attempt has before the next address is tried beside it (RFC 8305 §5
+/// recommends 250 ms).
+const NEXT_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
 /// Connects to `target` within `timeout` (resolution included), with `TCP_NODELAY` set. Every
-/// address is put to the policy `check` before it is tried, and a connection that turns out to
+/// address is put to the policy `check` before it is tried; the allowed ones are raced Happy
+/// Eyeballs style (RFC 8305: IPv6 and IPv4 alternate, each attempt gets a 250 ms head start
+/// before the next begins beside it, the first to connect wins). A connection that turns out to
 /// lead back to this proxy is closed.
 pub async fn dial(
     target: &Authority<'_>,
     timeout: Duration,
     check: &Check<'_>,
+    dns: &Resolver,
 ) -> Result<TcpStream, DialError> {
     let deadline = Instant::now() + timeout;
-    let addrs = match target.host {
+    let addrs: Vec<SocketAddr> = match target.host {
         Host::Ip(ip) => vec![SocketAddr::new(ip, target.port)],
-        Host::Name(name) => resolve(name.to_owned(), target.port, deadline).await?,
+        Host::Name(name) => dns
+            .resolve(name, deadline)
+            .await?
+            .iter()
+            .map(|&ip| SocketAddr::new(ip, target.port))
+            .collect(),
     };
     let mut denied = None;
+    let allowed: Vec<SocketAddr> = addrs
+        .into_iter()
+        .filter(|&a| match check.address(a) {
+            Ok(()) => true,
+            Err(d) => {
+                denied.get_or_insert(d);
+                false
+            }
+        })
+        .collect();
+    if allowed.is_empty() {
+        return Err(denied.map_or(DialError::NoAddress, DialError::Denied));
+    }
+    race(allowed, deadline, check).await
+}
+
+async fn race(
+    addrs: Vec<SocketAddr>,
+    deadline: Instant,
+    check: &Check<'_>,
+) -> Result<TcpStream, DialError> {
+    let mut rest = addrs.into_iter();
+    let mut attempts = FuturesUnordered::new();
     let mut last = None;
-    for addr in addrs {
-        if let Err(d) = check.address(addr) {
-            denied.get_or_insert(d);
-            continue;
+    loop {
+        if attempts.is_empty() {
+            match rest.next() {
+                Some(addr) => attempts.push(TcpStream::connect_addr(addr)),
+                None => break,
+            }
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(DialError::Timeout);
         }
-        match monoio::time::timeout(left, TcpStream::connect_addr(addr)).await {
-            Ok(Ok(stream)) => {
+        let more = rest.len() > 0;
+        let wait = if more {
+            NEXT_ATTEMPT_DELAY.min(left)
+        } else {
+            left
+        };
+        match monoio::time::timeout(wait, attempts.next()).await {
+            // No attempt finished in time: the next address joins the race (or time is up).
+            Err(_) if more => attempts.extend(rest.next().map(TcpStream::connect_addr)),
+            Err(_) => return Err(DialError::Timeout),
+            Ok(None) => {}
+            Ok(Some(Ok(stream))) => {
                 if let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr())
                     && check.is_loop(local, peer)
                 {
-                    denied = Some(Denial::Loop);
+                    last = Some(DialError::Denied(Denial::Loop));
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
                 return Ok(stream);
             }
-            Ok(Err(e)) => last = Some(DialError::from_connect(e)),
-            Err(_) => return Err(DialError::Timeout),
+            // A failed attempt hands over to the next address at once.
+            Ok(Some(Err(e))) => {
+                last = Some(DialError::from_connect(e));
+                attempts.extend(rest.next().map(TcpStream::connect_addr));
+            }
         }
     }
-    Err(match (last, denied) {
-        (Some(e), _) => e,
-        (None, Some(d)) => DialError::Denied(d),
-        (None, None) => DialError::NoAddress,
-    })
-}
-
-/// Resolves on monoio's blocking pool: `getaddrinfo` can stall for seconds and must not stop a worker.
-async fn resolve(name: String, port: u16, deadline: Instant) -> Result<Vec<SocketAddr>, DialError> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    let job = monoio::spawn_blocking(move || getaddrinfo(&name, port));
-    match monoio::time::timeout(left, job).await {
-        Err(_) => Err(DialError::ResolveTimeout),
-        Ok(Err(_join)) => Err(DialError::Resolve(io::Error::other(
-            "resolver thread failed",
-        ))),
-        Ok(Ok(Err(e))) => Err(DialError::Resolve(e)),
-        Ok(Ok(Ok(addrs))) if addrs.is_empty() => Err(DialError::NoAddress),
-        Ok(Ok(Ok(addrs))) => Ok(addrs),
-    }
-}
-
-/// Runs only on the blocking pool (see `resolve`).
-#[allow(
-    clippy::disallowed_methods,
-    reason = "runs on the resolver pool, not on a worker"
-)]
-fn getaddrinfo(name: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
-    use std::net::ToSocketAddrs;
-    Ok((name, port).to_socket_addrs()?.collect())
+    Err(last.unwrap_or(DialError::NoAddress))
 }

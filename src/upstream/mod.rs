@@ -1,3 +1,5 @@
-//! Reaching upstream servers: name resolution off the workers, connecting with a deadline.
+//! Reaching upstream servers: name resolution off the workers (`dns.rs`, with a per-worker cache)
+//! and connecting with a deadline, addresses raced Happy Eyeballs style (`dial.rs`).
 
 pub mod dial;
+pub mod dns;
