@@ -119,6 +119,8 @@ pub struct RawConfig {
     pub dns_negative_ttl_secs: Option<u64>,
     pub dns_timeout_ms: Option<u64>,
     pub dns_cache_entries: Option<usize>,
+    pub max_connection_rate_per_client: Option<u32>,
+    pub max_tunnels_per_user: Option<u32>,
 }
 
 /// Most header fields the parser can be configured to accept (the size of its stack array).
@@ -220,7 +222,9 @@ impl RawConfig {
             dns_ttl_secs,
             dns_negative_ttl_secs,
             dns_timeout_ms,
-            dns_cache_entries
+            dns_cache_entries,
+            max_connection_rate_per_client,
+            max_tunnels_per_user
         )
     }
 
@@ -390,6 +394,11 @@ impl RawConfig {
                 60_000,
             )?),
             dns_cache_entries: bounded("dns_cache_entries", self.dns_cache_entries, 1, 10_000_000)?,
+            max_connection_rate_per_client: req(
+                "max_connection_rate_per_client",
+                self.max_connection_rate_per_client,
+            )?,
+            max_tunnels_per_user: req("max_tunnels_per_user", self.max_tunnels_per_user)?,
             max_connections: bounded("max_connections", self.max_connections, 0, 100_000_000)?,
             max_connections_per_client: req(
                 "max_connections_per_client",
@@ -502,6 +511,10 @@ pub struct Config {
     /// How long one name server has to answer.
     pub dns_timeout: Duration,
     pub dns_cache_entries: usize,
+    /// New connections per second from one client address (0: no limit).
+    pub max_connection_rate_per_client: u32,
+    /// Open tunnels of one authenticated user (0: no limit).
+    pub max_tunnels_per_user: u32,
 }
 
 /// The policy keys, validated (a [`Policy`] was built from them once).
@@ -615,6 +628,8 @@ impl Config {
             dns_negative_ttl_secs: Some(self.dns_negative_ttl.as_secs()),
             dns_timeout_ms: Some(self.dns_timeout.as_millis() as u64),
             dns_cache_entries: Some(self.dns_cache_entries),
+            max_connection_rate_per_client: Some(self.max_connection_rate_per_client),
+            max_tunnels_per_user: Some(self.max_tunnels_per_user),
         };
         let mut out = String::new();
         if !self.users.inline.is_empty() {

@@ -1,7 +1,8 @@
-//! Connection limits shared by all workers: open client connections in all, and per client address.
+//! Limits shared by all workers: open client connections in all and per client address, new
+//! connections per second per address, and open tunnels per user.
 //!
-//! Touched once when a connection is accepted and once when it closes (never per request or per
-//! byte). Per-address counts live in a fixed table of atomic counters indexed by a keyed hash of the
+//! Touched when a connection is accepted or closes and when a tunnel opens or closes (never per
+//! request or per byte). Per-address counts live in a fixed table of atomic counters indexed by a keyed hash of the
 //! address, so there is no lock and no allocation, and memory does not grow with the number of
 //! clients; two addresses that share a slot share its count (with 65,536 slots and a key chosen at
 //! random at start, a client cannot pick who it collides with).
@@ -9,7 +10,8 @@
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use crate::acl::canonical;
 use crate::http::response::Reply;
@@ -22,6 +24,34 @@ pub struct ConnLimits {
     open: AtomicUsize,
     slots: Box<[AtomicU32]>,
     hasher: RandomState,
+    /// New connections per second per address (0: no limit): per slot, the second (since
+    /// `epoch`) in the high half and the count in it in the low half.
+    rate: u32,
+    rate_slots: Box<[AtomicU64]>,
+    epoch: Instant,
+    /// Open tunnels per user (0: no limit).
+    per_user: u32,
+    user_slots: Box<[AtomicU32]>,
+}
+
+/// Holds a tunnel's place in its user's count until dropped.
+pub struct TunnelPermit {
+    limits: Arc<ConnLimits>,
+    slot: usize,
+}
+
+impl Drop for TunnelPermit {
+    fn drop(&mut self) {
+        self.limits.user_slots[self.slot].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn table<T: Default>(on: bool) -> Box<[T]> {
+    if on {
+        (0..SLOTS).map(|_| T::default()).collect()
+    } else {
+        Box::default()
+    }
 }
 
 /// Holds a connection's place until dropped.
@@ -31,23 +61,74 @@ pub struct Permit {
 }
 
 impl ConnLimits {
-    /// `max`: open client connections in all; `per_client`: from one address (0 = no limit).
-    pub fn new(max: usize, per_client: u32) -> ConnLimits {
+    /// `max`: open client connections in all; `per_client`: from one address; `rate`: new
+    /// connections per second from one address; `per_user`: open tunnels of one user (0 = no
+    /// limit).
+    pub fn new(max: usize, per_client: u32, rate: u32, per_user: u32) -> ConnLimits {
         ConnLimits {
             max,
             per_client,
             open: AtomicUsize::new(0),
-            slots: if per_client == 0 {
-                Box::default()
-            } else {
-                (0..SLOTS).map(|_| AtomicU32::new(0)).collect()
-            },
+            slots: table(per_client > 0),
             hasher: RandomState::new(),
+            rate,
+            rate_slots: table(rate > 0),
+            epoch: Instant::now(),
+            per_user,
+            user_slots: table(per_user > 0),
         }
+    }
+
+    fn slot<T: std::hash::Hash>(&self, key: T) -> usize {
+        (self.hasher.hash_one(key) as usize) % SLOTS
+    }
+
+    /// Counts a new connection from `client` in its current second; false when over the rate.
+    fn within_rate(&self, client: IpAddr) -> bool {
+        if self.rate == 0 {
+            return true;
+        }
+        let slot = &self.rate_slots[self.slot(("rate", canonical(client)))];
+        let second = self.epoch.elapsed().as_secs() as u32;
+        let mut seen = slot.load(Ordering::Relaxed);
+        loop {
+            let (window, count) = ((seen >> 32) as u32, seen as u32);
+            let next = if window == second {
+                if count >= self.rate {
+                    return false;
+                }
+                seen + 1
+            } else {
+                (u64::from(second) << 32) | 1
+            };
+            match slot.compare_exchange_weak(seen, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(now) => seen = now,
+            }
+        }
+    }
+
+    /// A place for one more open tunnel of `user`, or `None` over `max_tunnels_per_user`.
+    pub fn admit_tunnel(self: &Arc<Self>, user: &str) -> Option<Option<TunnelPermit>> {
+        if self.per_user == 0 {
+            return Some(None);
+        }
+        let slot = self.slot(("user", user));
+        if self.user_slots[slot].fetch_add(1, Ordering::Relaxed) >= self.per_user {
+            self.user_slots[slot].fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Some(TunnelPermit {
+            limits: Arc::clone(self),
+            slot,
+        }))
     }
 
     /// A place for a new connection from `client`, or the answer that refuses it.
     pub fn admit(self: &Arc<Self>, client: IpAddr) -> Result<Permit, Reply> {
+        if !self.within_rate(client) {
+            return Err(Reply::TooManyFromClient);
+        }
         if self.open.fetch_add(1, Ordering::Relaxed) >= self.max {
             self.open.fetch_sub(1, Ordering::Relaxed);
             return Err(Reply::TooManyConnections);
@@ -57,7 +138,7 @@ impl ConnLimits {
             slot: None,
         };
         if self.per_client > 0 {
-            let slot = (self.hasher.hash_one(canonical(client)) as usize) % SLOTS;
+            let slot = self.slot(canonical(client));
             if self.slots[slot].fetch_add(1, Ordering::Relaxed) >= self.per_client {
                 self.slots[slot].fetch_sub(1, Ordering::Relaxed);
                 return Err(Reply::TooManyFromClient);
@@ -105,7 +186,7 @@ mod tests {
 
     #[test]
     fn limits_count_in_all_and_per_address_and_free_on_drop() {
-        let l = Arc::new(ConnLimits::new(3, 2));
+        let l = Arc::new(ConnLimits::new(3, 2, 0, 0));
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
@@ -119,11 +200,31 @@ mod tests {
         let _p4 = l.admit(a).unwrap();
         drop((p2, p3));
         assert_eq!(l.open(), 1);
-        let unlimited = Arc::new(ConnLimits::new(10, 0));
+        let unlimited = Arc::new(ConnLimits::new(10, 0, 0, 0));
         let held: Vec<_> = (0..10).map(|_| unlimited.admit(a).unwrap()).collect();
         assert_eq!(unlimited.admit(b).err(), Some(Reply::TooManyConnections));
         drop(held);
         assert_eq!(unlimited.open(), 0);
+    }
+
+    #[test]
+    fn connection_rate_and_tunnels_per_user() {
+        let l = Arc::new(ConnLimits::new(1000, 0, 3, 2));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let held: Vec<_> = (0..3).map(|_| l.admit(a).unwrap()).collect();
+        // The rate counts new connections, not open ones: closing does not give one back.
+        drop(held);
+        assert_eq!(l.admit(a).err(), Some(Reply::TooManyFromClient));
+        assert!(l.admit(b).is_ok());
+        let t1 = l.admit_tunnel("alice").unwrap();
+        let _t2 = l.admit_tunnel("alice").unwrap();
+        assert!(l.admit_tunnel("alice").is_none());
+        assert!(l.admit_tunnel("bob").unwrap().is_some());
+        drop(t1);
+        assert!(l.admit_tunnel("alice").is_some());
+        let off = Arc::new(ConnLimits::new(10, 0, 0, 0));
+        assert!(matches!(off.admit_tunnel("x"), Some(None)));
     }
 
     #[test]

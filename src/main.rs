@@ -169,6 +169,12 @@ struct Cli {
     /// Milliseconds one name server has to answer [default: 2000]
     #[arg(long, value_name = "MS")]
     dns_timeout: Option<u64>,
+    /// New connections per second from one client address, beyond which 429; 0 = no limit [default: 0]
+    #[arg(long, value_name = "N")]
+    max_connection_rate_per_client: Option<u32>,
+    /// Open tunnels of one user, beyond which 429; 0 = no limit [default: 0]
+    #[arg(long, value_name = "N")]
+    max_tunnels_per_user: Option<u32>,
 }
 
 impl Cli {
@@ -230,6 +236,8 @@ impl Cli {
             dns_negative_ttl_secs: self.dns_negative_ttl,
             dns_timeout_ms: self.dns_timeout,
             dns_cache_entries: None,
+            max_connection_rate_per_client: self.max_connection_rate_per_client,
+            max_tunnels_per_user: self.max_tunnels_per_user,
         }
     }
 }

@@ -93,6 +93,8 @@ pub fn run(config: Config, reload_config: Reload) -> Result<(), StartError> {
     let conn_limits = Arc::new(ConnLimits::new(
         max_connections,
         config.max_connections_per_client,
+        config.max_connection_rate_per_client,
+        config.max_tunnels_per_user,
     ));
 
     // Registered before any worker starts, so no signal is lost to the default action.

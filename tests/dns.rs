@@ -57,7 +57,9 @@ impl Dns {
                                     Name::new_unchecked(zone_name(&name)),
                                     CLASS::IN,
                                     *ttl,
-                                    RData::A(A { address: u32::from_be_bytes(*a) }),
+                                    RData::A(A {
+                                        address: u32::from_be_bytes(*a),
+                                    }),
                                 ));
                             }
                         }
@@ -73,7 +75,12 @@ impl Dns {
     /// Questions asked about `name` so far (A and AAAA count separately).
     fn asked(&self, name: &str) -> usize {
         let prefix = format!("{name} ");
-        self.questions.lock().unwrap().iter().filter(|q| q.starts_with(&prefix)).count()
+        self.questions
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|q| q.starts_with(&prefix))
+            .count()
     }
 }
 
@@ -87,7 +94,11 @@ fn get(proxy: &Proxy, url: &str) -> (u16, String) {
         proxy.addr,
         format!("GET {url} HTTP/1.1\r\nConnection: close\r\n\r\n").as_bytes(),
     );
-    let body = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b).trim().to_owned();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .trim()
+        .to_owned();
     (status(&resp), body)
 }
 
@@ -113,32 +124,64 @@ fn answers_are_cached_for_their_ttl_and_failures_are_answered_and_remembered() {
         "2",
     ]);
     for _ in 0..5 {
-        assert_eq!(get(&proxy, &format!("http://cached.test:{port}/")), (200, "resolved".into()));
+        assert_eq!(
+            get(&proxy, &format!("http://cached.test:{port}/")),
+            (200, "resolved".into())
+        );
     }
-    assert_eq!(dns.asked("cached.test"), 2, "one A and one AAAA question for five requests");
+    assert_eq!(
+        dns.asked("cached.test"),
+        2,
+        "one A and one AAAA question for five requests"
+    );
 
     assert_eq!(get(&proxy, &format!("http://short.test:{port}/")).0, 200);
     std::thread::sleep(Duration::from_millis(1300));
     assert_eq!(get(&proxy, &format!("http://short.test:{port}/")).0, 200);
-    assert_eq!(dns.asked("short.test"), 4, "a 1 s TTL expired and the name was asked again");
+    assert_eq!(
+        dns.asked("short.test"),
+        4,
+        "a 1 s TTL expired and the name was asked again"
+    );
 
     let missing = (502, "cannot resolve the target host".to_owned());
-    assert_eq!(get(&proxy, &format!("http://missing.test:{port}/")), missing);
-    assert_eq!(get(&proxy, &format!("http://missing.test:{port}/")), missing);
+    assert_eq!(
+        get(&proxy, &format!("http://missing.test:{port}/")),
+        missing
+    );
+    assert_eq!(
+        get(&proxy, &format!("http://missing.test:{port}/")),
+        missing
+    );
     assert_eq!(dns.asked("missing.test"), 2, "no such name is remembered");
     std::thread::sleep(Duration::from_millis(2200));
-    assert_eq!(get(&proxy, &format!("http://missing.test:{port}/")), missing);
-    assert_eq!(dns.asked("missing.test"), 4, "and forgotten after dns_negative_ttl");
+    assert_eq!(
+        get(&proxy, &format!("http://missing.test:{port}/")),
+        missing
+    );
+    assert_eq!(
+        dns.asked("missing.test"),
+        4,
+        "and forgotten after dns_negative_ttl"
+    );
 
     // A server that never answers: 504, within the connect timeout.
     let started = Instant::now();
     let silent = get(&proxy, &format!("http://silent.test:{port}/"));
-    assert_eq!(silent, (504, "timed out resolving the target host".to_owned()));
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert_eq!(
+        silent,
+        (504, "timed out resolving the target host".to_owned())
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 
     // CONNECT uses the same resolver and cache.
     let mut t = tunnel(proxy.addr, &format!("cached.test:{port}"));
-    t.write_all(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+    t.write_all(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut got = String::new();
     let _ = t.read_to_string(&mut got);
     assert!(got.ends_with("resolved"), "{got}");
@@ -159,7 +202,10 @@ fn names_that_resolve_to_forbidden_addresses_are_refused_and_etc_hosts_answers_f
     let proxy = Proxy::start_strict(&["--dns-server", &server]);
     let denied = (403, "destination address not allowed".to_owned());
     assert_eq!(get(&proxy, &format!("http://sneaky.test:{port}/")), denied);
-    assert_eq!(get(&proxy, "http://metadata.test/latest/meta-data/"), denied);
+    assert_eq!(
+        get(&proxy, "http://metadata.test/latest/meta-data/"),
+        denied
+    );
     assert_eq!(get(&proxy, &format!("http://localhost:{port}/")), denied);
     assert_eq!(dns.asked("localhost"), 0, "/etc/hosts answered");
 }
@@ -173,13 +219,25 @@ fn happy_eyeballs_does_not_wait_for_a_black_holed_first_address() {
         probe.local_addr().unwrap().port()
     };
     let hole = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    hole.bind(&format!("127.0.0.2:{port}").parse::<SocketAddr>().unwrap().into()).unwrap();
+    hole.bind(
+        &format!("127.0.0.2:{port}")
+            .parse::<SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
     hole.listen(0).unwrap();
     let fillers: Vec<TcpStream> = (0..2)
         .filter_map(|_| {
-            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+            let s =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
             s.set_nonblocking(true).ok()?;
-            let _ = s.connect(&format!("127.0.0.2:{port}").parse::<SocketAddr>().unwrap().into());
+            let _ = s.connect(
+                &format!("127.0.0.2:{port}")
+                    .parse::<SocketAddr>()
+                    .unwrap()
+                    .into(),
+            );
             Some(s.into())
         })
         .collect();
@@ -195,13 +253,23 @@ fn happy_eyeballs_does_not_wait_for_a_black_holed_first_address() {
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlive");
         }
     });
-    let dns = Dns::start(vec![("twice.test", vec![[127, 0, 0, 2], [127, 0, 0, 3]], 60)]);
+    let dns = Dns::start(vec![(
+        "twice.test",
+        vec![[127, 0, 0, 2], [127, 0, 0, 3]],
+        60,
+    )]);
     let server = dns.addr.to_string();
     let proxy = Proxy::start(&["--dns-server", &server, "--connect-timeout", "8"]);
     let started = Instant::now();
-    assert_eq!(get(&proxy, &format!("http://twice.test:{port}/")), (200, "live".into()));
+    assert_eq!(
+        get(&proxy, &format!("http://twice.test:{port}/")),
+        (200, "live".into())
+    );
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(4), "waited {took:?} for the dead address");
+    assert!(
+        took < Duration::from_secs(4),
+        "waited {took:?} for the dead address"
+    );
     assert_eq!(served.load(Ordering::SeqCst), 1);
     drop(fillers);
 }

@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::*;
 
@@ -466,4 +466,76 @@ fn sighup_reloads_the_policy_keeps_open_tunnels_and_refuses_a_bad_config() {
     );
     working_tunnel("127.0.0.1", proxy.addr, echo);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn connection_rate_per_client_and_tunnels_per_user_answer_429() {
+    let echo = echo_server();
+    let proxy = Proxy::start(&["--max-connection-rate-per-client", "5"]);
+    // Thirty new connections at once from one address: at most five in each second are served.
+    let started = Instant::now();
+    let answers: Vec<String> = (0..30)
+        .map(|_| {
+            let mut s = connect_from("127.0.0.7", proxy.addr);
+            s.write_all(format!("CONNECT {echo} HTTP/1.1\r\n\r\n").as_bytes())
+                .unwrap();
+            read_head(&mut s)
+        })
+        .collect();
+    let seconds = started.elapsed().as_secs() + 2; // the windows the burst can have touched
+    let served = answers
+        .iter()
+        .filter(|h| h.starts_with("HTTP/1.1 200 "))
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|h| h.starts_with("HTTP/1.1 429 "))
+        .count();
+    assert_eq!(served + refused, 30, "{answers:?}");
+    assert!(
+        served >= 5 && served as u64 <= 5 * seconds,
+        "{served} served in {seconds} windows"
+    );
+    // Another address is not affected.
+    working_tunnel("127.0.0.8", proxy.addr, echo);
+
+    use base64::Engine;
+    let proxy = Proxy::start(&[
+        "--user",
+        "alice:pw",
+        "--user",
+        "bob:pw",
+        "--max-tunnels-per-user",
+        "2",
+    ]);
+    let open_as = |user: &str| {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:pw"));
+        let mut s = TcpStream::connect(proxy.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(
+            format!("CONNECT {echo} HTTP/1.1\r\nProxy-Authorization: Basic {token}\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        let head = read_head(&mut s);
+        (head, s)
+    };
+    let (h1, t1) = open_as("alice");
+    let (h2, _t2) = open_as("alice");
+    assert!(h1.starts_with("HTTP/1.1 200 ") && h2.starts_with("HTTP/1.1 200 "));
+    let (h3, _) = open_as("alice");
+    assert!(h3.starts_with("HTTP/1.1 429 "), "{h3}");
+    let (h4, _t4) = open_as("bob");
+    assert!(h4.starts_with("HTTP/1.1 200 "), "{h4}");
+    // A closed tunnel gives its place back.
+    drop(t1);
+    let mut freed = false;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(20));
+        if open_as("alice").0.starts_with("HTTP/1.1 200 ") {
+            freed = true;
+            break;
+        }
+    }
+    assert!(freed);
 }

@@ -282,6 +282,22 @@ async fn connect(
     shard: &Shard,
 ) {
     let started = Instant::now();
+    let _tunnel_permit = match user.map(|u| shard.conn_limits.admit_tunnel(u)) {
+        Some(None) => {
+            let target = head.target.get(&buf).to_vec();
+            return refuse(
+                &mut client,
+                Reply::TooManyTunnels,
+                Some(Method::Connect),
+                peer,
+                &target,
+                buf,
+            )
+            .await;
+        }
+        Some(Some(permit)) => permit,
+        None => None,
+    };
     let policy = shard.policy();
     let dialed = match parse_authority(head.target.get(&buf)) {
         Ok(authority) => {

@@ -36,10 +36,11 @@ pub enum Reply {
     ResolveTimeout,
     TooManyConnections,
     TooManyFromClient,
+    TooManyTunnels,
 }
 
 impl Reply {
-    const ALL: [Reply; 29] = [
+    const ALL: [Reply; 30] = [
         Reply::Established,
         Reply::MalformedHead,
         Reply::BadConnectTarget,
@@ -69,6 +70,7 @@ impl Reply {
         Reply::ResolveTimeout,
         Reply::TooManyConnections,
         Reply::TooManyFromClient,
+        Reply::TooManyTunnels,
     ];
 
     /// Status code, reason phrase, short body (also the log reason).
@@ -138,6 +140,11 @@ impl Reply {
             Reply::TooManyConnections => {
                 (503, "Service Unavailable", "too many connections; retry")
             }
+            Reply::TooManyTunnels => (
+                429,
+                "Too Many Requests",
+                "too many open tunnels for this user; retry later",
+            ),
             Reply::TooManyFromClient => (
                 429,
                 "Too Many Requests",
