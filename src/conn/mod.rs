@@ -44,6 +44,16 @@ pub async fn serve(
             None => return,
         }
     }
+    let _permit = match shard.conn_limits.admit(peer.ip()) {
+        Ok(permit) => permit,
+        Err(reply) => {
+            // No lingering here: the point is to give the connection's resources back at once.
+            tracing::debug!(%peer, status = reply.status(), reason = reply.reason(), "refused");
+            let _ = stream.write_all(reply.bytes()).await;
+            return;
+        }
+    };
+    // Counted first, so that clients refused below cannot hold more fds than the limits allow.
     if !shard.policy().admits_client(peer.ip()) {
         return refuse(
             &mut stream,
@@ -55,15 +65,6 @@ pub async fn serve(
         )
         .await;
     }
-    let _permit = match shard.conn_limits.admit(peer.ip()) {
-        Ok(permit) => permit,
-        Err(reply) => {
-            // No lingering here: the point is to give the connection's resources back at once.
-            tracing::debug!(%peer, status = reply.status(), reason = reply.reason(), "refused");
-            let _ = stream.write_all(reply.bytes()).await;
-            return;
-        }
-    };
     let mut session: Option<Session> = None;
     let mut first = true;
     loop {

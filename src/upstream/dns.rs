@@ -165,21 +165,23 @@ impl Resolver {
             if left.is_zero() {
                 return Err(Failure::TimedOut);
             }
-            match monoio::time::timeout(left.min(self.timeout), self.ask(server, name)).await {
-                Ok(Ok(answer)) => return Ok(answer),
-                Ok(Err(Failure::NotFound)) => return Err(Failure::NotFound),
-                Ok(Err(e)) => last = e,
-                Err(_) => last = Failure::TimedOut,
+            let until = Instant::now() + left.min(self.timeout);
+            match self.ask(server, name, until).await {
+                Ok(answer) => return Ok(answer),
+                Err(Failure::NotFound) => return Err(Failure::NotFound),
+                Err(e) => last = e,
             }
         }
         Err(last)
     }
 
-    /// One server: an A and an AAAA question, both answers awaited.
+    /// One server: an A and an AAAA question, both answers awaited until `until`; if only one came
+    /// by then, its addresses are used.
     async fn ask(
         &self,
         server: SocketAddr,
         name: &str,
+        until: Instant,
     ) -> Result<(Vec<IpAddr>, Duration), Failure> {
         let local: SocketAddr = match server {
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
@@ -198,7 +200,13 @@ impl Resolver {
         let mut not_found = 0;
         let mut buf = vec![0u8; MAX_MESSAGE];
         while answered != [true, true] {
-            let (res, back) = socket.recv_from(buf).await;
+            let left = until.saturating_duration_since(Instant::now());
+            let Ok((res, back)) = monoio::time::timeout(left, socket.recv_from(buf)).await else {
+                if addrs.is_empty() {
+                    return Err(Failure::TimedOut);
+                }
+                break;
+            };
             buf = back;
             let (n, from) = res.map_err(Failure::Failed)?;
             if from != server {
