@@ -121,6 +121,7 @@ pub struct RawConfig {
     pub dns_cache_entries: Option<usize>,
     pub max_connection_rate_per_client: Option<u32>,
     pub max_tunnels_per_user: Option<u32>,
+    pub user_bandwidth_bytes_per_sec: Option<u64>,
 }
 
 /// Most header fields the parser can be configured to accept (the size of its stack array).
@@ -224,7 +225,8 @@ impl RawConfig {
             dns_timeout_ms,
             dns_cache_entries,
             max_connection_rate_per_client,
-            max_tunnels_per_user
+            max_tunnels_per_user,
+            user_bandwidth_bytes_per_sec
         )
     }
 
@@ -399,6 +401,10 @@ impl RawConfig {
                 self.max_connection_rate_per_client,
             )?,
             max_tunnels_per_user: req("max_tunnels_per_user", self.max_tunnels_per_user)?,
+            user_bandwidth_bytes_per_sec: req(
+                "user_bandwidth_bytes_per_sec",
+                self.user_bandwidth_bytes_per_sec,
+            )?,
             max_connections: bounded("max_connections", self.max_connections, 0, 100_000_000)?,
             max_connections_per_client: req(
                 "max_connections_per_client",
@@ -515,6 +521,8 @@ pub struct Config {
     pub max_connection_rate_per_client: u32,
     /// Open tunnels of one authenticated user (0: no limit).
     pub max_tunnels_per_user: u32,
+    /// Tunnel bytes per second of one authenticated user, both directions (0: no limit).
+    pub user_bandwidth_bytes_per_sec: u64,
 }
 
 /// The policy keys, validated (a [`Policy`] was built from them once).
@@ -630,6 +638,7 @@ impl Config {
             dns_cache_entries: Some(self.dns_cache_entries),
             max_connection_rate_per_client: Some(self.max_connection_rate_per_client),
             max_tunnels_per_user: Some(self.max_tunnels_per_user),
+            user_bandwidth_bytes_per_sec: Some(self.user_bandwidth_bytes_per_sec),
         };
         let mut out = String::new();
         if !self.users.inline.is_empty() {

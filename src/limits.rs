@@ -11,7 +11,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::acl::canonical;
 use crate::http::response::Reply;
@@ -32,6 +32,41 @@ pub struct ConnLimits {
     /// Open tunnels per user (0: no limit).
     per_user: u32,
     user_slots: Box<[AtomicU32]>,
+    /// Tunnel bytes per second per user, both directions together (0: no limit): per slot, the
+    /// time (ns since `epoch`) when the bytes already let through will have been paid for.
+    bandwidth: u64,
+    paid_until: Box<[AtomicU64]>,
+}
+
+/// How long a burst a user's bandwidth allows (bytes beyond it wait).
+const BURST: Duration = Duration::from_secs(1);
+
+/// A user's share of `user_bandwidth_bytes_per_sec`, for the tunnels' relays.
+pub struct UserRate {
+    limits: Arc<ConnLimits>,
+    slot: usize,
+}
+
+impl UserRate {
+    /// Books `n` bytes moved; how long to wait before moving more (generic cell rate algorithm:
+    /// lock-free, shared by all the user's tunnels on all workers).
+    pub fn book(&self, n: usize) -> Duration {
+        let l = &self.limits;
+        let now = l.epoch.elapsed().as_nanos() as u64;
+        let cost = (n as u128 * 1_000_000_000 / u128::from(l.bandwidth)) as u64;
+        let slot = &l.paid_until[self.slot];
+        let mut paid = slot.load(Ordering::Relaxed);
+        loop {
+            let next = paid.max(now) + cost;
+            match slot.compare_exchange_weak(paid, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => {
+                    let ahead = next.saturating_sub(now + BURST.as_nanos() as u64);
+                    return Duration::from_nanos(ahead);
+                }
+                Err(seen) => paid = seen,
+            }
+        }
+    }
 }
 
 /// Holds a tunnel's place in its user's count until dropped.
@@ -64,7 +99,13 @@ impl ConnLimits {
     /// `max`: open client connections in all; `per_client`: from one address; `rate`: new
     /// connections per second from one address; `per_user`: open tunnels of one user (0 = no
     /// limit).
-    pub fn new(max: usize, per_client: u32, rate: u32, per_user: u32) -> ConnLimits {
+    pub fn new(
+        max: usize,
+        per_client: u32,
+        rate: u32,
+        per_user: u32,
+        bandwidth: u64,
+    ) -> ConnLimits {
         ConnLimits {
             max,
             per_client,
@@ -76,6 +117,8 @@ impl ConnLimits {
             epoch: Instant::now(),
             per_user,
             user_slots: table(per_user > 0),
+            bandwidth,
+            paid_until: table(bandwidth > 0),
         }
     }
 
@@ -106,6 +149,14 @@ impl ConnLimits {
                 Err(now) => seen = now,
             }
         }
+    }
+
+    /// The bandwidth share of `user`'s tunnels, when `user_bandwidth_bytes_per_sec` is set.
+    pub fn user_rate(self: &Arc<Self>, user: &str) -> Option<UserRate> {
+        (self.bandwidth > 0).then(|| UserRate {
+            limits: Arc::clone(self),
+            slot: self.slot(("bandwidth", user)),
+        })
     }
 
     /// A place for one more open tunnel of `user`, or `None` over `max_tunnels_per_user`.
@@ -186,7 +237,7 @@ mod tests {
 
     #[test]
     fn limits_count_in_all_and_per_address_and_free_on_drop() {
-        let l = Arc::new(ConnLimits::new(3, 2, 0, 0));
+        let l = Arc::new(ConnLimits::new(3, 2, 0, 0, 0));
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
@@ -200,7 +251,7 @@ mod tests {
         let _p4 = l.admit(a).unwrap();
         drop((p2, p3));
         assert_eq!(l.open(), 1);
-        let unlimited = Arc::new(ConnLimits::new(10, 0, 0, 0));
+        let unlimited = Arc::new(ConnLimits::new(10, 0, 0, 0, 0));
         let held: Vec<_> = (0..10).map(|_| unlimited.admit(a).unwrap()).collect();
         assert_eq!(unlimited.admit(b).err(), Some(Reply::TooManyConnections));
         drop(held);
@@ -209,7 +260,7 @@ mod tests {
 
     #[test]
     fn connection_rate_and_tunnels_per_user() {
-        let l = Arc::new(ConnLimits::new(1000, 0, 3, 2));
+        let l = Arc::new(ConnLimits::new(1000, 0, 3, 2, 0));
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let held: Vec<_> = (0..3).map(|_| l.admit(a).unwrap()).collect();
@@ -223,8 +274,29 @@ mod tests {
         assert!(l.admit_tunnel("bob").unwrap().is_some());
         drop(t1);
         assert!(l.admit_tunnel("alice").is_some());
-        let off = Arc::new(ConnLimits::new(10, 0, 0, 0));
+        let off = Arc::new(ConnLimits::new(10, 0, 0, 0, 0));
         assert!(matches!(off.admit_tunnel("x"), Some(None)));
+    }
+
+    #[test]
+    fn bandwidth_lets_a_second_through_then_paces() {
+        let l = Arc::new(ConnLimits::new(10, 0, 0, 0, 1_000_000));
+        let r = l.user_rate("alice").unwrap();
+        assert_eq!(r.book(500_000), Duration::ZERO);
+        assert_eq!(r.book(400_000), Duration::ZERO);
+        // 1.9 s worth booked at once: about 0.9 s over the burst.
+        let wait = r.book(1_000_000);
+        assert!(
+            wait > Duration::from_millis(800) && wait <= Duration::from_millis(900),
+            "{wait:?}"
+        );
+        // Another user has its own share.
+        assert_eq!(l.user_rate("bob").unwrap().book(900_000), Duration::ZERO);
+        assert!(
+            Arc::new(ConnLimits::new(10, 0, 0, 0, 0))
+                .user_rate("x")
+                .is_none()
+        );
     }
 
     #[test]

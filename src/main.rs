@@ -175,6 +175,9 @@ struct Cli {
     /// Open tunnels of one user, beyond which 429; 0 = no limit [default: 0]
     #[arg(long, value_name = "N")]
     max_tunnels_per_user: Option<u32>,
+    /// Tunnel bytes per second of one user, both directions together; 0 = no limit [default: 0]
+    #[arg(long, value_name = "BYTES")]
+    user_bandwidth: Option<u64>,
 }
 
 impl Cli {
@@ -238,6 +241,7 @@ impl Cli {
             dns_cache_entries: None,
             max_connection_rate_per_client: self.max_connection_rate_per_client,
             max_tunnels_per_user: self.max_tunnels_per_user,
+            user_bandwidth_bytes_per_sec: self.user_bandwidth,
         }
     }
 }

@@ -95,6 +95,7 @@ pub fn run(config: Config, reload_config: Reload) -> Result<(), StartError> {
         config.max_connections_per_client,
         config.max_connection_rate_per_client,
         config.max_tunnels_per_user,
+        config.user_bandwidth_bytes_per_sec,
     ));
 
     // Registered before any worker starts, so no signal is lost to the default action.

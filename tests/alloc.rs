@@ -137,7 +137,7 @@ fn serve_counted(driver: Driver, config: Arc<Config>) -> SocketAddr {
         let auth = auth::Shared::start(&config).unwrap();
         let policy = config.policy.build(auth.is_some(), &[addr]).unwrap();
         let policy = Arc::new(arc_swap::ArcSwap::from_pointee(policy));
-        let limits = Arc::new(ringgate::limits::ConnLimits::new(1000, 0, 0, 0));
+        let limits = Arc::new(ringgate::limits::ConnLimits::new(1000, 0, 0, 0, 0));
         let shard = Rc::new(Shard::new(0, config, auth, policy, limits));
         block_on(driver, async move {
             let listener = monoio::net::TcpListener::from_std(listener).unwrap();

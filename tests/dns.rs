@@ -181,7 +181,10 @@ fn answers_are_cached_for_their_ttl_and_failures_are_answered_and_remembered() {
     );
 
     // A server that answers A but never AAAA: the A answer is used once the server's time is up.
-    assert_eq!(get(&proxy, &format!("http://a-only.test:{port}/")), (200, "resolved".into()));
+    assert_eq!(
+        get(&proxy, &format!("http://a-only.test:{port}/")),
+        (200, "resolved".into())
+    );
 
     // CONNECT uses the same resolver and cache.
     let mut t = tunnel(proxy.addr, &format!("cached.test:{port}"));

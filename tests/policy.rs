@@ -423,6 +423,23 @@ fn sighup_reloads_the_policy_keeps_open_tunnels_and_refuses_a_bad_config() {
     std::fs::write(&config, base).unwrap();
     let proxy = Proxy::start_strict(&["--config", config.to_str().unwrap()]);
     let mut open = working_tunnel("127.0.0.1", proxy.addr, echo);
+    // A busy tunnel through all the reloads below: every byte must arrive.
+    let mut busy = working_tunnel("127.0.0.1", proxy.addr, echo);
+    let load = std::thread::spawn(move || {
+        let mut w = busy.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            for i in 0..32u64 {
+                let mut chunk = Vec::new();
+                send_pattern(&mut chunk, 3, (i + 1) << 20);
+                w.write_all(&chunk[(i << 20) as usize..]).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            w.shutdown(std::net::Shutdown::Write).unwrap();
+        });
+        let got = check_pattern(&mut busy, 3);
+        writer.join().unwrap();
+        got
+    });
 
     // A rule added: new requests meet it; the open tunnel goes on.
     std::fs::write(
@@ -465,6 +482,11 @@ fn sighup_reloads_the_policy_keeps_open_tunnels_and_refuses_a_bad_config() {
         proxy.log_text()
     );
     working_tunnel("127.0.0.1", proxy.addr, echo);
+    assert_eq!(
+        load.join().unwrap(),
+        32 << 20,
+        "the busy tunnel lost bytes across reloads"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -538,4 +560,48 @@ fn connection_rate_per_client_and_tunnels_per_user_answer_429() {
         }
     }
     assert!(freed);
+}
+
+#[test]
+fn a_users_tunnels_share_its_bandwidth() {
+    use base64::Engine;
+    const RATE: u64 = 2 << 20;
+    const EACH_WAY: u64 = 4 << 20;
+    let echo = echo_server();
+    let proxy = Proxy::start(&["--user", "alice:pw", "--user-bandwidth", &RATE.to_string()]);
+    let token = base64::engine::general_purpose::STANDARD.encode("alice:pw");
+    // Two tunnels of one user, each echoing 4 MiB: 16 MiB moved in all (both directions of both
+    // tunnels count), at 2 MiB/s after a one-second burst: at least 7 s.
+    let started = Instant::now();
+    let tunnels: Vec<_> = (0..2u64)
+        .map(|seed| {
+            let mut s = TcpStream::connect(proxy.addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+            s.write_all(
+                format!("CONNECT {echo} HTTP/1.1\r\nProxy-Authorization: Basic {token}\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+            assert!(read_head(&mut s).starts_with("HTTP/1.1 200 "));
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                let writer = std::thread::spawn(move || {
+                    send_pattern(&mut w, seed, EACH_WAY);
+                    w.shutdown(std::net::Shutdown::Write).unwrap();
+                });
+                let got = check_pattern(&mut s, seed);
+                writer.join().unwrap();
+                got
+            })
+        })
+        .collect();
+    for t in tunnels {
+        assert_eq!(t.join().unwrap(), EACH_WAY);
+    }
+    let took = started.elapsed();
+    let floor = Duration::from_secs_f64((4 * EACH_WAY) as f64 / RATE as f64 - 1.0);
+    assert!(
+        took >= floor.mul_f64(0.9),
+        "16 MiB in {took:?}: the limit did not hold"
+    );
 }

@@ -372,7 +372,8 @@ async fn connect(
     } else {
         drop(buf);
     }
-    let end = tunnel::relay(&client, &upstream, shard).await;
+    let rate = user.and_then(|u| shard.conn_limits.user_rate(u));
+    let end = tunnel::relay(&client, &upstream, shard, rate.as_ref()).await;
     tracing::debug!(
         %peer,
         target = ?target,

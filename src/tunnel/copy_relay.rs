@@ -25,7 +25,7 @@ pub(super) async fn one_way(
     loop {
         src.readable(false).await.map_err(Fault::Src)?;
         for _ in 0..TURN_CHUNKS {
-            {
+            let n = {
                 // No await in this block: the shared buffer is never held across a suspension.
                 let mut buf = shared.borrow_mut();
                 let n = match sys::read(src_fd, &mut buf) {
@@ -53,7 +53,9 @@ pub(super) async fn one_way(
                         Err(e) => return Err(Fault::Dst(e)),
                     }
                 }
-            }
+                n
+            };
+            meter.pace(n).await;
             if !overflow.is_empty() {
                 flush(dst, &mut overflow, meter).await?;
                 overflow = Vec::new(); // give the memory back: this direction may now sit idle

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use monoio::net::TcpStream;
 
 use crate::config::RelayKind;
+use crate::limits::UserRate;
 use crate::shard::Shard;
 use crate::sys;
 
@@ -94,10 +95,12 @@ impl Fault {
     }
 }
 
-/// What both directions share: bytes moved, and when a byte last moved.
+/// One direction's count of bytes moved, the time a byte last moved (shared by both directions),
+/// and the user's bandwidth share if one is set.
 struct Meter<'a> {
     moved: Cell<u64>,
     activity: &'a Cell<Instant>,
+    rate: Option<&'a UserRate>,
 }
 
 impl Meter<'_> {
@@ -105,19 +108,36 @@ impl Meter<'_> {
         self.moved.set(self.moved.get() + n as u64);
         self.activity.set(Instant::now());
     }
+
+    /// Books `n` bytes against the user's bandwidth and waits as long as it says.
+    async fn pace(&self, n: usize) {
+        if let Some(rate) = self.rate {
+            let wait = rate.book(n);
+            if !wait.is_zero() {
+                monoio::time::sleep(wait).await;
+            }
+        }
+    }
 }
 
 /// Relays between `client` and `upstream` until the tunnel ends. Both sockets are switched to
 /// non-blocking mode; the caller closes them afterwards.
-pub async fn relay(client: &TcpStream, upstream: &TcpStream, shard: &Shard) -> TunnelEnd {
+pub async fn relay(
+    client: &TcpStream,
+    upstream: &TcpStream,
+    shard: &Shard,
+    rate: Option<&UserRate>,
+) -> TunnelEnd {
     let activity = Cell::new(Instant::now());
     let up = Meter {
         moved: Cell::new(0),
         activity: &activity,
+        rate,
     };
     let down = Meter {
         moved: Cell::new(0),
         activity: &activity,
+        rate,
     };
     let reason = match (
         sys::set_nonblocking(sys::fd_of(client)),

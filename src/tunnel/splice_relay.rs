@@ -50,6 +50,7 @@ pub(super) async fn one_way(
                 Err(e) => return Err(Fault::Src(e)),
             };
             lease.in_flight = n;
+            meter.pace(n).await;
             while lease.in_flight > 0 {
                 match sys::splice(lease.read_end(), dst_fd, lease.in_flight) {
                     Ok(m) => {
