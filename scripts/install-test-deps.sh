@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the integration tests drive the proxy with: curl, socat, Python requests, and the
 # tools that make the htpasswd fixtures (Apache's htpasswd from apache2-utils, openssl), and HAProxy
-# (in front of ringgate with the PROXY protocol).
+# (in front of ringgate with the PROXY protocol), and Python's prometheus-client (its text parser reads
+# the /metrics scrape in the tests).
 set -euo pipefail
 need=()
 command -v curl >/dev/null || need+=(curl)
@@ -15,3 +16,4 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get install -y -qq "${need[@]}"
 fi
 python3 -c 'import requests' 2>/dev/null || python3 -m pip install -q requests
+python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus-client

@@ -166,6 +166,17 @@ pub enum Denial {
 }
 
 impl Denial {
+    /// Its place in `metrics::DENIALS`.
+    pub fn index(&self) -> usize {
+        match self {
+            Denial::Client => 0,
+            Denial::Port => 1,
+            Denial::Destination(_) => 2,
+            Denial::Loop => 3,
+            Denial::Rule(_) => 4,
+        }
+    }
+
     pub fn reason(&self) -> &str {
         match self {
             Denial::Client => "client address not allowed",

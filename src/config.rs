@@ -122,6 +122,7 @@ pub struct RawConfig {
     pub max_connection_rate_per_client: Option<u32>,
     pub max_tunnels_per_user: Option<u32>,
     pub user_bandwidth_bytes_per_sec: Option<u64>,
+    pub admin: Option<String>,
 }
 
 /// Most header fields the parser can be configured to accept (the size of its stack array).
@@ -226,7 +227,8 @@ impl RawConfig {
             dns_cache_entries,
             max_connection_rate_per_client,
             max_tunnels_per_user,
-            user_bandwidth_bytes_per_sec
+            user_bandwidth_bytes_per_sec,
+            admin
         )
     }
 
@@ -401,6 +403,10 @@ impl RawConfig {
                 self.max_connection_rate_per_client,
             )?,
             max_tunnels_per_user: req("max_tunnels_per_user", self.max_tunnels_per_user)?,
+            admin: match req("admin", self.admin)?.as_str() {
+                "" => None,
+                a => Some(socket_addrs("admin", &[a.to_owned()])?[0]),
+            },
             user_bandwidth_bytes_per_sec: req(
                 "user_bandwidth_bytes_per_sec",
                 self.user_bandwidth_bytes_per_sec,
@@ -523,6 +529,8 @@ pub struct Config {
     pub max_tunnels_per_user: u32,
     /// Tunnel bytes per second of one authenticated user, both directions (0: no limit).
     pub user_bandwidth_bytes_per_sec: u64,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served; `None`: nowhere.
+    pub admin: Option<SocketAddr>,
 }
 
 /// The policy keys, validated (a [`Policy`] was built from them once).
@@ -639,6 +647,7 @@ impl Config {
             max_connection_rate_per_client: Some(self.max_connection_rate_per_client),
             max_tunnels_per_user: Some(self.max_tunnels_per_user),
             user_bandwidth_bytes_per_sec: Some(self.user_bandwidth_bytes_per_sec),
+            admin: Some(self.admin.map(|a| a.to_string()).unwrap_or_default()),
         };
         let mut out = String::new();
         if !self.users.inline.is_empty() {

@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 pub mod acl;
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod conn;
@@ -11,6 +12,7 @@ pub mod fill;
 pub mod forward;
 pub mod http;
 pub mod limits;
+pub mod metrics;
 pub mod proxy_protocol;
 pub mod server;
 pub mod shard;

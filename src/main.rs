@@ -178,6 +178,9 @@ struct Cli {
     /// Tunnel bytes per second of one user, both directions together; 0 = no limit [default: 0]
     #[arg(long, value_name = "BYTES")]
     user_bandwidth: Option<u64>,
+    /// Serve /metrics, /healthz and /readyz on ADDR (e.g. 127.0.0.1:9090) [default: off]
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<String>,
 }
 
 impl Cli {
@@ -242,6 +245,7 @@ impl Cli {
             max_connection_rate_per_client: self.max_connection_rate_per_client,
             max_tunnels_per_user: self.max_tunnels_per_user,
             user_bandwidth_bytes_per_sec: self.user_bandwidth,
+            admin: self.admin.clone(),
         }
     }
 }

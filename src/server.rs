@@ -4,6 +4,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use arc_swap::ArcSwap;
 
@@ -11,10 +12,13 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::acl::Policy;
+use crate::admin;
 use crate::auth;
 use crate::config::{Config, ConfigError};
 use crate::creds::reload;
 use crate::limits::{self, ConnLimits};
+use crate::metrics::Registry;
+use crate::shard::Shared;
 use crate::worker;
 
 /// Why the proxy could not start.
@@ -104,15 +108,19 @@ pub fn run(config: Config, reload_config: Reload) -> Result<(), StartError> {
     let auth_on = auth.is_some();
     let running = config.clone();
     let swap = policy.clone();
-    let workers = worker::spawn(
-        config.clone(),
+    let metrics = Arc::new(Registry::new(config.workers, driver.name()));
+    let shared = Shared {
         auth,
         policy,
         conn_limits,
-        listeners,
-        driver,
-        stop_rx,
-    )?;
+        metrics: metrics.clone(),
+    };
+    let _admin = match config.admin {
+        Some(addr) => Some(admin::start(addr, metrics.clone())?),
+        None => None,
+    };
+    let workers = worker::spawn(config.clone(), shared, listeners, driver, stop_rx)?;
+    metrics.ready.store(true, Ordering::Relaxed);
     // Bound in order: `listen`, then `listen_proxy_protocol`.
     let (addrs, proxied): (Vec<String>, Vec<String>) = {
         let text: Vec<String> = bound.iter().map(ToString::to_string).collect();
@@ -141,6 +149,7 @@ pub fn run(config: Config, reload_config: Reload) -> Result<(), StartError> {
                         let _ = tx.try_send(());
                     }
                 } else if stop.take().is_some() {
+                    metrics.draining.store(true, Ordering::Relaxed);
                     tracing::info!(
                         signal,
                         "shutting down: no new connections; open ones get the grace period"

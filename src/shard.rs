@@ -14,11 +14,23 @@ use crate::config::{Config, RelayKind};
 use crate::forward::pool::Pool;
 use crate::http::head::Limits;
 use crate::limits::ConnLimits;
+use crate::metrics::{Registry, WorkerMetrics};
 use crate::tunnel::pipe_pool::PipePool;
 use crate::upstream::dns::Resolver;
 
+/// What all workers share (read-mostly, or written at accept/close only), handed to each shard.
+#[derive(Clone)]
+pub struct Shared {
+    pub auth: Option<Arc<auth::Shared>>,
+    pub policy: Arc<ArcSwap<Policy>>,
+    pub conn_limits: Arc<ConnLimits>,
+    pub metrics: Arc<Registry>,
+}
+
 pub struct Shard {
     pub id: usize,
+    /// This worker's counters (only this worker writes them).
+    pub metrics: Arc<WorkerMetrics>,
     pub config: Arc<Config>,
     pub limits: Limits,
     pub pipes: PipePool,
@@ -41,13 +53,9 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub fn new(
-        id: usize,
-        config: Arc<Config>,
-        auth: Option<Arc<auth::Shared>>,
-        policy: Arc<ArcSwap<Policy>>,
-        conn_limits: Arc<ConnLimits>,
-    ) -> Shard {
+    pub fn new(id: usize, config: Arc<Config>, shared: &Shared) -> Shard {
+        let metrics = Arc::clone(&shared.metrics.workers[id]);
+        let policy = Arc::clone(&shared.policy);
         let current = policy.load_full();
         let mine = Rc::new(Policy::clone(&current));
         let copy_buf = match config.relay {
@@ -61,13 +69,16 @@ impl Shard {
                 max_target_bytes: config.max_target_bytes,
                 max_headers: config.max_headers,
             },
-            pipes: PipePool::new(config.pipe_size, config.pipe_pool),
+            pipes: PipePool::new(config.pipe_size, config.pipe_pool, Arc::clone(&metrics)),
             copy_buf: RefCell::new(copy_buf),
-            auth: auth.map(Gate::new),
+            auth: shared
+                .auth
+                .clone()
+                .map(|a| Gate::new(a, Arc::clone(&metrics))),
             upstreams: Pool::new(&config),
             policy_source: policy,
-            conn_limits,
-            dns: Resolver::new(&config),
+            conn_limits: Arc::clone(&shared.conn_limits),
+            dns: Resolver::new(&config, Arc::clone(&metrics)),
             proxy_protocol_from: crate::acl::parse_nets(
                 "proxy_protocol_from",
                 &config.proxy_protocol_from,
@@ -76,6 +87,7 @@ impl Shard {
             policy: RefCell::new((current, mine)),
             config,
             active: Cell::new(0),
+            metrics,
         }
     }
 
@@ -98,6 +110,8 @@ impl Shard {
     /// Counts a connection as open until the guard drops.
     pub fn track(self: &Rc<Self>) -> ActiveGuard {
         self.active.set(self.active.get() + 1);
+        self.metrics.connections_accepted.inc();
+        self.metrics.connections_active.inc();
         ActiveGuard(Rc::clone(self))
     }
 }
@@ -107,5 +121,6 @@ pub struct ActiveGuard(Rc<Shard>);
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.0.active.set(self.0.active.get() - 1);
+        self.0.metrics.connections_active.dec();
     }
 }

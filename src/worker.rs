@@ -10,18 +10,14 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use monoio::blocking::DefaultThreadPool;
 use monoio::net::TcpListener;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::acl::Policy;
-use crate::auth;
 use crate::config::{Config, IoDriver};
 use crate::conn;
-use crate::limits::ConnLimits;
-use crate::shard::Shard;
+use crate::shard::{Shard, Shared};
 
 /// The driver the workers actually run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,9 +110,7 @@ fn listener(addr: SocketAddr, backlog: u32) -> io::Result<StdListener> {
 /// first error); the handles end after the shutdown signal and the drain.
 pub fn spawn(
     config: Arc<Config>,
-    auth: Option<Arc<auth::Shared>>,
-    policy: Arc<ArcSwap<Policy>>,
-    conn_limits: Arc<ConnLimits>,
+    shared: Shared,
     listeners: Vec<Vec<Listener>>,
     driver: Driver,
     shutdown: flume::Receiver<()>,
@@ -127,11 +121,9 @@ pub fn spawn(
     let mut handles = Vec::with_capacity(listeners.len());
     for (id, own) in listeners.into_iter().enumerate() {
         let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
-        let (config, auth, policy, conn_limits, pool, shutdown, ready) = (
+        let (config, shared, pool, shutdown, ready) = (
             config.clone(),
-            auth.clone(),
-            policy.clone(),
-            conn_limits.clone(),
+            shared.clone(),
             pool.clone(),
             shutdown.clone(),
             ready_tx.clone(),
@@ -144,7 +136,7 @@ pub fn spawn(
                 {
                     tracing::warn!(worker = id, core = core.id, "cannot pin worker to its core");
                 }
-                let shard = Rc::new(Shard::new(id, config, auth, policy, conn_limits));
+                let shard = Rc::new(Shard::new(id, config, &shared));
                 let main = worker_main(shard, own, shutdown, ready.clone());
                 let built = match driver {
                     Driver::Uring => RuntimeBuilder::<IoUringDriver>::new()

@@ -138,7 +138,13 @@ fn serve_counted(driver: Driver, config: Arc<Config>) -> SocketAddr {
         let policy = config.policy.build(auth.is_some(), &[addr]).unwrap();
         let policy = Arc::new(arc_swap::ArcSwap::from_pointee(policy));
         let limits = Arc::new(ringgate::limits::ConnLimits::new(1000, 0, 0, 0, 0));
-        let shard = Rc::new(Shard::new(0, config, auth, policy, limits));
+        let shared = ringgate::shard::Shared {
+            auth,
+            policy,
+            conn_limits: limits,
+            metrics: Arc::new(ringgate::metrics::Registry::new(1, "test")),
+        };
+        let shard = Rc::new(Shard::new(0, config, &shared));
         block_on(driver, async move {
             let listener = monoio::net::TcpListener::from_std(listener).unwrap();
             count_this_thread();
@@ -228,7 +234,7 @@ fn ten_thousand_credential_cache_hits_allocate_nothing() {
     let _turn = take_turn();
     let config = config("users = [\"alice:pw\"]");
     let shared = auth::Shared::start(&config).unwrap().unwrap();
-    let gate = Gate::new(shared);
+    let gate = Gate::new(shared, Default::default());
     let buf = format!(
         "CONNECT a:1 HTTP/1.1\r\nProxy-Authorization: {}\r\n\r\n",
         basic("alice", "pw")

@@ -63,7 +63,7 @@ fn a_session_lasts_for_the_connection_until_credentials_change_or_the_user_goes(
         file.display()
     ));
     let shared = auth::Shared::start(&config).unwrap().unwrap();
-    let gate = Gate::new(shared.clone());
+    let gate = Gate::new(shared.clone(), Default::default());
     let mut rt = RuntimeBuilder::<LegacyDriver>::new()
         .enable_timer()
         .build()
@@ -127,7 +127,7 @@ fn a_user_removed_while_their_password_is_checked_does_not_get_in() {
         file.display()
     ));
     let shared = auth::Shared::start(&config).unwrap().unwrap();
-    let gate = std::rc::Rc::new(Gate::new(shared.clone()));
+    let gate = std::rc::Rc::new(Gate::new(shared.clone(), Default::default()));
     let mut rt = RuntimeBuilder::<LegacyDriver>::new()
         .enable_timer()
         .build()

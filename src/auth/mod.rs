@@ -26,6 +26,7 @@ use crate::creds::throttle::Throttle;
 use crate::creds::user_db::{LoadError, UserDb, UserRecord, Users};
 use crate::creds::verifier::Verifier;
 use crate::http::head::Field;
+use crate::metrics::WorkerMetrics;
 use challenge::{Challenges, Persistence};
 
 /// The schemes a `Proxy-Authorization` value can name. Digest, NTLM and Negotiate slot in here.
@@ -134,6 +135,7 @@ pub struct Gate {
     /// Failures not logged yet: failure lines are written at most once a second per worker.
     unlogged_failures: Cell<u64>,
     last_failure_log: Cell<Option<Instant>>,
+    metrics: Arc<WorkerMetrics>,
 }
 
 /// Marks a credential check from one address as in flight until dropped (also when the
@@ -158,7 +160,7 @@ fn canonical(token: &[u8]) -> &[u8] {
 }
 
 impl Gate {
-    pub fn new(shared: Arc<Shared>) -> Gate {
+    pub fn new(shared: Arc<Shared>, metrics: Arc<WorkerMetrics>) -> Gate {
         Gate {
             cache: RefCell::new(CredentialCache::new(
                 shared.cache_entries,
@@ -169,6 +171,7 @@ impl Gate {
             shared,
             unlogged_failures: Cell::new(0),
             last_failure_log: Cell::new(None),
+            metrics,
         }
     }
 
@@ -213,8 +216,15 @@ impl Gate {
                 return self.refuse(session, peer, now, "unsupported scheme");
             }
         };
-        match self.cache.borrow_mut().lookup(token, &db, now) {
+        let looked_up = self.cache.borrow_mut().lookup(token, &db, now);
+        if matches!(looked_up, Lookup::Miss) {
+            self.metrics.credential_cache_misses.inc();
+        } else {
+            self.metrics.credential_cache_hits.inc();
+        }
+        match looked_up {
             Lookup::Valid(user) => {
+                self.metrics.auth_success.inc();
                 *session = Some(Session {
                     user,
                     generation: db.generation,
@@ -271,6 +281,7 @@ impl Gate {
         let now = Instant::now();
         let reason = match checked {
             Checked::Valid(record) => {
+                self.metrics.auth_success.inc();
                 tracing::debug!(%peer, user = %record.name, "authenticated");
                 let user =
                     self.cache
@@ -292,6 +303,7 @@ impl Gate {
             }
             Checked::Malformed => "malformed credentials",
         };
+        self.metrics.auth_failure.inc();
         self.log_failure(peer, reason, now);
         self.throttle.borrow_mut().failure(peer, now);
         *session = None;
@@ -312,6 +324,7 @@ impl Gate {
         reason: &'static str,
     ) -> Decision {
         *session = None;
+        self.metrics.auth_failure.inc();
         let mut throttle = self.throttle.borrow_mut();
         let delay = throttle.penalty(peer, now);
         throttle.failure(peer, now);

@@ -14,12 +14,13 @@ use std::time::Instant;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
-use crate::acl::{self, Verdict};
+use crate::acl::{self, Denial, Verdict};
 use crate::auth::{Decision, Session};
 use crate::fill::{Filled, fill};
 use crate::http::head::{self, Limits, Method, RequestHead};
 use crate::http::response::Reply;
 use crate::http::target::parse_authority;
+use crate::metrics::{METHODS, WorkerMetrics};
 use crate::shard::Shard;
 use crate::upstream::dial::DialError;
 use crate::{forward, proxy_protocol, tunnel, upstream};
@@ -47,6 +48,9 @@ pub async fn serve(
     let _permit = match shard.conn_limits.admit(peer.ip()) {
         Ok(permit) => permit,
         Err(reply) => {
+            let limit = usize::from(reply != Reply::TooManyConnections);
+            shard.metrics.limits[limit].inc();
+            shard.metrics.request(METHODS.len() - 1, reply.status());
             // No lingering here: the point is to give the connection's resources back at once.
             tracing::debug!(%peer, status = reply.status(), reason = reply.reason(), "refused");
             let _ = stream.write_all(reply.bytes()).await;
@@ -55,7 +59,9 @@ pub async fn serve(
     };
     // Counted first, so that clients refused below cannot hold more fds than the limits allow.
     if !shard.policy().admits_client(peer.ip()) {
+        shard.metrics.denials[Denial::Client.index()].inc();
         return refuse(
+            &shard.metrics,
             &mut stream,
             Reply::DeniedClient,
             None,
@@ -72,7 +78,7 @@ pub async fn serve(
             HeadRead::Complete(head) => head,
             HeadRead::Gone => return,
             HeadRead::Rejected(reply) => {
-                return refuse(&mut stream, reply, None, peer, b"", buf).await;
+                return refuse(&shard.metrics, &mut stream, reply, None, peer, b"", buf).await;
             }
         };
         first = false;
@@ -85,6 +91,8 @@ pub async fn serve(
                         monoio::time::sleep(delay).await;
                     }
                     tracing::debug!(%peer, reason, "407");
+                    shard.metrics.request(head.method as usize, 407);
+                    shard.metrics.challenge(reason);
                     match challenge::answer(&mut stream, &mut buf, &head, gate, &shard).await {
                         challenge::Next::ReadNext => continue,
                         challenge::Next::Closed => return,
@@ -93,6 +101,7 @@ pub async fn serve(
                 Decision::Busy => {
                     let target = head.target.get(&buf).to_vec();
                     return refuse(
+                        &shard.metrics,
                         &mut stream,
                         Reply::AuthBusy,
                         Some(head.method),
@@ -130,6 +139,7 @@ pub async fn serve(
             head.target.get(&buf)
         };
         return refuse(
+            &shard.metrics,
             &mut stream,
             reply,
             Some(head.method),
@@ -251,6 +261,7 @@ fn is_absolute_form(target: &[u8]) -> bool {
 
 /// Answers with an error, logs it, and closes.
 async fn refuse(
+    metrics: &WorkerMetrics,
     stream: &mut TcpStream,
     reply: Reply,
     method: Option<Method>,
@@ -258,6 +269,10 @@ async fn refuse(
     target: &[u8],
     buf: Vec<u8>,
 ) {
+    metrics.request(
+        method.map_or(METHODS.len() - 1, |m| m as usize),
+        reply.status(),
+    );
     tracing::info!(
         %peer,
         status = reply.status(),
@@ -270,6 +285,23 @@ async fn refuse(
         _ => reply.bytes(),
     };
     reject::send_and_close(stream, response, buf).await;
+}
+
+/// Runs a closure when dropped (a gauge that must go down however the task ends).
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
+/// Counts a failed dial by kind, and a policy denial by layer.
+pub(crate) fn count_dial_error(metrics: &WorkerMetrics, e: &DialError) {
+    metrics.dial_errors[e.kind_index()].inc();
+    if let DialError::Denied(d) = e {
+        metrics.denials[d.index()].inc();
+    }
 }
 
 /// CONNECT: check the policy, dial the target, answer 200, pass on the early bytes, relay until
@@ -285,8 +317,10 @@ async fn connect(
     let started = Instant::now();
     let _tunnel_permit = match user.map(|u| shard.conn_limits.admit_tunnel(u)) {
         Some(None) => {
+            shard.metrics.limits[2].inc();
             let target = head.target.get(&buf).to_vec();
             return refuse(
+                &shard.metrics,
                 &mut client,
                 Reply::TooManyTunnels,
                 Some(Method::Connect),
@@ -323,6 +357,7 @@ async fn connect(
         }
         Err(e) => {
             return refuse(
+                &shard.metrics,
                 &mut client,
                 e.into(),
                 Some(Method::Connect),
@@ -336,6 +371,7 @@ async fn connect(
     let mut upstream = match dialed {
         Ok(s) => s,
         Err(e) => {
+            count_dial_error(&shard.metrics, &e);
             if let DialError::Denied(d) = &e {
                 tracing::info!(%peer, user, reason = d.reason(), "denied by policy");
             } else {
@@ -343,6 +379,7 @@ async fn connect(
             }
             let target = head.target.get(&buf).to_vec();
             return refuse(
+                &shard.metrics,
                 &mut client,
                 Reply::from(&e),
                 Some(Method::Connect),
@@ -358,9 +395,15 @@ async fn connect(
     let target = tracing::enabled!(tracing::Level::DEBUG)
         .then(|| String::from_utf8_lossy(head.target.get(&buf)).into_owned());
     let (res, _) = client.write_all(Reply::Established.bytes()).await;
+    let metrics = &shard.metrics;
+    metrics.request(Method::Connect as usize, 200);
+    metrics.tunnel_setup.observe(started.elapsed());
     if res.is_err() {
         return;
     }
+    metrics.tunnels_total.inc();
+    metrics.tunnels_active.inc();
+    let _open = OnDrop(|| metrics.tunnels_active.dec());
     // Bytes that came with the head (a pipelined TLS ClientHello) go upstream before anything else.
     buf.drain(..head.len);
     let early = buf.len() as u64;
@@ -374,6 +417,8 @@ async fn connect(
     }
     let rate = user.and_then(|u| shard.conn_limits.user_rate(u));
     let end = tunnel::relay(&client, &upstream, shard, rate.as_ref()).await;
+    metrics.bytes_up.add(end.up + early);
+    metrics.bytes_down.add(end.down);
     tracing::debug!(
         %peer,
         target = ?target,

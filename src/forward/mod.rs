@@ -53,6 +53,7 @@ pub async fn forward(
     let config = &shard.config;
     let policy = shard.policy();
     let wait = config.idle_timeout;
+    let started = Instant::now();
     // The head for the origin, built while the request's bytes are borrowed, and an origin
     // connection: a kept one if the pool has one, else a new one.
     let (out, pooled, per_address) = {
@@ -60,6 +61,7 @@ pub async fn forward(
         let request = acl::Request::new(peer.ip(), user, &target.authority, false);
         let per_address = match policy.check_request(&request) {
             Verdict::Deny(denial) => {
+                shard.metrics.denials[denial.index()].inc();
                 tracing::info!(%peer, user, reason = denial.reason(), "denied by policy");
                 return Err(Reply::from(&denial));
             }
@@ -190,6 +192,7 @@ pub async fn forward(
         );
     }
     let response_body = rbuf.split_off(rhead.len);
+    shard.metrics.request(head.method as usize, rhead.status);
     tracing::debug!(%peer, host = up.key.host(), status = rhead.status, reused, request_cut, "forwarded");
     let (res, _) = client.write_all(client_head).await;
     if res.is_err() {
@@ -212,6 +215,7 @@ pub async fn forward(
     if clean && !request_cut && !rhead.closes && rhead.body != ResponseBody::UntilClose {
         shard.upstreams.put(up);
     }
+    shard.metrics.request_duration.observe(started.elapsed());
     Ok(if request_cut {
         Next::Linger
     } else if close_client {
@@ -289,6 +293,7 @@ impl Dialer<'_> {
         )
             .await
             .map_err(|e| {
+                crate::conn::count_dial_error(&self.shard.metrics, &e);
                 if let DialError::Denied(d) = &e {
                     tracing::info!(peer = %self.peer, user = self.user, reason = d.reason(), "denied by policy");
                 }

@@ -7,7 +7,9 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 
+use crate::metrics::WorkerMetrics;
 use crate::sys;
 
 /// A pipe's two ends.
@@ -23,16 +25,19 @@ pub struct PipePool {
     max_free: usize,
     resize_warned: Cell<bool>,
     created: Cell<u64>,
+    /// Where the number of pooled pipes is published (the `pipes_pooled` gauge).
+    metrics: Arc<WorkerMetrics>,
 }
 
 impl PipePool {
-    pub fn new(size: usize, max_free: usize) -> PipePool {
+    pub fn new(size: usize, max_free: usize, metrics: Arc<WorkerMetrics>) -> PipePool {
         PipePool {
             free: RefCell::new(Vec::with_capacity(max_free)),
             size,
             max_free,
             resize_warned: Cell::new(false),
             created: Cell::new(0),
+            metrics,
         }
     }
 
@@ -53,7 +58,13 @@ impl PipePool {
 
     /// Leases a pipe: a pooled one if any, else a new one.
     pub fn lease(&self) -> io::Result<Lease<'_>> {
-        let pipe = match self.free.borrow_mut().pop() {
+        let popped = {
+            let mut free = self.free.borrow_mut();
+            let p = free.pop();
+            self.metrics.pipes_pooled.set(free.len() as u64);
+            p
+        };
+        let pipe = match popped {
             Some(p) => p,
             None => self.create()?,
         };
@@ -80,6 +91,7 @@ impl PipePool {
         let mut free = self.free.borrow_mut();
         if free.len() < self.max_free {
             free.push(pipe);
+            self.metrics.pipes_pooled.set(free.len() as u64);
         }
     }
 }
@@ -123,7 +135,7 @@ mod tests {
 
     #[test]
     fn drained_pipes_return_and_dirty_pipes_are_closed() {
-        let pool = PipePool::new(65536, 2);
+        let pool = PipePool::new(65536, 2, Default::default());
         {
             let _a = pool.lease().unwrap();
             let mut b = pool.lease().unwrap();
@@ -142,7 +154,7 @@ mod tests {
 
     #[test]
     fn pool_keeps_at_most_max_free() {
-        let pool = PipePool::new(4096, 1);
+        let pool = PipePool::new(4096, 1, Default::default());
         let leases: Vec<_> = (0..3).map(|_| pool.lease().unwrap()).collect();
         drop(leases);
         assert_eq!(pool.idle(), 1);

@@ -36,6 +36,20 @@ pub enum DialError {
 }
 
 impl DialError {
+    /// Its place in `metrics::DIAL_ERRORS`.
+    pub fn kind_index(&self) -> usize {
+        match self {
+            DialError::Resolve(_) => 0,
+            DialError::NoAddress => 1,
+            DialError::Refused => 2,
+            DialError::Unreachable => 3,
+            DialError::Timeout => 4,
+            DialError::ResolveTimeout => 5,
+            DialError::Other(_) => 6,
+            DialError::Denied(_) => 7,
+        }
+    }
+
     fn from_connect(e: io::Error) -> DialError {
         match e.raw_os_error() {
             Some(libc::ECONNREFUSED) => DialError::Refused,

@@ -19,6 +19,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monoio::net::udp::UdpSocket;
@@ -27,6 +28,7 @@ use simple_dns::{CLASS, Name, Packet, PacketFlag, QCLASS, QTYPE, Question, RCODE
 
 use super::dial::DialError;
 use crate::config::Config;
+use crate::metrics::WorkerMetrics;
 
 /// Longest an answer is kept, whatever its TTL says.
 const MAX_TTL: Duration = Duration::from_secs(3600);
@@ -56,10 +58,9 @@ pub struct Resolver {
     timeout: Duration,
     max_entries: usize,
     cache: RefCell<HashMap<Box<str>, Entry>>,
-    /// Lookups that went to a source (not answered from the cache), for tests and metrics.
-    lookups: Cell<u64>,
     ids: RandomState,
     next_id: Cell<u64>,
+    metrics: Arc<WorkerMetrics>,
 }
 
 /// Why a name gave no address.
@@ -70,7 +71,7 @@ enum Failure {
 }
 
 impl Resolver {
-    pub fn new(config: &Config) -> Resolver {
+    pub fn new(config: &Config, metrics: Arc<WorkerMetrics>) -> Resolver {
         let hosts = if config.dns_servers.is_empty() {
             HashMap::new()
         } else {
@@ -86,15 +87,10 @@ impl Resolver {
             timeout: config.dns_timeout,
             max_entries: config.dns_cache_entries,
             cache: RefCell::default(),
-            lookups: Cell::new(0),
             ids: RandomState::new(),
             next_id: Cell::new(0),
+            metrics,
         }
-    }
-
-    /// Lookups sent to a source so far (cache misses).
-    pub fn lookups(&self) -> u64 {
-        self.lookups.get()
     }
 
     /// The addresses of `name` (IPv6 and IPv4 interleaved, IPv6 first, as RFC 8305 §4 orders them),
@@ -109,9 +105,10 @@ impl Resolver {
         if let Some(e) = self.cache.borrow().get(key.as_str())
             && e.until > now
         {
+            self.metrics.dns_cache_hits.inc();
             return cached_result(&e.value);
         }
-        self.lookups.set(self.lookups.get() + 1);
+        self.metrics.dns_lookups.inc();
         let looked_up = if self.servers.is_empty() {
             system_lookup(key.clone(), deadline, self.ttl).await
         } else {

@@ -1,0 +1,495 @@
+//! Counters, gauges and histograms, rendered in the Prometheus text format at scrape time.
+//!
+//! Each worker writes only its own [`WorkerMetrics`] (its own cache lines: no sharing, no locked
+//! instruction; a relaxed load and store per event), and the admin thread sums all workers when
+//! scraped. Histograms have fixed buckets, so an observation allocates nothing.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A number only its worker writes.
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        // One writer: a plain load and store, no read-modify-write on the bus.
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// For gauges (counts that go down too).
+    pub fn dec(&self) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_sub(1),
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn set(&self, n: u64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Upper bounds of the latency buckets, in microseconds (`+Inf` is implied).
+const BUCKETS_US: [u64; 14] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+    2_500_000, 10_000_000,
+];
+
+#[derive(Default)]
+pub struct Histogram {
+    buckets: [Counter; BUCKETS_US.len()],
+    count: Counter,
+    sum_us: Counter,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let us = d.as_micros().min(u128::from(u64::MAX)) as u64;
+        if let Some(i) = BUCKETS_US.iter().position(|&b| us <= b) {
+            self.buckets[i].inc();
+        }
+        self.count.inc();
+        self.sum_us.add(us);
+    }
+}
+
+/// Request methods as counted (the parser's set; anything else is `other`).
+pub const METHODS: [&str; 10] = [
+    "CONNECT", "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "other",
+];
+const STATUSES: usize = 600;
+
+/// Why a request got a 407.
+pub const CHALLENGE_REASONS: [&str; 6] = [
+    "no credentials",
+    "repeated credentials",
+    "unsupported scheme",
+    "wrong credentials",
+    "malformed credentials",
+    "other",
+];
+
+/// Why a dial failed.
+pub const DIAL_ERRORS: [&str; 8] = [
+    "resolve",
+    "no_address",
+    "refused",
+    "unreachable",
+    "timeout",
+    "resolve_timeout",
+    "other",
+    "denied",
+];
+
+/// Which policy layer denied.
+pub const DENIALS: [&str; 5] = ["client", "port", "destination", "loop", "rule"];
+
+/// Which limit refused.
+pub const LIMITS: [&str; 3] = ["max_connections", "per_client", "tunnels_per_user"];
+
+/// One worker's numbers; only that worker writes them. Aligned so that two workers' metrics never
+/// share a cache line.
+#[repr(align(128))]
+pub struct WorkerMetrics {
+    pub connections_accepted: Counter,
+    pub connections_active: Counter,
+    /// Per method, per status code (100–599; 0 for a request that got no response).
+    requests: Box<[Counter]>,
+    pub challenges: [Counter; CHALLENGE_REASONS.len()],
+    pub auth_success: Counter,
+    pub auth_failure: Counter,
+    pub credential_cache_hits: Counter,
+    pub credential_cache_misses: Counter,
+    pub tunnels_active: Counter,
+    pub tunnels_total: Counter,
+    pub bytes_up: Counter,
+    pub bytes_down: Counter,
+    pub dial_errors: [Counter; DIAL_ERRORS.len()],
+    pub dns_cache_hits: Counter,
+    pub dns_lookups: Counter,
+    pub denials: [Counter; DENIALS.len()],
+    pub limits: [Counter; LIMITS.len()],
+    pub pipes_pooled: Counter,
+    pub tunnel_setup: Histogram,
+    pub request_duration: Histogram,
+}
+
+impl Default for WorkerMetrics {
+    fn default() -> Self {
+        WorkerMetrics {
+            connections_accepted: Counter::default(),
+            connections_active: Counter::default(),
+            requests: (0..METHODS.len() * STATUSES)
+                .map(|_| Counter::default())
+                .collect(),
+            challenges: Default::default(),
+            auth_success: Counter::default(),
+            auth_failure: Counter::default(),
+            credential_cache_hits: Counter::default(),
+            credential_cache_misses: Counter::default(),
+            tunnels_active: Counter::default(),
+            tunnels_total: Counter::default(),
+            bytes_up: Counter::default(),
+            bytes_down: Counter::default(),
+            dial_errors: Default::default(),
+            dns_cache_hits: Counter::default(),
+            dns_lookups: Counter::default(),
+            denials: Default::default(),
+            limits: Default::default(),
+            pipes_pooled: Counter::default(),
+            tunnel_setup: Histogram::default(),
+            request_duration: Histogram::default(),
+        }
+    }
+}
+
+impl WorkerMetrics {
+    /// Counts a request answered with `status` (`method` as in [`METHODS`]).
+    pub fn request(&self, method: usize, status: u16) {
+        let status = if (100..600).contains(&status) {
+            usize::from(status)
+        } else {
+            0
+        };
+        self.requests[method.min(METHODS.len() - 1) * STATUSES + status].inc();
+    }
+
+    pub fn challenge(&self, reason: &str) {
+        let i = CHALLENGE_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(CHALLENGE_REASONS.len() - 1);
+        self.challenges[i].inc();
+    }
+}
+
+/// Process-wide: every worker's metrics, and what no single worker owns.
+pub struct Registry {
+    pub workers: Vec<Arc<WorkerMetrics>>,
+    pub log_lines_dropped: AtomicU64,
+    pub log_lines_written: AtomicU64,
+    pub driver: &'static str,
+    /// All workers listen (set once at start).
+    pub ready: AtomicBool,
+    /// SIGTERM/SIGINT received: listeners closed, draining.
+    pub draining: AtomicBool,
+}
+
+impl Registry {
+    pub fn new(workers: usize, driver: &'static str) -> Registry {
+        Registry {
+            workers: (0..workers)
+                .map(|_| Arc::new(WorkerMetrics::default()))
+                .collect(),
+            log_lines_dropped: AtomicU64::new(0),
+            log_lines_written: AtomicU64::new(0),
+            driver,
+            ready: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    fn sum(&self, f: impl Fn(&WorkerMetrics) -> u64) -> u64 {
+        self.workers.iter().map(|w| f(w)).sum()
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        let mut w = Writer { out: &mut out };
+        w.family(
+            "connections_accepted_total",
+            "counter",
+            "Client connections accepted.",
+        );
+        w.value(
+            "connections_accepted_total",
+            "",
+            self.sum(|m| m.connections_accepted.get()),
+        );
+        w.family(
+            "connections_active",
+            "gauge",
+            "Client connections open now.",
+        );
+        w.value(
+            "connections_active",
+            "",
+            self.sum(|m| m.connections_active.get()),
+        );
+
+        w.family(
+            "requests_total",
+            "counter",
+            "Requests answered, by method and status (0: no response).",
+        );
+        for (mi, method) in METHODS.iter().enumerate() {
+            for status in 0..STATUSES {
+                let n = self.sum(|m| m.requests[mi * STATUSES + status].get());
+                if n > 0 {
+                    w.value(
+                        "requests_total",
+                        &format!("method=\"{method}\",status=\"{status}\""),
+                        n,
+                    );
+                }
+            }
+        }
+        w.family(
+            "auth_challenges_total",
+            "counter",
+            "407 answers, by reason.",
+        );
+        for (i, reason) in CHALLENGE_REASONS.iter().enumerate() {
+            w.value(
+                "auth_challenges_total",
+                &format!("reason=\"{reason}\""),
+                self.sum(|m| m.challenges[i].get()),
+            );
+        }
+        w.family(
+            "auth_checks_total",
+            "counter",
+            "Credential checks, by scheme and result.",
+        );
+        w.value(
+            "auth_checks_total",
+            "scheme=\"basic\",result=\"success\"",
+            self.sum(|m| m.auth_success.get()),
+        );
+        w.value(
+            "auth_checks_total",
+            "scheme=\"basic\",result=\"failure\"",
+            self.sum(|m| m.auth_failure.get()),
+        );
+        w.family(
+            "credential_cache_total",
+            "counter",
+            "Credential cache lookups, by result.",
+        );
+        w.value(
+            "credential_cache_total",
+            "result=\"hit\"",
+            self.sum(|m| m.credential_cache_hits.get()),
+        );
+        w.value(
+            "credential_cache_total",
+            "result=\"miss\"",
+            self.sum(|m| m.credential_cache_misses.get()),
+        );
+        w.family("tunnels_active", "gauge", "CONNECT tunnels open now.");
+        w.value("tunnels_active", "", self.sum(|m| m.tunnels_active.get()));
+        w.family("tunnels_total", "counter", "CONNECT tunnels opened.");
+        w.value("tunnels_total", "", self.sum(|m| m.tunnels_total.get()));
+        w.family(
+            "tunnel_bytes_total",
+            "counter",
+            "Bytes relayed through tunnels, by direction.",
+        );
+        w.value(
+            "tunnel_bytes_total",
+            "direction=\"up\"",
+            self.sum(|m| m.bytes_up.get()),
+        );
+        w.value(
+            "tunnel_bytes_total",
+            "direction=\"down\"",
+            self.sum(|m| m.bytes_down.get()),
+        );
+        w.family(
+            "upstream_connect_errors_total",
+            "counter",
+            "Failed dials, by kind.",
+        );
+        for (i, kind) in DIAL_ERRORS.iter().enumerate() {
+            w.value(
+                "upstream_connect_errors_total",
+                &format!("kind=\"{kind}\""),
+                self.sum(|m| m.dial_errors[i].get()),
+            );
+        }
+        w.family(
+            "dns_resolutions_total",
+            "counter",
+            "Name resolutions, by source.",
+        );
+        w.value(
+            "dns_resolutions_total",
+            "source=\"cache\"",
+            self.sum(|m| m.dns_cache_hits.get()),
+        );
+        w.value(
+            "dns_resolutions_total",
+            "source=\"lookup\"",
+            self.sum(|m| m.dns_lookups.get()),
+        );
+        w.family(
+            "policy_denials_total",
+            "counter",
+            "Requests denied by the egress policy, by layer.",
+        );
+        for (i, kind) in DENIALS.iter().enumerate() {
+            w.value(
+                "policy_denials_total",
+                &format!("kind=\"{kind}\""),
+                self.sum(|m| m.denials[i].get()),
+            );
+        }
+        w.family(
+            "limit_refusals_total",
+            "counter",
+            "Connections or tunnels refused by a limit.",
+        );
+        for (i, limit) in LIMITS.iter().enumerate() {
+            w.value(
+                "limit_refusals_total",
+                &format!("limit=\"{limit}\""),
+                self.sum(|m| m.limits[i].get()),
+            );
+        }
+        w.family("log_lines_total", "counter", "Access log lines, by fate.");
+        w.value(
+            "log_lines_total",
+            "fate=\"written\"",
+            self.log_lines_written.load(Ordering::Relaxed),
+        );
+        w.value(
+            "log_lines_total",
+            "fate=\"dropped\"",
+            self.log_lines_dropped.load(Ordering::Relaxed),
+        );
+        w.family(
+            "pipes_pooled",
+            "gauge",
+            "Relay pipes kept in the workers' pools.",
+        );
+        w.value("pipes_pooled", "", self.sum(|m| m.pipes_pooled.get()));
+        w.family("workers", "gauge", "Worker threads.");
+        w.value("workers", "", self.workers.len() as u64);
+        w.family(
+            "io_driver_info",
+            "gauge",
+            "The io driver the workers run on.",
+        );
+        w.value("io_driver_info", &format!("driver=\"{}\"", self.driver), 1);
+        w.histogram(
+            "tunnel_setup_seconds",
+            "From a CONNECT's head to its 200.",
+            &self.workers,
+            |m| &m.tunnel_setup,
+        );
+        w.histogram(
+            "request_duration_seconds",
+            "Forwarded requests, from the head to the end of the response.",
+            &self.workers,
+            |m| &m.request_duration,
+        );
+        out
+    }
+}
+
+struct Writer<'a> {
+    out: &'a mut String,
+}
+
+impl Writer<'_> {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(
+            self.out,
+            "# HELP ringgate_{name} {help}\n# TYPE ringgate_{name} {kind}"
+        );
+    }
+
+    fn value(&mut self, name: &str, labels: &str, v: u64) {
+        if labels.is_empty() {
+            let _ = writeln!(self.out, "ringgate_{name} {v}");
+        } else {
+            let _ = writeln!(self.out, "ringgate_{name}{{{labels}}} {v}");
+        }
+    }
+
+    fn histogram(
+        &mut self,
+        name: &str,
+        help: &str,
+        workers: &[Arc<WorkerMetrics>],
+        pick: impl Fn(&WorkerMetrics) -> &Histogram,
+    ) {
+        self.family(name, "histogram", help);
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS_US.iter().enumerate() {
+            cumulative += workers
+                .iter()
+                .map(|w| pick(w).buckets[i].get())
+                .sum::<u64>();
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(
+                self.out,
+                "ringgate_{name}_bucket{{le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let count: u64 = workers.iter().map(|w| pick(w).count.get()).sum();
+        let sum_us: u64 = workers.iter().map(|w| pick(w).sum_us.get()).sum();
+        let _ = writeln!(self.out, "ringgate_{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(self.out, "ringgate_{name}_sum {}", sum_us as f64 / 1e6);
+        let _ = writeln!(self.out, "ringgate_{name}_count {count}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_workers_and_renders_the_text_format() {
+        let r = Registry::new(2, "io_uring");
+        r.workers[0].connections_accepted.add(3);
+        r.workers[1].connections_accepted.add(4);
+        r.workers[0].request(1, 200);
+        r.workers[1].request(1, 200);
+        r.workers[1].request(0, 407);
+        r.workers[0].challenge("no credentials");
+        r.workers[0].challenge("something new");
+        r.workers[1]
+            .tunnel_setup
+            .observe(Duration::from_micros(300));
+        r.workers[1].tunnel_setup.observe(Duration::from_secs(60));
+        let text = r.render();
+        for line in [
+            "ringgate_connections_accepted_total 7",
+            "ringgate_requests_total{method=\"GET\",status=\"200\"} 2",
+            "ringgate_requests_total{method=\"CONNECT\",status=\"407\"} 1",
+            "ringgate_auth_challenges_total{reason=\"no credentials\"} 1",
+            "ringgate_auth_challenges_total{reason=\"other\"} 1",
+            "ringgate_tunnel_setup_seconds_bucket{le=\"0.00025\"} 0",
+            "ringgate_tunnel_setup_seconds_bucket{le=\"0.0005\"} 1",
+            "ringgate_tunnel_setup_seconds_bucket{le=\"10\"} 1",
+            "ringgate_tunnel_setup_seconds_bucket{le=\"+Inf\"} 2",
+            "ringgate_tunnel_setup_seconds_count 2",
+            "ringgate_io_driver_info{driver=\"io_uring\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        // Every family is announced once, before its samples.
+        let types = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
+        let helps = text.lines().filter(|l| l.starts_with("# HELP ")).count();
+        assert_eq!(types, helps);
+    }
+}
