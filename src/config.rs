@@ -123,6 +123,8 @@ pub struct RawConfig {
     pub max_tunnels_per_user: Option<u32>,
     pub user_bandwidth_bytes_per_sec: Option<u64>,
     pub admin: Option<String>,
+    pub access_log: Option<String>,
+    pub access_log_format: Option<crate::log::Format>,
 }
 
 /// Most header fields the parser can be configured to accept (the size of its stack array).
@@ -228,7 +230,9 @@ impl RawConfig {
             max_connection_rate_per_client,
             max_tunnels_per_user,
             user_bandwidth_bytes_per_sec,
-            admin
+            admin,
+            access_log,
+            access_log_format
         )
     }
 
@@ -403,6 +407,8 @@ impl RawConfig {
                 self.max_connection_rate_per_client,
             )?,
             max_tunnels_per_user: req("max_tunnels_per_user", self.max_tunnels_per_user)?,
+            access_log: req("access_log", self.access_log)?,
+            access_log_format: req("access_log_format", self.access_log_format)?,
             admin: match req("admin", self.admin)?.as_str() {
                 "" => None,
                 a => Some(socket_addrs("admin", &[a.to_owned()])?[0]),
@@ -531,6 +537,9 @@ pub struct Config {
     pub user_bandwidth_bytes_per_sec: u64,
     /// Where `/metrics`, `/healthz` and `/readyz` are served; `None`: nowhere.
     pub admin: Option<SocketAddr>,
+    /// `""`: no access log; `"stdout"`, or a file path.
+    pub access_log: String,
+    pub access_log_format: crate::log::Format,
 }
 
 /// The policy keys, validated (a [`Policy`] was built from them once).
@@ -648,6 +657,8 @@ impl Config {
             max_tunnels_per_user: Some(self.max_tunnels_per_user),
             user_bandwidth_bytes_per_sec: Some(self.user_bandwidth_bytes_per_sec),
             admin: Some(self.admin.map(|a| a.to_string()).unwrap_or_default()),
+            access_log: Some(self.access_log.clone()),
+            access_log_format: Some(self.access_log_format),
         };
         let mut out = String::new();
         if !self.users.inline.is_empty() {

@@ -12,6 +12,7 @@ pub mod fill;
 pub mod forward;
 pub mod http;
 pub mod limits;
+pub mod log;
 pub mod metrics;
 pub mod proxy_protocol;
 pub mod server;

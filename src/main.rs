@@ -181,6 +181,12 @@ struct Cli {
     /// Serve /metrics, /healthz and /readyz on ADDR (e.g. 127.0.0.1:9090) [default: off]
     #[arg(long, value_name = "ADDR")]
     admin: Option<String>,
+    /// Access log: "stdout" or a file path (reopened on SIGUSR1) [default: off]
+    #[arg(long, value_name = "PATH")]
+    access_log: Option<String>,
+    /// Access log format [default: squid]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    access_log_format: Option<ringgate::log::Format>,
 }
 
 impl Cli {
@@ -246,6 +252,8 @@ impl Cli {
             max_tunnels_per_user: self.max_tunnels_per_user,
             user_bandwidth_bytes_per_sec: self.user_bandwidth,
             admin: self.admin.clone(),
+            access_log: self.access_log.clone(),
+            access_log_format: self.access_log_format,
         }
     }
 }

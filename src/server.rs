@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use arc_swap::ArcSwap;
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
 use crate::acl::Policy;
@@ -103,17 +103,26 @@ pub fn run(config: Config, reload_config: Reload) -> Result<(), StartError> {
     ));
 
     // Registered before any worker starts, so no signal is lost to the default action.
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])?;
     let (stop_tx, stop_rx) = flume::bounded::<()>(1);
     let auth_on = auth.is_some();
     let running = config.clone();
     let swap = policy.clone();
     let metrics = Arc::new(Registry::new(config.workers, driver.name()));
+    let (log, reopen_log, log_writer) = match config.access_log.as_str() {
+        "" => (None, None, None),
+        target => {
+            let (log, reopen, writer) =
+                crate::log::start(target, config.access_log_format, metrics.clone())?;
+            (Some(log), Some(reopen), Some(writer))
+        }
+    };
     let shared = Shared {
         auth,
         policy,
         conn_limits,
         metrics: metrics.clone(),
+        log,
     };
     let _admin = match config.admin {
         Some(addr) => Some(admin::start(addr, metrics.clone())?),
@@ -142,7 +151,15 @@ pub fn run(config: Config, reload_config: Reload) -> Result<(), StartError> {
         .spawn(move || {
             let mut stop = Some(stop_tx);
             for signal in signals.forever() {
-                if signal == SIGHUP {
+                if signal == SIGUSR1 {
+                    match &reopen_log {
+                        Some(flag) => {
+                            flag.store(true, Ordering::Relaxed);
+                            tracing::info!("SIGUSR1: reopening the access log");
+                        }
+                        None => tracing::info!("SIGUSR1: no access log to reopen"),
+                    }
+                } else if signal == SIGHUP {
                     reload_policy(&reload_config, &running, &swap, auth_on, &bound);
                     if let Some(tx) = &reload {
                         // A reload already queued covers this one too.
@@ -165,6 +182,10 @@ pub fn run(config: Config, reload_config: Reload) -> Result<(), StartError> {
         if w.join().is_err() {
             tracing::error!("a worker panicked");
         }
+    }
+    // The workers' log handles are gone with them: the writer finishes the queue and ends.
+    if let Some(w) = log_writer {
+        let _ = w.join();
     }
     tracing::info!("stopped");
     Ok(())

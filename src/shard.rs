@@ -14,6 +14,7 @@ use crate::config::{Config, RelayKind};
 use crate::forward::pool::Pool;
 use crate::http::head::Limits;
 use crate::limits::ConnLimits;
+use crate::log::{AccessLog, LogShared};
 use crate::metrics::{Registry, WorkerMetrics};
 use crate::tunnel::pipe_pool::PipePool;
 use crate::upstream::dns::Resolver;
@@ -25,12 +26,15 @@ pub struct Shared {
     pub policy: Arc<ArcSwap<Policy>>,
     pub conn_limits: Arc<ConnLimits>,
     pub metrics: Arc<Registry>,
+    pub log: Option<Arc<LogShared>>,
 }
 
 pub struct Shard {
     pub id: usize,
     /// This worker's counters (only this worker writes them).
     pub metrics: Arc<WorkerMetrics>,
+    /// This worker's side of the access log, when there is one.
+    pub log: Option<AccessLog>,
     pub config: Arc<Config>,
     pub limits: Limits,
     pub pipes: PipePool,
@@ -87,6 +91,7 @@ impl Shard {
             policy: RefCell::new((current, mine)),
             config,
             active: Cell::new(0),
+            log: shared.log.clone().map(AccessLog::new),
             metrics,
         }
     }

@@ -189,14 +189,30 @@ async fn worker_main(
         .map(|(l, proxied)| monoio::spawn(accept_loop(l, proxied, shard.clone(), shutdown.clone())))
         .collect();
     let _ = ready.send(Ok(()));
-    // Runs until the runtime ends with this function.
+    // Run until the runtime ends with this function.
     monoio::spawn(sweep_upstreams(shard.clone()));
+    if shard.log.is_some() {
+        monoio::spawn(flush_log(shard.clone()));
+    }
     // The sender never sends: it is dropped on SIGTERM/SIGINT, which wakes every receiver at once.
     let _ = shutdown.recv_async().await;
     for a in accepting {
         a.await;
     }
     drain(&shard).await;
+    if let Some(log) = &shard.log {
+        log.flush();
+    }
+}
+
+/// Hands the access log's buffered lines to the writer at least every `FLUSH_EVERY`.
+async fn flush_log(shard: Rc<Shard>) {
+    loop {
+        monoio::time::sleep(crate::log::FLUSH_EVERY).await;
+        if let Some(log) = &shard.log {
+            log.flush();
+        }
+    }
 }
 
 /// Closes idle origin connections that expired or that their origin closed, until the worker ends.

@@ -143,6 +143,7 @@ fn serve_counted(driver: Driver, config: Arc<Config>) -> SocketAddr {
             policy,
             conn_limits: limits,
             metrics: Arc::new(ringgate::metrics::Registry::new(1, "test")),
+            log: None,
         };
         let shard = Rc::new(Shard::new(0, config, &shared));
         block_on(driver, async move {

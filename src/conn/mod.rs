@@ -9,7 +9,7 @@ mod reject;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
@@ -23,7 +23,7 @@ use crate::http::target::parse_authority;
 use crate::metrics::{METHODS, WorkerMetrics};
 use crate::shard::Shard;
 use crate::upstream::dial::DialError;
-use crate::{forward, proxy_protocol, tunnel, upstream};
+use crate::{forward, log, proxy_protocol, tunnel, upstream};
 
 /// First read buffer; grown by doubling up to the head limit. Most CONNECT heads are ~100 bytes.
 const INITIAL_BUFFER: usize = 1024;
@@ -51,6 +51,20 @@ pub async fn serve(
             let limit = usize::from(reply != Reply::TooManyConnections);
             shard.metrics.limits[limit].inc();
             shard.metrics.request(METHODS.len() - 1, reply.status());
+            if let Some(log) = &shard.log {
+                log.record(&log::Entry {
+                    client: peer,
+                    user: None,
+                    method: "-",
+                    target: b"",
+                    status: reply.status(),
+                    bytes_up: 0,
+                    bytes_down: 0,
+                    duration: Duration::ZERO,
+                    upstream: None,
+                    end: "limit",
+                });
+            }
             // No lingering here: the point is to give the connection's resources back at once.
             tracing::debug!(%peer, status = reply.status(), reason = reply.reason(), "refused");
             let _ = stream.write_all(reply.bytes()).await;
@@ -61,7 +75,7 @@ pub async fn serve(
     if !shard.policy().admits_client(peer.ip()) {
         shard.metrics.denials[Denial::Client.index()].inc();
         return refuse(
-            &shard.metrics,
+            &shard,
             &mut stream,
             Reply::DeniedClient,
             None,
@@ -78,7 +92,7 @@ pub async fn serve(
             HeadRead::Complete(head) => head,
             HeadRead::Gone => return,
             HeadRead::Rejected(reply) => {
-                return refuse(&shard.metrics, &mut stream, reply, None, peer, b"", buf).await;
+                return refuse(&shard, &mut stream, reply, None, peer, b"", buf).await;
             }
         };
         first = false;
@@ -93,6 +107,20 @@ pub async fn serve(
                     tracing::debug!(%peer, reason, "407");
                     shard.metrics.request(head.method as usize, 407);
                     shard.metrics.challenge(reason);
+                    if let Some(log) = &shard.log {
+                        log.record(&log::Entry {
+                            client: peer,
+                            user: None,
+                            method: head.method.name(),
+                            target: head.target.get(&buf),
+                            status: 407,
+                            bytes_up: 0,
+                            bytes_down: 0,
+                            duration: Duration::ZERO,
+                            upstream: None,
+                            end: "auth_failed",
+                        });
+                    }
                     match challenge::answer(&mut stream, &mut buf, &head, gate, &shard).await {
                         challenge::Next::ReadNext => continue,
                         challenge::Next::Closed => return,
@@ -101,7 +129,7 @@ pub async fn serve(
                 Decision::Busy => {
                     let target = head.target.get(&buf).to_vec();
                     return refuse(
-                        &shard.metrics,
+                        &shard,
                         &mut stream,
                         Reply::AuthBusy,
                         Some(head.method),
@@ -139,7 +167,7 @@ pub async fn serve(
             head.target.get(&buf)
         };
         return refuse(
-            &shard.metrics,
+            &shard,
             &mut stream,
             reply,
             Some(head.method),
@@ -261,7 +289,7 @@ fn is_absolute_form(target: &[u8]) -> bool {
 
 /// Answers with an error, logs it, and closes.
 async fn refuse(
-    metrics: &WorkerMetrics,
+    shard: &Shard,
     stream: &mut TcpStream,
     reply: Reply,
     method: Option<Method>,
@@ -269,10 +297,28 @@ async fn refuse(
     target: &[u8],
     buf: Vec<u8>,
 ) {
-    metrics.request(
-        method.map_or(METHODS.len() - 1, |m| m as usize),
-        reply.status(),
-    );
+    let status = reply.status();
+    shard
+        .metrics
+        .request(method.map_or(METHODS.len() - 1, |m| m as usize), status);
+    if let Some(log) = &shard.log {
+        log.record(&log::Entry {
+            client: peer,
+            user: None,
+            method: method.map_or("-", Method::name),
+            target,
+            status,
+            bytes_up: 0,
+            bytes_down: 0,
+            duration: Duration::ZERO,
+            upstream: None,
+            end: match status {
+                403 => "denied_acl",
+                429 | 503 => "limit",
+                _ => "error",
+            },
+        });
+    }
     tracing::info!(
         %peer,
         status = reply.status(),
@@ -320,7 +366,7 @@ async fn connect(
             shard.metrics.limits[2].inc();
             let target = head.target.get(&buf).to_vec();
             return refuse(
-                &shard.metrics,
+                &shard,
                 &mut client,
                 Reply::TooManyTunnels,
                 Some(Method::Connect),
@@ -357,7 +403,7 @@ async fn connect(
         }
         Err(e) => {
             return refuse(
-                &shard.metrics,
+                &shard,
                 &mut client,
                 e.into(),
                 Some(Method::Connect),
@@ -379,7 +425,7 @@ async fn connect(
             }
             let target = head.target.get(&buf).to_vec();
             return refuse(
-                &shard.metrics,
+                &shard,
                 &mut client,
                 Reply::from(&e),
                 Some(Method::Connect),
@@ -392,8 +438,8 @@ async fn connect(
     };
     let upstream_addr = upstream.peer_addr().ok();
     // Kept for the closing log line only when it will be written: the buffer goes before the relay.
-    let target = tracing::enabled!(tracing::Level::DEBUG)
-        .then(|| String::from_utf8_lossy(head.target.get(&buf)).into_owned());
+    let target = (shard.log.is_some() || tracing::enabled!(tracing::Level::DEBUG))
+        .then(|| head.target.get(&buf).to_vec());
     let (res, _) = client.write_all(Reply::Established.bytes()).await;
     let metrics = &shard.metrics;
     metrics.request(Method::Connect as usize, 200);
@@ -419,9 +465,23 @@ async fn connect(
     let end = tunnel::relay(&client, &upstream, shard, rate.as_ref()).await;
     metrics.bytes_up.add(end.up + early);
     metrics.bytes_down.add(end.down);
+    if let Some(log) = &shard.log {
+        log.record(&log::Entry {
+            client: peer,
+            user,
+            method: "CONNECT",
+            target: target.as_deref().unwrap_or_default(),
+            status: 200,
+            bytes_up: end.up + early,
+            bytes_down: end.down,
+            duration: started.elapsed(),
+            upstream: upstream_addr,
+            end: end.reason.name(),
+        });
+    }
     tracing::debug!(
         %peer,
-        target = ?target,
+        target = ?target.as_deref().map(String::from_utf8_lossy),
         upstream = ?upstream_addr,
         up = end.up + early,
         down = end.down,

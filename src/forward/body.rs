@@ -43,14 +43,15 @@ impl BodyError {
 }
 
 /// Relays a body from `src` to `dst`; `pending` holds bytes already read from `src` (they come
-/// first). Returns the bytes read past the body's end.
+/// first). Returns the bytes read past the body's end, and how many bytes were relayed.
 pub async fn relay_body(
     src: &mut TcpStream,
     dst: &mut TcpStream,
     mut pending: Vec<u8>,
     mut framing: Framing,
     wait: Duration,
-) -> Result<Vec<u8>, BodyError> {
+) -> Result<(Vec<u8>, u64), BodyError> {
+    let mut moved = 0u64;
     loop {
         let take = match &mut framing {
             Framing::Length(left) => pending
@@ -63,6 +64,7 @@ pub async fn relay_body(
             let (res, slice) = dst.write_all(pending.slice(0..take)).await;
             pending = slice.into_inner();
             res.map_err(|_| BodyError::WriteFailed)?;
+            moved += take as u64;
         }
         let done = match &mut framing {
             Framing::Length(left) => {
@@ -74,7 +76,7 @@ pub async fn relay_body(
         };
         if done {
             pending.drain(..take);
-            return Ok(pending);
+            return Ok((pending, moved));
         }
         pending.clear();
         if pending.capacity() < CHUNK {
@@ -87,7 +89,7 @@ pub async fn relay_body(
         };
         pending = slice.into_inner();
         match res {
-            Ok(0) if matches!(framing, Framing::UntilClose) => return Ok(Vec::new()),
+            Ok(0) if matches!(framing, Framing::UntilClose) => return Ok((Vec::new(), moved)),
             Ok(0) | Err(_) => return Err(BodyError::Truncated),
             Ok(_) => {}
         }

@@ -54,6 +54,8 @@ pub async fn forward(
     let policy = shard.policy();
     let wait = config.idle_timeout;
     let started = Instant::now();
+    let log_target = shard.log.is_some().then(|| head.target.get(buf).to_vec());
+    let mut bytes_up = 0;
     // The head for the origin, built while the request's bytes are borrowed, and an origin
     // connection: a kept one if the pool has one, else a new one.
     let (out, pooled, per_address) = {
@@ -151,7 +153,10 @@ pub async fn forward(
             *buf = match framing.take() {
                 None => p,
                 Some(f) => match relay_body(client, &mut up.stream, p, f, wait).await {
-                    Ok(rest) => rest,
+                    Ok((rest, moved)) => {
+                        bytes_up = moved;
+                        rest
+                    }
                     Err(BodyError::WriteFailed) => {
                         request_cut = true;
                         Vec::new()
@@ -204,14 +209,33 @@ pub async fn forward(
         ResponseBody::Chunked => Some(Framing::Chunked(ChunkedScanner::new())),
         ResponseBody::UntilClose => Some(Framing::UntilClose),
     };
-    let clean = match framing {
-        None => response_body.is_empty(),
+    let head_len = rhead.len as u64;
+    let (clean, body_len) = match framing {
+        None => (response_body.is_empty(), 0),
         // The response has started: a failure now can only cut the client connection.
         Some(f) => match relay_body(&mut up.stream, client, response_body, f, wait).await {
-            Ok(extra) => extra.is_empty(),
+            Ok((extra, moved)) => (extra.is_empty(), moved),
             Err(_) => return Ok(Next::Closed),
         },
     };
+    if let Some(log) = &shard.log {
+        log.record(&crate::log::Entry {
+            client: peer,
+            user,
+            method: head.method.name(),
+            target: log_target.as_deref().unwrap_or_default(),
+            status: rhead.status,
+            bytes_up,
+            bytes_down: head_len + body_len,
+            duration: started.elapsed(),
+            upstream: Some(up.addr),
+            end: if request_cut {
+                "upstream_early_answer"
+            } else {
+                "completed"
+            },
+        });
+    }
     if clean && !request_cut && !rhead.closes && rhead.body != ResponseBody::UntilClose {
         shard.upstreams.put(up);
     }

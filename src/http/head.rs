@@ -94,6 +94,11 @@ impl Method {
             _ => Method::Other,
         }
     }
+
+    /// The method's token (`other` for a method the proxy does not know).
+    pub fn name(self) -> &'static str {
+        crate::metrics::METHODS[self as usize]
+    }
 }
 
 /// A header field that must appear at most once for the proxy to act on it.

@@ -1,0 +1,244 @@
+//! The access log against the real binary: squid's native format (field by field), CLF and JSON
+//! lines for a scripted run; never a credential in it; reopened on SIGUSR1 after a logrotate-style
+//! rename; a log that cannot be written is counted as dropped while traffic goes on.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Proxy-Authorization: Basic {token}\r\n")
+}
+
+/// A tunnel (1000 bytes each way), a 407, a forwarded GET, a 403: four lines.
+fn scripted_run(proxy: SocketAddr, echo: SocketAddr, origin: SocketAddr) {
+    let good = basic("alice", "s3cret-pw");
+    let mut s = TcpStream::connect(proxy).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "CONNECT {echo} HTTP/1.1\r\n{good}\r\n").unwrap();
+    assert!(read_head(&mut s).starts_with("HTTP/1.1 200 "));
+    s.write_all(&[1u8; 1000]).unwrap();
+    let mut back = [0u8; 1000];
+    s.read_exact(&mut back).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let _ = s.read_to_end(&mut Vec::new());
+    let resp = exchange(
+        proxy,
+        format!(
+            "GET http://{origin}/x HTTP/1.1\r\n{}Connection: close\r\n\r\n",
+            basic("alice", "wrong")
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status(&resp), 407);
+    let resp = exchange(
+        proxy,
+        format!("GET http://{origin}/page?q=1 HTTP/1.1\r\n{good}Connection: close\r\n\r\n")
+            .as_bytes(),
+    );
+    assert_eq!(status(&resp), 200);
+    let resp = exchange(
+        proxy,
+        format!("CONNECT 169.254.169.254:443 HTTP/1.1\r\n{good}\r\n").as_bytes(),
+    );
+    assert_eq!(status(&resp), 403);
+}
+
+fn lines_of(path: &Path, want: usize) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if lines.len() >= want || started.elapsed() > Duration::from_secs(10) {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn squid_format_field_by_field_and_reopened_on_sigusr1() {
+    let echo = echo_server();
+    let origin = http_origin("logged");
+    let dir = scratch("access-log");
+    let path = dir.join("access.log");
+    let proxy = Proxy::start(&[
+        "--user",
+        "alice:s3cret-pw",
+        "--access-log",
+        path.to_str().unwrap(),
+        "--auth-failure-delay",
+        "0",
+    ]);
+    scripted_run(proxy.addr, echo, origin);
+    let lines = lines_of(&path, 4);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let fields: Vec<Vec<&str>> = lines
+        .iter()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    for f in &fields {
+        assert_eq!(f.len(), 10, "{f:?}");
+        let (secs, ms) = f[0].split_once('.').unwrap();
+        assert!(secs.parse::<u64>().is_ok() && ms.len() == 3, "{f:?}");
+        assert!(f[1].parse::<u64>().is_ok() && f[2] == "127.0.0.1", "{f:?}");
+    }
+    let find = |code: &str| {
+        fields
+            .iter()
+            .find(|f| f[3] == code)
+            .unwrap_or_else(|| panic!("no {code} in {lines:?}"))
+    };
+    let tunnel = find("TCP_TUNNEL/200");
+    assert_eq!(
+        &tunnel[4..],
+        [
+            "1000",
+            "CONNECT",
+            &echo.to_string(),
+            "alice",
+            &format!("HIER_DIRECT/{}", echo.ip()),
+            "-"
+        ]
+    );
+    let challenged = find("TCP_DENIED/407");
+    assert_eq!(
+        &challenged[5..8],
+        ["GET", &format!("http://{origin}/x"), "-"]
+    );
+    let forwarded = find("TCP_MISS/200");
+    assert_eq!(
+        &forwarded[5..8],
+        ["GET", &format!("http://{origin}/page?q=1"), "alice"]
+    );
+    assert!(forwarded[4].parse::<u64>().unwrap() > "logged".len() as u64);
+    let denied = find("TCP_DENIED/403");
+    assert_eq!(&denied[5..7], ["CONNECT", "169.254.169.254:443"]);
+    let all = lines.join("\n");
+    assert!(
+        !all.contains("s3cret") && !all.contains("Basic") && !all.contains("YWxp"),
+        "{all}"
+    );
+
+    // logrotate: rename, SIGUSR1, and the next lines go to a new file at the old path.
+    let rotated = dir.join("access.log.1");
+    std::fs::rename(&path, &rotated).unwrap();
+    proxy.signal("USR1");
+    assert!(proxy.wait_log("reopening the access log"));
+    std::thread::sleep(Duration::from_millis(700));
+    let resp = exchange(
+        proxy.addr,
+        format!(
+            "GET http://{origin}/after HTTP/1.1\r\n{}Connection: close\r\n\r\n",
+            basic("alice", "s3cret-pw")
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status(&resp), 200);
+    let fresh = lines_of(&path, 1);
+    assert_eq!(fresh.len(), 1, "{fresh:?}");
+    assert!(fresh[0].contains("/after"), "{fresh:?}");
+    assert_eq!(lines_of(&rotated, 4).len(), 4);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn common_and_json_formats() {
+    let echo = echo_server();
+    let origin = http_origin("logged");
+    let dir = scratch("access-log-formats");
+    for format in ["common", "json"] {
+        let path = dir.join(format!("{format}.log"));
+        let proxy = Proxy::start(&[
+            "--user",
+            "alice:s3cret-pw",
+            "--access-log",
+            path.to_str().unwrap(),
+            "--access-log-format",
+            format,
+            "--auth-failure-delay",
+            "0",
+        ]);
+        scripted_run(proxy.addr, echo, origin);
+        let lines = lines_of(&path, 4);
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        if format == "common" {
+            let tunnel = lines.iter().find(|l| l.contains("\"CONNECT 127.")).unwrap();
+            assert!(tunnel.starts_with("127.0.0.1 - alice ["), "{tunnel}");
+            assert!(
+                tunnel.ends_with(&format!("\"CONNECT {echo} HTTP/1.1\" 200 1000")),
+                "{tunnel}"
+            );
+        } else {
+            let parsed: Vec<serde_json::Value> = lines
+                .iter()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            let tunnel = parsed
+                .iter()
+                .find(|v| v["method"] == "CONNECT" && v["status"] == 200)
+                .unwrap();
+            assert_eq!(tunnel["user"], "alice");
+            assert_eq!(tunnel["auth_scheme"], "basic");
+            assert_eq!(tunnel["bytes_up"], 1000);
+            assert_eq!(tunnel["bytes_down"], 1000);
+            assert_eq!(tunnel["termination"], "closed");
+            assert_eq!(tunnel["upstream"], echo.to_string());
+            let statuses: Vec<u64> = parsed
+                .iter()
+                .map(|v| v["status"].as_u64().unwrap())
+                .collect();
+            for want in [200, 407, 403] {
+                assert!(statuses.contains(&want), "{statuses:?}");
+            }
+            let denied = parsed.iter().find(|v| v["status"] == 403).unwrap();
+            assert_eq!(denied["termination"], "denied_acl");
+            let challenged = parsed.iter().find(|v| v["status"] == 407).unwrap();
+            assert_eq!(challenged["termination"], "auth_failed");
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_unwritable_log_counts_drops_and_traffic_goes_on() {
+    let echo = echo_server();
+    let origin = http_origin("logged");
+    let proxy = Proxy::start(&[
+        "--user",
+        "alice:s3cret-pw",
+        "--access-log",
+        "/dev/full",
+        "--admin",
+        "127.0.0.1:0",
+        "--auth-failure-delay",
+        "0",
+    ]);
+    scripted_run(proxy.addr, echo, origin);
+    assert!(
+        proxy.wait_log("access log write failed"),
+        "{}",
+        proxy.log_text()
+    );
+    assert!(proxy.wait_log("admin endpoint"));
+    let log = proxy.log_text();
+    let admin: SocketAddr = log
+        .split("admin=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap();
+    let metrics = exchange(admin, b"GET /metrics HTTP/1.1\r\n\r\n");
+    assert!(
+        metrics.contains("ringgate_log_lines_total{fate=\"dropped\"} 4"),
+        "{metrics}"
+    );
+}
