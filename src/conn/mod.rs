@@ -142,6 +142,8 @@ pub async fn serve(
             }
         }
         let absolute = is_absolute_form(head.target.get(&buf));
+        // The URL for an error's log line: forwarding may have reused the buffer by then.
+        let mut url: Option<Vec<u8>> = None;
         let reply = match head.method {
             Method::Connect => {
                 let user = session.as_ref().map(|s| &*s.user);
@@ -150,6 +152,7 @@ pub async fn serve(
             Method::Other => Reply::MethodNotAllowed,
             _ if absolute => {
                 let user = session.as_ref().map(|s| &*s.user);
+                url = shard.log.is_some().then(|| head.target.get(&buf).to_vec());
                 let forwarded =
                     forward::forward(&mut stream, &mut buf, &head, &shard, peer, user).await;
                 match forwarded {
@@ -161,10 +164,10 @@ pub async fn serve(
             }
             _ => Reply::NotAProxyRequest,
         };
-        let target = if absolute {
-            &b""[..]
-        } else {
-            head.target.get(&buf)
+        let target = match (&url, absolute) {
+            (Some(url), _) => url.as_slice(),
+            (None, true) => &b""[..],
+            (None, false) => head.target.get(&buf),
         };
         return refuse(
             &shard,
@@ -366,7 +369,7 @@ async fn connect(
             shard.metrics.limits[2].inc();
             let target = head.target.get(&buf).to_vec();
             return refuse(
-                &shard,
+                shard,
                 &mut client,
                 Reply::TooManyTunnels,
                 Some(Method::Connect),
@@ -403,7 +406,7 @@ async fn connect(
         }
         Err(e) => {
             return refuse(
-                &shard,
+                shard,
                 &mut client,
                 e.into(),
                 Some(Method::Connect),
@@ -425,7 +428,7 @@ async fn connect(
             }
             let target = head.target.get(&buf).to_vec();
             return refuse(
-                &shard,
+                shard,
                 &mut client,
                 Reply::from(&e),
                 Some(Method::Connect),
