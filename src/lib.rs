@@ -15,6 +15,7 @@ pub mod limits;
 pub mod log;
 pub mod metrics;
 pub mod proxy_protocol;
+pub mod sd_notify;
 pub mod server;
 pub mod shard;
 pub mod sys;

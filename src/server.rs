@@ -145,6 +145,7 @@ pub fn run(config: Config, reload_config: Reload) -> Result<(), StartError> {
         "listening on {}",
         addrs.join(" ")
     );
+    crate::sd_notify::notify("READY=1");
 
     std::thread::Builder::new()
         .name("ringgate-signals".into())
@@ -167,6 +168,7 @@ pub fn run(config: Config, reload_config: Reload) -> Result<(), StartError> {
                     }
                 } else if stop.take().is_some() {
                     metrics.draining.store(true, Ordering::Relaxed);
+                    crate::sd_notify::notify("STOPPING=1");
                     tracing::info!(
                         signal,
                         "shutting down: no new connections; open ones get the grace period"
