@@ -301,7 +301,13 @@ fn main() -> ExitCode {
 
     // SIGHUP reads the same file, under the same flags, again.
     let (file, flags) = (cli.config.clone(), cli.layer());
-    let reload = Box::new(move || Config::load(file.as_deref(), flags.clone(), &Machine::probe()));
+    let reload = ringgate::server::Reload {
+        load: {
+            let file = file.clone();
+            Box::new(move || Config::load(file.as_deref(), flags.clone(), &Machine::probe()))
+        },
+        file,
+    };
     match ringgate::server::run(config, reload) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -36,7 +36,11 @@ pub enum StartError {
 
 /// Runs the proxy until a shutdown signal and the drain that follows. Errors are start-up errors.
 /// How to read the configuration again on SIGHUP (the same file and flags as at start).
-pub type Reload = Box<dyn Fn() -> Result<Config, ConfigError> + Send>;
+pub struct Reload {
+    pub load: Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>,
+    /// The config file, watched for changes every `users_watch_secs`; `None`: no file.
+    pub file: Option<std::path::PathBuf>,
+}
 
 /// Settings a reload applies to running workers; any other change needs a restart.
 const RELOADABLE: [&str; 7] = [
@@ -49,7 +53,9 @@ const RELOADABLE: [&str; 7] = [
     "rules",
 ];
 
-pub fn run(config: Config, reload_config: Reload) -> Result<(), StartError> {
+pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
+    let Reload { load, file } = reload;
+    let reload_config: Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync> = Arc::from(load);
     let config = Arc::new(config);
     let auth = auth::Shared::start(&config)?;
     let reload = match &auth {
@@ -147,6 +153,31 @@ pub fn run(config: Config, reload_config: Reload) -> Result<(), StartError> {
     );
     crate::sd_notify::notify("READY=1");
 
+    if let (Some(path), Some(every)) = (file, config.users_watch) {
+        let (load, running, swap, bound) = (
+            reload_config.clone(),
+            running.clone(),
+            swap.clone(),
+            bound.clone(),
+        );
+        std::thread::Builder::new()
+            .name("ringgate-config-watch".into())
+            .spawn(move || {
+                let paths = [path];
+                let mut seen = crate::creds::reload::stamps(&paths);
+                loop {
+                    #[allow(clippy::disallowed_methods, reason = "its own thread, not a worker")]
+                    std::thread::sleep(every);
+                    let now = crate::creds::reload::stamps(&paths);
+                    if now != seen {
+                        seen = now;
+                        tracing::info!("config file changed: reloading");
+                        reload_policy(&*load, &running, &swap, auth_on, &bound);
+                    }
+                }
+            })?;
+    }
+
     std::thread::Builder::new()
         .name("ringgate-signals".into())
         .spawn(move || {
@@ -161,7 +192,7 @@ pub fn run(config: Config, reload_config: Reload) -> Result<(), StartError> {
                         None => tracing::info!("SIGUSR1: no access log to reopen"),
                     }
                 } else if signal == SIGHUP {
-                    reload_policy(&reload_config, &running, &swap, auth_on, &bound);
+                    reload_policy(&*reload_config, &running, &swap, auth_on, &bound);
                     if let Some(tx) = &reload {
                         // A reload already queued covers this one too.
                         let _ = tx.try_send(());
@@ -196,7 +227,7 @@ pub fn run(config: Config, reload_config: Reload) -> Result<(), StartError> {
 /// Reads the configuration again and puts its policy in force; a bad configuration is logged and
 /// the running one stays. Changes to settings a reload cannot apply are named in a warning.
 fn reload_policy(
-    load: &Reload,
+    load: &(dyn Fn() -> Result<Config, ConfigError> + Send + Sync),
     running: &Config,
     swap: &ArcSwap<Policy>,
     auth_on: bool,

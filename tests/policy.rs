@@ -605,3 +605,27 @@ fn a_users_tunnels_share_its_bandwidth() {
         "16 MiB in {took:?}: the limit did not hold"
     );
 }
+
+#[test]
+fn a_changed_config_file_is_reloaded_without_a_signal() {
+    let echo = echo_server();
+    let dir = scratch("policy-watch");
+    let config = dir.join("ringgate.toml");
+    let base = "allow_dest = [\"127.0.0.0/8\"]\nconnect_ports = [\"any\"]\nusers_watch_secs = 1\n";
+    std::fs::write(&config, base).unwrap();
+    let proxy = Proxy::start_strict(&["--config", config.to_str().unwrap()]);
+    working_tunnel("127.0.0.1", proxy.addr, echo);
+    std::fs::write(&config, format!("{base}default_action = \"deny\"\n")).unwrap();
+    assert!(
+        proxy.wait_log("config file changed"),
+        "{}",
+        proxy.log_text()
+    );
+    assert!(proxy.wait_log("config reloaded"));
+    let (code, body) = ask(proxy.addr, &format!("CONNECT {echo} HTTP/1.1\r\n\r\n"));
+    assert_eq!(
+        (code, body.as_str()),
+        (403, "denied by the proxy's access rules")
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

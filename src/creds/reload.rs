@@ -12,13 +12,13 @@ use super::user_db::Users;
 
 /// What identifies one version of a file without reading it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
+pub(crate) struct Stamp {
     len: u64,
     modified: Option<SystemTime>,
     inode: u64,
 }
 
-fn stamps(paths: &[PathBuf]) -> Vec<Option<Stamp>> {
+pub(crate) fn stamps(paths: &[PathBuf]) -> Vec<Option<Stamp>> {
     paths
         .iter()
         .map(|p| {
