@@ -315,6 +315,12 @@ impl Policy {
         }
     }
 
+    /// Whether the proxy listens on an unspecified address (`0.0.0.0`, `[::]`): only then can a
+    /// destination that passed [`Policy::check_address`] still be the proxy itself.
+    pub fn has_wildcard_listener(&self) -> bool {
+        self.listen.iter().any(|l| l.ip().is_unspecified())
+    }
+
     /// Whether a connection that was made goes back to this proxy: to a port it listens on, at the
     /// listener's own address, or (for a wildcard listener such as `0.0.0.0:3128`) at an address of
     /// this host, which is one on loopback or the very address the connection comes from.

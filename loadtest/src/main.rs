@@ -7,7 +7,7 @@
 //! Bounded: a fixed number of rounds of a fixed number of bytes, each with a timeout.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,9 @@ enum Scenario {
         /// A proxy to measure, as NAME=HOST:PORT (repeatable).
         #[arg(long = "proxy", value_name = "NAME=ADDR")]
         proxies: Vec<String>,
+        /// Basic credentials sent on every CONNECT.
+        #[arg(long, value_name = "USER:PASSWORD")]
+        proxy_user: Option<String>,
         /// Bytes per run.
         #[arg(long, default_value_t = 1 << 30)]
         bytes: u64,
@@ -113,8 +116,10 @@ fn block() -> Vec<u8> {
         .collect()
 }
 
-/// Accepts connections; each is read to EOF, every byte checked against the block; then the sink
-/// answers with the count of good bytes (8 bytes, big-endian) or u64::MAX on the first bad byte.
+/// Accepts connections; each starts with the count of bytes to come (8 bytes, big-endian), which
+/// are read and checked against the block; then the sink answers with the count of good bytes (8
+/// bytes, big-endian) or u64::MAX on the first bad byte. No half-close is needed (squid and
+/// tinyproxy close both ways when the client half-closes a tunnel).
 fn start_sink() -> io::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
@@ -131,8 +136,14 @@ fn sink(mut conn: TcpStream) {
     let mut buf = vec![0u8; 1 << 20];
     let mut pos: u64 = 0;
     let mut good = true;
-    loop {
-        let n = match conn.read(&mut buf) {
+    let mut len = [0u8; 8];
+    if conn.read_exact(&mut len).is_err() {
+        return;
+    }
+    let want = u64::from_be_bytes(len);
+    while pos < want {
+        let room = buf.len().min(usize::try_from(want - pos).unwrap_or(usize::MAX));
+        let n = match conn.read(&mut buf[..room]) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
@@ -152,13 +163,22 @@ fn sink(mut conn: TcpStream) {
 }
 
 /// One run: connect (through `proxy` if given), push `bytes`, wait for the sink's verdict.
-fn push(sink: SocketAddr, proxy: Option<SocketAddr>, bytes: u64) -> Result<Duration, String> {
+fn push(
+    sink: SocketAddr,
+    proxy: Option<SocketAddr>,
+    credentials: &str,
+    bytes: u64,
+) -> Result<Duration, String> {
     let mut s = TcpStream::connect(proxy.unwrap_or(sink)).map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(120)))
         .map_err(|e| e.to_string())?;
     s.set_nodelay(true).map_err(|e| e.to_string())?;
     if proxy.is_some() {
-        write!(s, "CONNECT {sink} HTTP/1.1\r\nHost: {sink}\r\n\r\n").map_err(|e| e.to_string())?;
+        write!(
+            s,
+            "CONNECT {sink} HTTP/1.1\r\nHost: {sink}\r\n{credentials}\r\n"
+        )
+        .map_err(|e| e.to_string())?;
         let mut head = Vec::new();
         let mut b = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") {
@@ -177,13 +197,14 @@ fn push(sink: SocketAddr, proxy: Option<SocketAddr>, bytes: u64) -> Result<Durat
     let pattern = block();
     let chunk: Vec<u8> = pattern.iter().cycle().take(16 * BLOCK).copied().collect();
     let started = Instant::now();
+    s.write_all(&bytes.to_be_bytes())
+        .map_err(|e| format!("send: {e}"))?;
     let mut sent = 0u64;
     while sent < bytes {
         let n = (bytes - sent).min(chunk.len() as u64) as usize;
         s.write_all(&chunk[..n]).map_err(|e| format!("send: {e}"))?;
         sent += n as u64;
     }
-    s.shutdown(Shutdown::Write).map_err(|e| e.to_string())?;
     let mut verdict = [0u8; 8];
     s.read_exact(&mut verdict)
         .map_err(|e| format!("no verdict from sink: {e}"))?;
@@ -204,7 +225,13 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-fn throughput(proxies: &[String], bytes: u64, rounds: usize) -> Result<(), String> {
+fn throughput(
+    proxies: &[String],
+    proxy_user: Option<&str>,
+    bytes: u64,
+    rounds: usize,
+) -> Result<(), String> {
+    let credentials = requests::credentials_header(proxy_user);
     let sink = start_sink().map_err(|e| format!("sink: {e}"))?;
     let mut targets: Vec<(String, Option<SocketAddr>)> = vec![("direct".into(), None)];
     targets.extend(parse_targets(proxies)?);
@@ -212,7 +239,7 @@ fn throughput(proxies: &[String], bytes: u64, rounds: usize) -> Result<(), Strin
     let mut errors = vec![0usize; targets.len()];
     for round in 0..rounds {
         for (i, (name, proxy)) in targets.iter().enumerate() {
-            match push(sink, *proxy, bytes) {
+            match push(sink, *proxy, &credentials, bytes) {
                 Ok(t) => rates[i].push(bytes as f64 / t.as_secs_f64() / 1e9),
                 Err(e) => {
                     errors[i] += 1;
@@ -263,9 +290,10 @@ fn main() {
     let result = match cli.scenario {
         Scenario::Throughput {
             proxies,
+            proxy_user,
             bytes,
             rounds,
-        } => throughput(&proxies, bytes, rounds),
+        } => throughput(&proxies, proxy_user.as_deref(), bytes, rounds),
         Scenario::Tunnels {
             proxies,
             proxy_user,

@@ -273,7 +273,7 @@ fn report(
     );
 }
 
-fn credentials_header(user: Option<&str>) -> String {
+pub fn credentials_header(user: Option<&str>) -> String {
     user.map_or(String::new(), |u| {
         let token = base64::engine::general_purpose::STANDARD.encode(u);
         format!("Proxy-Authorization: Basic {token}\r\n")

@@ -135,7 +135,9 @@ async fn race(
             Err(_) => return Err(DialError::Timeout),
             Ok(None) => {}
             Ok(Some(Ok(stream))) => {
-                if let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr())
+                // Two syscalls, only where a loop can hide: behind a wildcard listener.
+                if check.policy.has_wildcard_listener()
+                    && let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr())
                     && check.is_loop(local, peer)
                 {
                     last = Some(DialError::Denied(Denial::Loop));

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# ringgate side by side with squid (one worker, and as many workers as ringgate) and tinyproxy, in
+# one run on this machine: all with Basic auth for the same user (squid and tinyproxy cache or keep
+# it as ringgate does), no cache, no access log, listening on loopback. Every loadtest scenario
+# measures every proxy once per round, interleaved (A, B, C, A, B, C…), and prints medians, min–max
+# and the ratio to the first target (direct where the scenario has it, else ringgate).
+#
+# Usage: scripts/compare.sh [quick]      quick: 1 round each and smaller runs (a smoke test)
+# Installs squid, tinyproxy and apache2-utils from Debian's packages when missing (needs root).
+# Bounded: every scenario has a fixed count of runs and stops by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=${1:-}
+if [ "$quick" = quick ]; then
+    rounds=1; bytes=$((256 << 20)); tunnels=500; requests=5000
+else
+    rounds=3; bytes=$((1 << 30)); tunnels=2000; requests=20000
+fi
+
+need=()
+command -v squid >/dev/null || [ -x /usr/sbin/squid ] || need+=(squid)
+command -v tinyproxy >/dev/null || need+=(tinyproxy)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
+if [ ${#need[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}"
+fi
+squid_bin=$(command -v squid || echo /usr/sbin/squid)
+cargo build --release -q -p ringgate -p loadtest
+
+user=bench
+pass=bench-password
+workers=$(nproc)
+work=$(mktemp -d /tmp/ringgate-compare.XXXXXX)
+chmod 777 "$work"
+htpasswd -bcm "$work/users" "$user" "$pass" 2>/dev/null
+chmod 644 "$work/users"
+
+ringgate=127.0.0.1:13140
+squid1=127.0.0.1:13141
+squidn=127.0.0.1:13142
+tinyproxy=127.0.0.1:13143
+
+pids=()
+squids=()
+cleanup() {
+    for conf in "${squids[@]}"; do "$squid_bin" -f "$conf" -k shutdown 2>/dev/null || true; done
+    kill "${pids[@]}" 2>/dev/null || true
+    sleep 1
+    for conf in "${squids[@]}"; do
+        pid=$(cat "${conf%.conf}.pid" 2>/dev/null || true)
+        [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+squid_conf() { # port workers
+    local conf="$work/squid-$1.conf"
+    cat >"$conf" <<EOF
+http_port 127.0.0.1:$1
+workers $2
+auth_param basic program /usr/lib/squid/basic_ncsa_auth $work/users
+auth_param basic children 8
+auth_param basic realm bench
+auth_param basic credentialsttl 2 hours
+acl authed proxy_auth REQUIRED
+http_access allow authed
+http_access deny all
+cache deny all
+cache_mem 8 MB
+access_log none
+cache_store_log none
+cache_log $work/squid-$1.cache.log
+pid_filename $work/squid-$1.pid
+coredump_dir $work
+max_filedescriptors 16384
+shutdown_lifetime 1 second
+visible_hostname compare
+EOF
+    echo "$conf"
+}
+
+wait_port() { # host:port name
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "$2 did not start on $1" >&2
+    return 1
+}
+
+target/release/ringgate --listen "$ringgate" --user "$user:$pass" --allow-dest 127.0.0.0/8 \
+    --connect-ports any --log-level warn &
+pids+=($!)
+for spec in "${squid1#*:} 1" "${squidn#*:} $workers"; do
+    # shellcheck disable=SC2086
+    conf=$(squid_conf $spec)
+    squids+=("$conf")
+    "$squid_bin" -f "$conf"
+done
+cat >"$work/tinyproxy.conf" <<EOF
+User nobody
+Group nogroup
+Port ${tinyproxy#*:}
+Listen 127.0.0.1
+Timeout 600
+MaxClients 4096
+BasicAuth $user $pass
+LogLevel Critical
+LogFile "$work/tinyproxy.log"
+PidFile "$work/tinyproxy.pid"
+EOF
+tinyproxy -d -c "$work/tinyproxy.conf" &
+pids+=($!)
+
+targets=(--proxy "ringgate=$ringgate")
+wait_port "$ringgate" ringgate
+if wait_port "$squid1" squid; then targets+=(--proxy "squid=$squid1"); fi
+if wait_port "$squidn" "squid-$workers"; then targets+=(--proxy "squid-${workers}w=$squidn"); fi
+if wait_port "$tinyproxy" tinyproxy; then targets+=(--proxy "tinyproxy=$tinyproxy"); fi
+
+echo "machine: $(nproc) cores, $(uname -r), $(date -u +%F); $($squid_bin -v | head -1); $(tinyproxy -v 2>&1)"
+echo "ringgate workers: $workers; every proxy: Basic auth ($user), no cache, no access log"
+creds=(--proxy-user "$user:$pass")
+# A scenario exits non-zero when any target had errors (tinyproxy closes kept-alive connections,
+# for one): the tables say which; the comparison goes on.
+target/release/loadtest throughput "${targets[@]}" "${creds[@]}" --bytes "$bytes" --rounds "$((rounds + 2))" || true
+target/release/loadtest tunnels "${targets[@]}" "${creds[@]}" --tunnels "$tunnels" --rounds "$rounds" || true
+target/release/loadtest challenges "${targets[@]}" --requests "$requests" --rounds "$rounds" || true
+target/release/loadtest forward "${targets[@]}" "${creds[@]}" --requests "$requests" --rounds "$rounds" || true
