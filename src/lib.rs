@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod admin;
 pub mod auth;
+pub mod check_host;
 pub mod config;
 pub mod conn;
 pub mod creds;

@@ -16,6 +16,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "ringgate", version)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// TOML config file; its keys override the embedded default.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -189,6 +191,14 @@ struct Cli {
     access_log_format: Option<ringgate::log::Format>,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Compare this host's kernel and process limits with what the configuration needs and what
+    /// tuning/ recommends; exits 1 when a critical one is off (the fd limit below what
+    /// max_connections needs).
+    CheckHost,
+}
+
 impl Cli {
     /// The flags as the top configuration layer.
     fn layer(&self) -> RawConfig {
@@ -282,6 +292,16 @@ fn main() -> ExitCode {
             return ExitCode::from(USAGE);
         }
     };
+    if let Some(Command::CheckHost) = cli.command {
+        use ringgate::check_host::{Readings, Verdict, assess, render};
+        let rows = assess(&Readings::read(), &config);
+        print!("{}", render(&rows));
+        return if rows.iter().any(|r| r.verdict == Verdict::Critical) {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
     if cli.print_config {
         print!("{}", config.to_toml());
         return ExitCode::SUCCESS;

@@ -165,3 +165,29 @@ fn systemd_is_told_when_ready_and_when_stopping() {
     assert!(child.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn check_host_prints_the_table_and_fails_when_the_fd_limit_is_too_low() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ringgate"))
+            .args(args)
+            .arg("check-host")
+            .output()
+            .unwrap()
+    };
+    let ok = run(&[]);
+    let table = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{table}");
+    for setting in [
+        "RLIMIT_NOFILE (soft)",
+        "net.core.somaxconn",
+        "fs.pipe-user-pages-soft",
+        "net.ipv4.ip_local_port_range",
+    ] {
+        assert!(table.contains(setting), "{table}");
+    }
+    // More connections than the fd limit can hold (the hard limit here is 20,000).
+    let bad = run(&["--max-connections", "100000000"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("CRITICAL"));
+}

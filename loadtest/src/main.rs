@@ -142,7 +142,9 @@ fn sink(mut conn: TcpStream) {
     }
     let want = u64::from_be_bytes(len);
     while pos < want {
-        let room = buf.len().min(usize::try_from(want - pos).unwrap_or(usize::MAX));
+        let room = buf
+            .len()
+            .min(usize::try_from(want - pos).unwrap_or(usize::MAX));
         let n = match conn.read(&mut buf[..room]) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
