@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod idle;
 mod requests;
 
 #[derive(Parser)]
@@ -75,6 +76,21 @@ enum Scenario {
         requests: u64,
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+    },
+    /// K authenticated tunnels left idle: the proxy's RSS and threads per tunnel, then each proven.
+    Idle {
+        /// The proxy, HOST:PORT.
+        #[arg(long)]
+        proxy: SocketAddr,
+        /// The proxy's process id (its /proc/PID is read).
+        #[arg(long)]
+        pid: u32,
+        /// Basic credentials sent on every CONNECT.
+        #[arg(long, value_name = "USER:PASSWORD")]
+        proxy_user: Option<String>,
+        /// Tunnels to open (this process holds two fds per tunnel).
+        #[arg(long, default_value_t = 9000)]
+        tunnels: usize,
     },
     /// Requests without credentials on kept-alive connections; 407s/s and latency.
     Challenges {
@@ -312,6 +328,12 @@ fn main() {
             rounds,
         } => parse_targets(&proxies)
             .and_then(|t| requests::forward(&t, proxy_user.as_deref(), clients, requests, rounds)),
+        Scenario::Idle {
+            proxy,
+            pid,
+            proxy_user,
+            tunnels,
+        } => idle::idle(proxy, pid, proxy_user.as_deref(), tunnels),
         Scenario::Challenges {
             proxies,
             clients,

@@ -56,7 +56,7 @@ pub fn start_echo() -> std::io::Result<Vec<SocketAddr>> {
 }
 
 /// Connects from 127.0.0.`source`, so the ephemeral ports of several addresses share the load.
-fn connect_from(source: u8, to: SocketAddr) -> std::io::Result<TcpStream> {
+pub fn connect_from(source: u8, to: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
     socket.bind(&SocketAddr::from((Ipv4Addr::new(127, 0, 0, source), 0)).into())?;
     socket.connect(&to.into())?;

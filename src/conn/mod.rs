@@ -153,8 +153,17 @@ pub async fn serve(
             _ if absolute => {
                 let user = session.as_ref().map(|s| &*s.user);
                 url = shard.log.is_some().then(|| head.target.get(&buf).to_vec());
-                let forwarded =
-                    forward::forward(&mut stream, &mut buf, &head, &shard, peer, user).await;
+                // Boxed: a forwarded request's state (two heads, a dial, body relays) would
+                // otherwise sit in every connection's task, idle tunnels included.
+                let forwarded = Box::pin(forward::forward(
+                    &mut stream,
+                    &mut buf,
+                    &head,
+                    &shard,
+                    peer,
+                    user,
+                ))
+                .await;
                 match forwarded {
                     Ok(forward::Next::ReadNext) => continue,
                     Ok(forward::Next::Closed) => return,
@@ -394,12 +403,14 @@ async fn connect(
                         request,
                         per_address: verdict == Verdict::PerAddress,
                     };
-                    upstream::dial::dial(
+                    // Boxed for the same reason: the dial's state (resolution, the race of
+                    // attempts) lasts a moment; the tunnel's task lasts as long as the tunnel.
+                    Box::pin(upstream::dial::dial(
                         &authority,
                         shard.config.connect_timeout,
                         &check,
                         &shard.dns,
-                    )
+                    ))
                     .await
                 }
             }

@@ -114,7 +114,8 @@ impl Meter<'_> {
         if let Some(rate) = self.rate {
             let wait = rate.book(n);
             if !wait.is_zero() {
-                monoio::time::sleep(wait).await;
+                // Boxed: a timer in every direction's state would grow every idle tunnel.
+                Box::pin(monoio::time::sleep(wait)).await;
             }
         }
     }

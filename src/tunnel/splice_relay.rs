@@ -28,7 +28,8 @@ pub(super) async fn one_way(
             // Out of fds for a pipe: move this turn's bytes through user space instead, so an
             // open tunnel survives the exhaustion (new connections are what must wait).
             Err(e) if is_out_of_fds(&e) => {
-                if copy_relay::copy_once(src, dst, meter).await? {
+                // Boxed: rare, and it must not grow every tunnel's state.
+                if Box::pin(copy_relay::copy_once(src, dst, meter)).await? {
                     return Ok(());
                 }
                 yield_now().await;
