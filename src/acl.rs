@@ -627,50 +627,38 @@ fn in_ranges(ranges: &[(u16, u16)], port: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::PolicyConfig;
 
     fn strs(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| (*s).to_owned()).collect()
     }
 
+    /// A policy as the config gives it, plus what the server adds (auth on/off, listeners).
     struct Setup {
         auth_on: bool,
-        open_proxy: bool,
-        clients: Vec<String>,
-        connect_ports: Vec<String>,
-        allow_dest: Vec<String>,
-        default_action: Action,
-        groups: BTreeMap<String, Vec<String>>,
-        rules: Vec<RuleSpec>,
         listen: Vec<SocketAddr>,
+        cfg: PolicyConfig,
     }
 
     impl Setup {
         fn new() -> Setup {
             Setup {
                 auth_on: true,
-                open_proxy: false,
-                clients: vec![],
-                connect_ports: strs(&["443"]),
-                allow_dest: vec![],
-                default_action: Action::Allow,
-                groups: BTreeMap::new(),
-                rules: vec![],
                 listen: vec!["127.0.0.1:3128".parse().unwrap()],
+                cfg: PolicyConfig {
+                    open_proxy: false,
+                    clients: vec![],
+                    connect_ports: strs(&["443"]),
+                    allow_dest: vec![],
+                    default_action: Action::Allow,
+                    groups: BTreeMap::new(),
+                    rules: vec![],
+                },
             }
         }
 
         fn build(&self) -> Result<Policy, PolicyError> {
-            Policy::new(&PolicySpec {
-                auth_on: self.auth_on,
-                open_proxy: self.open_proxy,
-                clients: &self.clients,
-                connect_ports: &self.connect_ports,
-                allow_dest: &self.allow_dest,
-                default_action: self.default_action,
-                groups: &self.groups,
-                rules: &self.rules,
-                listen: &self.listen,
-            })
+            self.cfg.build(self.auth_on, &self.listen)
         }
     }
 
@@ -740,7 +728,7 @@ mod tests {
     #[test]
     fn allow_dest_lifts_the_defaults_but_never_the_loop() {
         let mut s = Setup::new();
-        s.allow_dest = strs(&["127.0.0.0/8", "::1", "::ffff:169.254.1.0/120"]);
+        s.cfg.allow_dest = strs(&["127.0.0.0/8", "::1", "::ffff:169.254.1.0/120"]);
         let p = s.build().unwrap();
         let r = req(None, "x", 443, true);
         let ok = |a: &str| p.check_address(&r, a.parse().unwrap(), false);
@@ -785,20 +773,20 @@ mod tests {
             Verdict::Allow
         );
         let mut s = Setup::new();
-        s.connect_ports = strs(&["443", "8000-8099"]);
+        s.cfg.connect_ports = strs(&["443", "8000-8099"]);
         let p = s.build().unwrap();
         assert_eq!(p.check_request(&req(None, "a", 8050, true)), Verdict::Allow);
         assert_eq!(
             p.check_request(&req(None, "a", 8100, true)),
             Verdict::Deny(Denial::Port)
         );
-        s.connect_ports = strs(&["any"]);
+        s.cfg.connect_ports = strs(&["any"]);
         assert_eq!(
             s.build().unwrap().check_request(&req(None, "a", 22, true)),
             Verdict::Allow
         );
         for bad in [&["0"][..], &["9-8"], &["x"], &["70000"], &[]] {
-            s.connect_ports = strs(bad);
+            s.cfg.connect_ports = strs(bad);
             assert!(s.build().is_err(), "{bad:?}");
         }
 
@@ -812,22 +800,24 @@ mod tests {
         assert!(p.admits_client("127.0.0.1".parse().unwrap()));
         assert!(p.admits_client("::ffff:127.0.0.1".parse().unwrap()));
         assert!(p.admits_client("::1".parse().unwrap()));
-        s.clients = strs(&["10.0.0.0/8"]);
+        s.cfg.clients = strs(&["10.0.0.0/8"]);
         let err = s.build().unwrap_err();
         assert_eq!(err.key, "clients");
-        s.open_proxy = true;
+        s.cfg.open_proxy = true;
         let p = s.build().unwrap();
         assert!(p.admits_client("10.9.9.9".parse().unwrap()));
         assert!(!p.admits_client(any));
-        s.clients.clear();
+        s.cfg.clients.clear();
         assert!(s.build().unwrap().admits_client(any));
     }
 
     #[test]
     fn rules_first_match_wins_on_every_criterion() {
         let mut s = Setup::new();
-        s.connect_ports = strs(&["any"]);
-        s.groups.insert("staff".into(), strs(&["carol", "dave"]));
+        s.cfg.connect_ports = strs(&["any"]);
+        s.cfg
+            .groups
+            .insert("staff".into(), strs(&["carol", "dave"]));
         let mut r1 = rule(Action::Deny);
         r1.name = Some("no social".into());
         r1.hosts = strs(&["*.social.example", "chat.example."]);
@@ -842,8 +832,8 @@ mod tests {
         let mut r5 = rule(Action::Allow);
         r5.users = strs(&["alice"]);
         r5.clients = strs(&["10.1.0.0/16"]);
-        s.rules = vec![r1, r2, r3, r4, r5];
-        s.default_action = Action::Deny;
+        s.cfg.rules = vec![r1, r2, r3, r4, r5];
+        s.cfg.default_action = Action::Deny;
         let p = s.build().unwrap();
         let deny = |l: &str| Verdict::Deny(Denial::Rule(l.into()));
         let rows = [
@@ -933,7 +923,7 @@ mod tests {
             let mut s = Setup::new();
             let mut r = rule(Action::Deny);
             edit(&mut r);
-            s.rules = vec![r];
+            s.cfg.rules = vec![r];
             assert_eq!(s.build().unwrap_err().key, key);
         }
     }

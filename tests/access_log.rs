@@ -12,15 +12,9 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-fn basic(user: &str, password: &str) -> String {
-    use base64::Engine;
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    format!("Proxy-Authorization: Basic {token}\r\n")
-}
-
 /// A tunnel (1000 bytes each way), a 407, a forwarded GET, a 403: four lines.
 fn scripted_run(proxy: SocketAddr, echo: SocketAddr, origin: SocketAddr) {
-    let good = basic("alice", "s3cret-pw");
+    let good = credentials("alice", "s3cret-pw");
     let mut s = TcpStream::connect(proxy).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(s, "CONNECT {echo} HTTP/1.1\r\n{good}\r\n").unwrap();
@@ -34,7 +28,7 @@ fn scripted_run(proxy: SocketAddr, echo: SocketAddr, origin: SocketAddr) {
         proxy,
         format!(
             "GET http://{origin}/x HTTP/1.1\r\n{}Connection: close\r\n\r\n",
-            basic("alice", "wrong")
+            credentials("alice", "wrong")
         )
         .as_bytes(),
     );
@@ -138,7 +132,7 @@ fn squid_format_field_by_field_and_reopened_on_sigusr1() {
         proxy.addr,
         format!(
             "GET http://{origin}/after HTTP/1.1\r\n{}Connection: close\r\n\r\n",
-            basic("alice", "s3cret-pw")
+            credentials("alice", "s3cret-pw")
         )
         .as_bytes(),
     );

@@ -91,16 +91,10 @@ fn zone_name(name: &str) -> &'static str {
 }
 
 fn get(proxy: &Proxy, url: &str) -> (u16, String) {
-    let resp = exchange(
+    exchange_body(
         proxy.addr,
-        format!("GET {url} HTTP/1.1\r\nConnection: close\r\n\r\n").as_bytes(),
-    );
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .trim()
-        .to_owned();
-    (status(&resp), body)
+        &format!("GET {url} HTTP/1.1\r\nConnection: close\r\n\r\n"),
+    )
 }
 
 #[test]

@@ -54,12 +54,6 @@ fn scrape(admin: SocketAddr) -> HashMap<String, f64> {
         .collect()
 }
 
-fn basic(user: &str, password: &str) -> String {
-    use base64::Engine;
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    format!("Proxy-Authorization: Basic {token}\r\n")
-}
-
 #[test]
 fn health_readiness_and_exact_counts_after_a_scripted_run() {
     let echo = echo_server();
@@ -79,7 +73,7 @@ fn health_readiness_and_exact_counts_after_a_scripted_run() {
     assert_eq!(admin_get(admin, "/readyz"), (200, "ready\n".into()));
     assert_eq!(admin_get(admin, "/nope").0, 404);
 
-    let good = basic("alice", "pw");
+    let good = credentials("alice", "pw");
     // Three tunnels, 1000 bytes each way.
     for _ in 0..3 {
         let mut s = TcpStream::connect(proxy.addr).unwrap();
@@ -91,7 +85,7 @@ fn health_readiness_and_exact_counts_after_a_scripted_run() {
         s.read_exact(&mut back).unwrap();
     }
     // Two without credentials, one with a wrong password: 407s.
-    for creds in ["", "", &basic("alice", "nope")] {
+    for creds in ["", "", &credentials("alice", "nope")] {
         let resp = exchange(
             proxy.addr,
             format!("CONNECT {echo} HTTP/1.1\r\n{creds}Connection: close\r\n\r\n").as_bytes(),

@@ -28,16 +28,6 @@ fn counting_origin() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, count)
 }
 
-fn ask(proxy: SocketAddr, request: &str) -> (u16, String) {
-    let resp = exchange(proxy, request.as_bytes());
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .trim()
-        .to_owned();
-    (status(&resp), body)
-}
-
 const DEST: &str = "destination address not allowed";
 
 #[test]
@@ -86,7 +76,7 @@ fn every_spelling_of_a_forbidden_destination_is_refused_before_connecting() {
             DEST,
         ),
     ] {
-        let (code, body) = ask(proxy.addr, &request);
+        let (code, body) = exchange_body(proxy.addr, &request);
         assert_eq!((code, body.as_str()), (403, want), "{request:?}");
     }
     assert_eq!(
@@ -103,7 +93,7 @@ fn connect_is_limited_to_port_443_unless_configured_and_allow_dest_opens_loopbac
     let (o, count) = counting_origin();
     let port = o.port();
     let proxy = Proxy::start_strict(&[]);
-    let (code, body) = ask(
+    let (code, body) = exchange_body(
         proxy.addr,
         &format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n"),
     );
@@ -112,7 +102,7 @@ fn connect_is_limited_to_port_443_unless_configured_and_allow_dest_opens_loopbac
         (403, "CONNECT to this port is not allowed")
     );
     // Forwarding is not limited to 443; the loopback destination still is.
-    let (code, body) = ask(
+    let (code, body) = exchange_body(
         proxy.addr,
         &format!("GET http://127.0.0.1:{port}/ HTTP/1.1\r\n\r\n"),
     );
@@ -126,13 +116,13 @@ fn connect_is_limited_to_port_443_unless_configured_and_allow_dest_opens_loopbac
     let mut got = String::new();
     let _ = t.read_to_string(&mut got);
     assert!(got.ends_with("origin"), "{got}");
-    let (code, body) = ask(
+    let (code, body) = exchange_body(
         proxy.addr,
         &format!("GET http://localhost:{port}/ HTTP/1.1\r\nConnection: close\r\n\r\n"),
     );
     assert_eq!((code, body.as_str()), (200, "origin"));
     // ::1 is not in the allowed network: a name resolving to both is dialled on 127.0.0.1 only.
-    let (code, body) = ask(
+    let (code, body) = exchange_body(
         proxy.addr,
         &format!("GET http://[::1]:{port}/ HTTP/1.1\r\n\r\n"),
     );
@@ -151,7 +141,7 @@ fn the_proxy_never_connects_to_itself() {
         "0.0.0.0:0",
     ]);
     let own = proxy.addr.port();
-    let (code, body) = ask(
+    let (code, body) = exchange_body(
         proxy.addr,
         &format!("CONNECT 127.0.0.1:{own} HTTP/1.1\r\n\r\n"),
     );
@@ -168,7 +158,7 @@ fn the_proxy_never_connects_to_itself() {
         format!("127.0.0.2:{wildcard}"),
         format!("localhost:{wildcard}"),
     ] {
-        let (code, body) = ask(proxy.addr, &format!("CONNECT {target} HTTP/1.1\r\n\r\n"));
+        let (code, body) = exchange_body(proxy.addr, &format!("CONNECT {target} HTTP/1.1\r\n\r\n"));
         assert_eq!(
             (code, body.as_str()),
             (403, "destination is this proxy"),
@@ -183,7 +173,7 @@ fn without_authentication_only_allowed_clients_get_in() {
     let proxy = Proxy::start(&["--client", "127.0.0.2/32"]);
     let request = format!("GET http://{o}/ HTTP/1.1\r\nConnection: close\r\n\r\n");
     // From 127.0.0.1: refused before any request is read.
-    let (code, body) = ask(proxy.addr, &request);
+    let (code, body) = exchange_body(proxy.addr, &request);
     assert_eq!(
         (code, body.as_str()),
         (403, "your address may not use this proxy")
@@ -327,7 +317,7 @@ ports = ["{port}"]
             );
             continue;
         }
-        let (code, body) = ask(proxy.addr, &full);
+        let (code, body) = exchange_body(proxy.addr, &full);
         assert_eq!((code, body.as_str()), want, "{user} {request}");
     }
     assert_eq!(
@@ -338,18 +328,6 @@ ports = ["{port}"]
     assert!(proxy.wait_log("blocked sites"), "{}", proxy.log_text());
     assert!(proxy.wait_log("carol forwards only"));
     let _ = std::fs::remove_dir_all(dir);
-}
-
-/// A connection to `proxy` from the loopback address `source`.
-fn connect_from(source: &str, proxy: SocketAddr) -> TcpStream {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&format!("{source}:0").parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    socket.connect(&proxy.into()).unwrap();
-    let s: TcpStream = socket.into();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
 }
 
 /// Opens a tunnel to `echo` from `source` and proves it relays.
@@ -452,7 +430,7 @@ fn sighup_reloads_the_policy_keeps_open_tunnels_and_refuses_a_bad_config() {
     .unwrap();
     proxy.signal("HUP");
     assert!(proxy.wait_log("config reloaded"), "{}", proxy.log_text());
-    let (code, body) = ask(proxy.addr, &format!("CONNECT {echo} HTTP/1.1\r\n\r\n"));
+    let (code, body) = exchange_body(proxy.addr, &format!("CONNECT {echo} HTTP/1.1\r\n\r\n"));
     assert_eq!(
         (code, body.as_str()),
         (403, "denied by the proxy's access rules")
@@ -470,7 +448,7 @@ fn sighup_reloads_the_policy_keeps_open_tunnels_and_refuses_a_bad_config() {
         "{}",
         proxy.log_text()
     );
-    let (code, _) = ask(proxy.addr, &format!("CONNECT {echo} HTTP/1.1\r\n\r\n"));
+    let (code, _) = exchange_body(proxy.addr, &format!("CONNECT {echo} HTTP/1.1\r\n\r\n"));
     assert_eq!(code, 403);
 
     // A setting only a restart applies: named in a warning; the policy part is applied.
@@ -622,7 +600,7 @@ fn a_changed_config_file_is_reloaded_without_a_signal() {
         proxy.log_text()
     );
     assert!(proxy.wait_log("config reloaded"));
-    let (code, body) = ask(proxy.addr, &format!("CONNECT {echo} HTTP/1.1\r\n\r\n"));
+    let (code, body) = exchange_body(proxy.addr, &format!("CONNECT {echo} HTTP/1.1\r\n\r\n"));
     assert_eq!(
         (code, body.as_str()),
         (403, "denied by the proxy's access rules")

@@ -23,17 +23,6 @@ fn proxied_addr(proxy: &Proxy) -> SocketAddr {
         .unwrap_or_else(|| panic!("no PROXY protocol listener in {log}"))
 }
 
-fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&format!("{source}:0").parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    socket.connect(&to.into()).unwrap();
-    let s: TcpStream = socket.into();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
-}
-
 /// Sends `bytes` from `source` to `to` and reads everything until the connection closes.
 fn send(source: &str, to: SocketAddr, bytes: &[u8]) -> String {
     let mut s = connect_from(source, to);

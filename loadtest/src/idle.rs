@@ -10,7 +10,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::requests::{connect_from, credentials_header};
+use crate::requests::{connect_from, credentials_header, open_tunnel};
 
 /// Sources used in turn: 127.0.0.30 to 127.0.0.45.
 const SOURCES: u8 = 16;
@@ -44,21 +44,7 @@ fn open(
 ) -> Result<TcpStream, String> {
     let source = 30 + (i % SOURCES as usize) as u8;
     let mut s = connect_from(source, proxy).map_err(|e| format!("connect: {e}"))?;
-    write!(s, "CONNECT {origin} HTTP/1.1\r\n{credentials}\r\n").map_err(|e| e.to_string())?;
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match s.read(&mut b) {
-            Ok(1) => head.push(b[0]),
-            _ => return Err("proxy closed during CONNECT".into()),
-        }
-    }
-    if !head.starts_with(b"HTTP/1.1 200") {
-        return Err(format!(
-            "CONNECT refused: {}",
-            String::from_utf8_lossy(&head).trim()
-        ));
-    }
+    open_tunnel(&mut s, origin, credentials)?;
     Ok(s)
 }
 

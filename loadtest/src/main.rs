@@ -192,25 +192,7 @@ fn push(
         .map_err(|e| e.to_string())?;
     s.set_nodelay(true).map_err(|e| e.to_string())?;
     if proxy.is_some() {
-        write!(
-            s,
-            "CONNECT {sink} HTTP/1.1\r\nHost: {sink}\r\n{credentials}\r\n"
-        )
-        .map_err(|e| e.to_string())?;
-        let mut head = Vec::new();
-        let mut b = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            match s.read(&mut b) {
-                Ok(1) => head.push(b[0]),
-                _ => return Err("proxy closed during CONNECT".into()),
-            }
-        }
-        if !head.starts_with(b"HTTP/1.1 200") && !head.starts_with(b"HTTP/1.0 200") {
-            return Err(format!(
-                "CONNECT refused: {}",
-                String::from_utf8_lossy(&head).trim()
-            ));
-        }
+        requests::open_tunnel(&mut s, sink, credentials)?;
     }
     let pattern = block();
     let chunk: Vec<u8> = pattern.iter().cycle().take(16 * BLOCK).copied().collect();

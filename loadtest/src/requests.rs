@@ -273,6 +273,31 @@ fn report(
     );
 }
 
+/// Sends `CONNECT target` (with `credentials`, a header line or nothing) on `s` and reads the
+/// answer's head; anything but a 200 is an error that quotes it.
+pub fn open_tunnel(s: &mut TcpStream, target: SocketAddr, credentials: &str) -> Result<(), String> {
+    write!(
+        s,
+        "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{credentials}\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            _ => return Err("proxy closed during CONNECT".into()),
+        }
+    }
+    if !head.starts_with(b"HTTP/1.1 200") && !head.starts_with(b"HTTP/1.0 200") {
+        return Err(format!(
+            "CONNECT refused: {}",
+            String::from_utf8_lossy(&head).trim()
+        ));
+    }
+    Ok(())
+}
+
 pub fn credentials_header(user: Option<&str>) -> String {
     user.map_or(String::new(), |u| {
         let token = base64::engine::general_purpose::STANDARD.encode(u);

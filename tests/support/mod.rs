@@ -326,6 +326,36 @@ pub fn exchange(proxy: SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Sends raw bytes to the proxy; the status and the trimmed body of what it answers until it closes.
+pub fn exchange_body(proxy: SocketAddr, request: &str) -> (u16, String) {
+    let resp = exchange(proxy, request.as_bytes());
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .trim()
+        .to_owned();
+    (status(&resp), body)
+}
+
+/// A connection to `to` from the loopback address `source` (e.g. "127.0.0.2").
+pub fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&format!("{source}:0").parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    socket.connect(&to.into()).unwrap();
+    let s: TcpStream = socket.into();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// The `Proxy-Authorization` line (CRLF included) for Basic `user:password`.
+pub fn credentials(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Proxy-Authorization: Basic {token}\r\n")
+}
+
 /// Status code of a raw response.
 pub fn status(response: &str) -> u16 {
     response
