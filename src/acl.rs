@@ -514,12 +514,29 @@ fn host_pattern(text: &str) -> Option<HostPattern> {
 }
 
 /// IPv4-mapped IPv6 (`::ffff:127.0.0.1`) is the IPv4 address it carries: checked as such.
+/// So is an address in the NAT64 well-known prefix `64:ff9b::/96` (RFC 6052): a NAT64 gateway
+/// delivers it to the IPv4 address in its last 32 bits.
 pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let o = v6.octets();
+                IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]))
+            } else {
+                v6.to_ipv4_mapped().map_or(ip, IpAddr::V4)
+            }
+        }
         v4 => v4,
     }
 }
+
+/// Cloud metadata services outside link-local space: Alibaba's (in 100.64/10) and Azure's
+/// WireServer.
+const METADATA_V4: [Ipv4Addr; 2] = [
+    Ipv4Addr::new(100, 100, 100, 200),
+    Ipv4Addr::new(168, 63, 129, 16),
+];
 
 /// The built-in denials: which range `ip` falls in, if any.
 fn denied_range(ip: IpAddr) -> Option<&'static str> {
@@ -528,7 +545,7 @@ fn denied_range(ip: IpAddr) -> Option<&'static str> {
             let o = v4.octets();
             if v4.is_loopback() {
                 Some("destination is a loopback address")
-            } else if v4.is_link_local() {
+            } else if v4.is_link_local() || METADATA_V4.contains(&v4) {
                 Some("destination is link-local (cloud metadata included)")
             } else if o[0] == 0 {
                 Some("destination is an unspecified address")
@@ -698,6 +715,11 @@ mod tests {
             ("::ffff:127.0.0.1", true),
             ("::127.0.0.1", true),
             ("169.254.169.254", true),
+            ("100.100.100.200", true),
+            ("168.63.129.16", true),
+            ("64:ff9b::7f00:1", true),
+            ("64:ff9b::a9fe:a9fe", true),
+            ("64:ff9b::5db8:d822", false),
             ("::ffff:169.254.169.254", true),
             ("fe80::1", true),
             ("fd00:ec2::254", true),

@@ -3,19 +3,23 @@
 //! way). One plain thread with blocking sockets, away from the workers: a slow scraper can delay
 //! only other scrapes.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::metrics::Registry;
 
-/// Binds `addr` and serves from a thread of its own; the address actually bound is logged.
-pub fn start(addr: SocketAddr, metrics: Arc<Registry>) -> io::Result<JoinHandle<()>> {
-    let listener = TcpListener::bind(addr)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr} (admin): {e}")))?;
+/// Binds the admin address (early, so the policy can count it among the proxy's own sockets).
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr} (admin): {e}")))
+}
+
+/// Serves from a thread of its own; the address is logged.
+pub fn start(listener: TcpListener, metrics: Arc<Registry>) -> io::Result<JoinHandle<()>> {
     let bound = listener.local_addr()?;
     if !bound.ip().is_loopback() {
         tracing::warn!(%bound, "admin endpoint on a non-loopback address: anyone who can reach it reads the metrics");
@@ -24,19 +28,42 @@ pub fn start(addr: SocketAddr, metrics: Arc<Registry>) -> io::Result<JoinHandle<
     std::thread::Builder::new()
         .name("ringgate-admin".into())
         .spawn(move || {
+            let open = Arc::new(AtomicUsize::new(0));
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                if let Err(e) = answer(stream, &metrics) {
-                    tracing::debug!(error = %e, "admin request failed");
+                // A thread per scrape, a few at a time: a slow client cannot hold the others up.
+                if open.fetch_add(1, Ordering::Relaxed) >= MAX_CLIENTS {
+                    open.fetch_sub(1, Ordering::Relaxed);
+                    continue;
+                }
+                let (metrics, open) = (metrics.clone(), open.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("ringgate-admin-conn".into())
+                    .spawn(move || {
+                        if let Err(e) = answer(stream, &metrics) {
+                            tracing::debug!(error = %e, "admin request failed");
+                        }
+                        open.fetch_sub(1, Ordering::Relaxed);
+                    });
+                if spawned.is_err() {
+                    tracing::warn!("admin endpoint: cannot start a thread");
                 }
             }
         })
 }
 
+/// Scrapes served at once; more are closed unanswered.
+const MAX_CLIENTS: usize = 8;
+
+/// Longest request head read; a client that sends more is answered from what was read.
+const MAX_HEAD: u64 = 8192;
+
 fn answer(stream: TcpStream, metrics: &Registry) -> io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    // Short timeouts and a bounded head: one slow or endless client cannot hold the endpoint
+    // for long (it serves one connection at a time) or grow its memory.
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut reader = BufReader::new(stream.try_clone()?.take(MAX_HEAD));
     let mut line = String::new();
     reader.read_line(&mut line)?;
     // The rest of the head is read and ignored (bounded).

@@ -222,6 +222,31 @@ impl AccessLog {
     }
 }
 
+/// `scheme://user:password@host/…` without its user info (`scheme://***@host/…`); other targets
+/// unchanged. URLs with user info are refused, but their refusal is logged.
+pub fn without_userinfo(target: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let Some(scheme_end) = target.windows(3).position(|w| w == b"://") else {
+        return target.into();
+    };
+    let start = scheme_end + 3;
+    let authority_end = target[start..]
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+        .map_or(target.len(), |i| start + i);
+    match target[start..authority_end]
+        .iter()
+        .rposition(|&b| b == b'@')
+    {
+        None => target.into(),
+        Some(at) => {
+            let mut out = target[..start].to_vec();
+            out.extend_from_slice(b"***");
+            out.extend_from_slice(&target[start + at..]);
+            out.into()
+        }
+    }
+}
+
 /// The target, safe for a space-separated line: bytes outside visible ASCII are %-escaped.
 fn write_target(out: &mut Vec<u8>, target: &[u8]) {
     if target.is_empty() {
@@ -388,6 +413,24 @@ mod tests {
         let line = String::from_utf8(out).unwrap();
         assert_eq!(line.lines().count(), 1);
         assert!(line.contains(" a%20b%0D%0Aforged%201%202 x%20y "), "{line}");
+    }
+
+    #[test]
+    fn user_info_never_reaches_a_line() {
+        for (target, want) in [
+            (
+                &b"http://alice:S3cret@intra.example/x?q=1"[..],
+                &b"http://***@intra.example/x?q=1"[..],
+            ),
+            (b"http://a@b@host:8080", b"http://***@host:8080"),
+            (
+                b"http://host/path@not-userinfo",
+                b"http://host/path@not-userinfo",
+            ),
+            (b"example.com:443", b"example.com:443"),
+        ] {
+            assert_eq!(&*without_userinfo(target), want);
+        }
     }
 
     #[test]

@@ -76,6 +76,12 @@ pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
     }
     let (listeners, bound) = worker::bind_all(&config)?;
     crate::http::response::prerender();
+    let admin_listener = config.admin.map(admin::bind).transpose()?;
+    // The proxy's own sockets, which no request may reach: its listeners and the admin endpoint.
+    let mut bound = bound;
+    if let Some(a) = &admin_listener {
+        bound.push(a.local_addr()?);
+    }
     let policy = config
         .policy
         .build(auth.is_some(), &bound)
@@ -130,18 +136,16 @@ pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
         metrics: metrics.clone(),
         log,
     };
-    let _admin = match config.admin {
-        Some(addr) => Some(admin::start(addr, metrics.clone())?),
+    let _admin = match admin_listener {
+        Some(listener) => Some(admin::start(listener, metrics.clone())?),
         None => None,
     };
     let workers = worker::spawn(config.clone(), shared, listeners, driver, stop_rx)?;
     metrics.ready.store(true, Ordering::Relaxed);
-    // Bound in order: `listen`, then `listen_proxy_protocol`.
-    let (addrs, proxied): (Vec<String>, Vec<String>) = {
-        let text: Vec<String> = bound.iter().map(ToString::to_string).collect();
-        let (plain, proxied) = text.split_at(config.listen.len());
-        (plain.to_vec(), proxied.to_vec())
-    };
+    // Bound in order: `listen`, then `listen_proxy_protocol`, then the admin endpoint.
+    let text: Vec<String> = bound.iter().map(ToString::to_string).collect();
+    let (addrs, rest) = text.split_at(config.listen.len());
+    let proxied = &rest[..config.listen_proxy_protocol.len()];
     tracing::info!(
         driver = driver.name(),
         workers = config.workers,
@@ -233,6 +237,14 @@ fn reload_policy(
     auth_on: bool,
     bound: &[std::net::SocketAddr],
 ) {
+    // The signal thread and the file watch may both reload: one at a time, so the policy stored
+    // last is the one read last.
+    #[allow(
+        clippy::disallowed_types,
+        reason = "reloads run on the signal and watch threads, never on a worker"
+    )]
+    static RELOADING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = RELOADING.lock().unwrap_or_else(|e| e.into_inner());
     let new = match load() {
         Ok(c) => c,
         Err(e) => {

@@ -46,10 +46,12 @@ impl Dns {
                 if name == "silent.test" || (name == "a-only.test" && aaaa) {
                     continue;
                 }
+                let refuse_aaaa = name == "servfail-aaaa.test" && aaaa;
                 let mut reply = Packet::new_reply(query.id());
                 reply.set_flags(PacketFlag::RESPONSE);
                 reply.questions.push(q.clone());
                 match zone.iter().find(|(n, _, _)| *n == name) {
+                    _ if refuse_aaaa => *reply.rcode_mut() = RCODE::ServerFailure,
                     None => *reply.rcode_mut() = RCODE::NameError,
                     Some((_, addrs, ttl)) => {
                         if matches!(q.qtype, simple_dns::QTYPE::TYPE(simple_dns::TYPE::A)) {
@@ -105,6 +107,7 @@ fn answers_are_cached_for_their_ttl_and_failures_are_answered_and_remembered() {
         ("cached.test", vec![[127, 0, 0, 1]], 300),
         ("short.test", vec![[127, 0, 0, 1]], 1),
         ("a-only.test", vec![[127, 0, 0, 1]], 60),
+        ("servfail-aaaa.test", vec![[127, 0, 0, 1]], 60),
     ]);
     let server = dns.addr.to_string();
     let proxy = Proxy::start(&[
@@ -177,6 +180,12 @@ fn answers_are_cached_for_their_ttl_and_failures_are_answered_and_remembered() {
     // A server that answers A but never AAAA: the A answer is used once the server's time is up.
     assert_eq!(
         get(&proxy, &format!("http://a-only.test:{port}/")),
+        (200, "resolved".into())
+    );
+
+    // A server that fails the AAAA question but answers A: the A answer is used.
+    assert_eq!(
+        get(&proxy, &format!("http://servfail-aaaa.test:{port}/")),
         (200, "resolved".into())
     );
 

@@ -736,3 +736,50 @@ fn sixty_four_mib_bodies_stream_both_ways_with_every_byte_intact() {
     assert!(peak_kib < 32 * 1024, "peak RSS {peak_kib} KiB");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn connection_bound_origin_auth_keeps_its_origin_connection_for_one_client() {
+    // An origin speaking NTLM-style connection authentication: 401 with a challenge until the
+    // request carries `Authorization: NTLM …`.
+    let (o, connections) = origin(|seen| {
+        let authed = seen
+            .headers
+            .iter()
+            .any(|(k, v)| k == "authorization" && v.starts_with("NTLM "));
+        if authed {
+            b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nauthed".to_vec()
+        } else {
+            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: NTLM\r\nContent-Length: 0\r\n\r\n"
+                .to_vec()
+        }
+    });
+    let proxy = Proxy::start(&["--workers", "1"]);
+    let mut alice = open(&proxy);
+    let (code, head, _) = ask(
+        &mut alice,
+        format!("GET http://{o}/ HTTP/1.1\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(code, 401, "{head}");
+    assert!(
+        head.contains("WWW-Authenticate: NTLM"),
+        "the origin's 401 passes untouched: {head}"
+    );
+    let (code, _, body) = ask(
+        &mut alice,
+        format!("GET http://{o}/ HTTP/1.1\r\nAuthorization: NTLM TlRMTVNTUAAB\r\n\r\n").as_bytes(),
+    );
+    assert_eq!((code, body.as_str()), (200, "authed"));
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "the handshake stayed on one connection"
+    );
+    // Another client never gets that connection.
+    let mut bob = open(&proxy);
+    let (code, _, _) = ask(
+        &mut bob,
+        format!("GET http://{o}/ HTTP/1.1\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(code, 401);
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+}

@@ -72,6 +72,19 @@ fn health_readiness_and_exact_counts_after_a_scripted_run() {
     assert_eq!(admin_get(admin, "/healthz"), (200, "ok\n".into()));
     assert_eq!(admin_get(admin, "/readyz"), (200, "ready\n".into()));
     assert_eq!(admin_get(admin, "/nope").0, 404);
+    // The admin endpoint is one of the proxy's own sockets: not reachable through the proxy.
+    let through = exchange(
+        proxy.addr,
+        format!(
+            "GET http://{admin}/metrics HTTP/1.1\r\n{}Connection: close\r\n\r\n",
+            credentials("alice", "pw")
+        )
+        .as_bytes(),
+    );
+    assert!(
+        through.starts_with("HTTP/1.1 403 ") && through.ends_with("destination is this proxy\n"),
+        "{through}"
+    );
 
     let good = credentials("alice", "pw");
     // Three tunnels, 1000 bytes each way.
@@ -123,7 +136,9 @@ fn health_readiness_and_exact_counts_after_a_scripted_run() {
         m = scrape(admin);
     }
     for (sample, want) in [
-        ("ringgate_connections_accepted_total{}", 10.0),
+        ("ringgate_connections_accepted_total{}", 11.0),
+        ("ringgate_requests_total{method=GET,status=403}", 1.0),
+        ("ringgate_policy_denials_total{kind=loop}", 1.0),
         ("ringgate_connections_active{}", 0.0),
         ("ringgate_tunnels_total{}", 3.0),
         ("ringgate_tunnels_active{}", 0.0),
@@ -153,13 +168,13 @@ fn health_readiness_and_exact_counts_after_a_scripted_run() {
     ] {
         assert_eq!(m.get(sample), Some(&want), "{sample}: {m:?}");
     }
-    // Eight requests carried credentials: each a cache hit or a miss (a first sight on its
-    // worker); seven were right.
+    // Nine requests carried credentials: each a cache hit or a miss (a first sight on its
+    // worker); eight were right.
     let checks = m["ringgate_auth_checks_total{result=success,scheme=basic}"];
     let hits = m["ringgate_credential_cache_total{result=hit}"];
     let misses = m["ringgate_credential_cache_total{result=miss}"];
-    assert_eq!(hits + misses, 8.0, "{m:?}");
-    assert_eq!(checks, 7.0, "{m:?}");
+    assert_eq!(hits + misses, 9.0, "{m:?}");
+    assert_eq!(checks, 8.0, "{m:?}");
 
     // Draining: not ready any more.
     let mut open = TcpStream::connect(proxy.addr).unwrap();

@@ -86,6 +86,8 @@ pub async fn serve(
         .await;
     }
     let mut session: Option<Session> = None;
+    // An origin connection bound to this client by NTLM/Negotiate origin authentication.
+    let mut pinned: Option<forward::pool::Upstream> = None;
     let mut first = true;
     loop {
         let head = match read_head(&mut stream, &mut buf, &shard, first).await {
@@ -96,6 +98,20 @@ pub async fn serve(
             }
         };
         first = false;
+        // Checked on every request, not only at accept: a reload may have narrowed `clients`.
+        if !shard.policy().admits_client(peer.ip()) {
+            shard.metrics.denials[Denial::Client.index()].inc();
+            return refuse(
+                &shard,
+                &mut stream,
+                Reply::DeniedClient,
+                Some(head.method),
+                peer,
+                b"",
+                buf,
+            )
+            .await;
+        }
         if let Some(gate) = &shard.auth {
             let field = head.proxy_authorization;
             match gate.admit(&mut session, field, &buf, peer.ip()).await {
@@ -162,6 +178,7 @@ pub async fn serve(
                     &shard,
                     peer,
                     user,
+                    &mut pinned,
                 ))
                 .await;
                 match forwarded {
@@ -309,6 +326,9 @@ async fn refuse(
     target: &[u8],
     buf: Vec<u8>,
 ) {
+    // A refused URL may carry `user:password@`: never into a log line.
+    let redacted = log::without_userinfo(target);
+    let target = redacted.as_ref();
     let status = reply.status();
     shard
         .metrics

@@ -49,6 +49,7 @@ pub async fn forward(
     shard: &Shard,
     peer: SocketAddr,
     user: Option<&str>,
+    pinned: &mut Option<Upstream>,
 ) -> Result<Next, Reply> {
     let config = &shard.config;
     let policy = shard.policy();
@@ -92,13 +93,16 @@ pub async fn forward(
         );
         let host = host_part(target.host);
         let port = target.authority.port;
-        // A kept connection serves this request only if its address passes this request's check.
-        let pooled = match shard.upstreams.take(host, port) {
+        // A connection pinned to this client (origin authentication bound to it) comes first; a
+        // kept connection serves this request only if its address passes this request's check.
+        let kept = match pinned.take() {
+            Some(up) if up.key.is(host, port) => Some(up),
+            _ => shard.upstreams.take(host, port),
+        };
+        let pooled = match kept {
             Some(up) if policy.check_address(&request, up.addr, per_address).is_ok() => Ok(up),
-            Some(up) => {
-                shard.upstreams.put(up);
-                Err(shard.upstreams.key(host, port))
-            }
+            // Denied for this request: closed (pinned or pooled, it is not handed to others).
+            Some(_) => Err(shard.upstreams.key(host, port)),
             None => Err(shard.upstreams.key(host, port)),
         };
         (out, pooled, per_address)
@@ -237,7 +241,13 @@ pub async fn forward(
         });
     }
     if clean && !request_cut && !rhead.closes && rhead.body != ResponseBody::UntilClose {
-        shard.upstreams.put(up);
+        if binds_connection(&out) || binds_connection(&rbuf[..rhead.len]) {
+            // NTLM or Negotiate with the origin authenticates the connection, not the request:
+            // it stays with this client connection and never serves anyone else.
+            *pinned = Some(up);
+        } else {
+            shard.upstreams.put(up);
+        }
     }
     shard.metrics.request_duration.observe(started.elapsed());
     Ok(if request_cut {
@@ -246,6 +256,24 @@ pub async fn forward(
         Next::Closed
     } else {
         Next::ReadNext
+    })
+}
+
+/// Whether a head carries connection-bound origin authentication (`Authorization` or
+/// `WWW-Authenticate` with NTLM or Negotiate).
+fn binds_connection(head: &[u8]) -> bool {
+    head.split(|&b| b == b'\n').any(|line| {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            return false;
+        };
+        let name = line[..colon].trim_ascii();
+        let value = line[colon + 1..].trim_ascii();
+        let starts = |scheme: &[u8]| {
+            value.len() >= scheme.len() && value[..scheme.len()].eq_ignore_ascii_case(scheme)
+        };
+        (name.eq_ignore_ascii_case(b"authorization")
+            || name.eq_ignore_ascii_case(b"www-authenticate"))
+            && (starts(b"ntlm") || starts(b"negotiate"))
     })
 }
 

@@ -34,7 +34,12 @@ impl Key {
         self.port
     }
 
-    fn is(&self, hash: u64, host: &str, port: u16) -> bool {
+    /// Whether this key names `host:port` (host compared ASCII case-insensitively).
+    pub fn is(&self, host: &str, port: u16) -> bool {
+        self.port == port && self.host.eq_ignore_ascii_case(host)
+    }
+
+    fn matches(&self, hash: u64, host: &str, port: u16) -> bool {
         self.hash == hash && self.port == port && self.host.eq_ignore_ascii_case(host)
     }
 }
@@ -111,7 +116,10 @@ impl Pool {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&hash)?;
         let mut found = None;
-        while let Some(i) = list.iter().rposition(|e| e.up.key.is(hash, host, port)) {
+        while let Some(i) = list
+            .iter()
+            .rposition(|e| e.up.key.matches(hash, host, port))
+        {
             let entry = list.remove(i);
             self.count.set(self.count.get() - 1);
             if entry.since.elapsed() < self.keep && sys::is_idle_and_open(&entry.up.stream) {
@@ -134,7 +142,7 @@ impl Pool {
         let mut idle = self.idle.borrow_mut();
         let same_key = |list: &Vec<Idle>| {
             list.iter()
-                .filter(|e| e.up.key.is(up.key.hash, &up.key.host, up.key.port))
+                .filter(|e| e.up.key.matches(up.key.hash, &up.key.host, up.key.port))
                 .count()
         };
         let crowded = idle
@@ -144,7 +152,7 @@ impl Pool {
             let list = idle.get_mut(&up.key.hash).expect("checked above");
             if let Some(i) = list
                 .iter()
-                .position(|e| e.up.key.is(up.key.hash, &up.key.host, up.key.port))
+                .position(|e| e.up.key.matches(up.key.hash, &up.key.host, up.key.port))
             {
                 list.remove(i);
                 self.count.set(self.count.get() - 1);

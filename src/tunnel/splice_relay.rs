@@ -39,6 +39,7 @@ pub(super) async fn one_way(
         };
         // Keep the pipe while the socket keeps giving; hand it back (empty) when it runs dry, or
         // when this direction has had its turn and must let the worker's other tasks run.
+        let mut moved = 0;
         for _ in 0..TURN_CHUNKS {
             let n = match sys::splice(src_fd, lease.write_end(), pipes.pipe_size()) {
                 Ok(0) => {
@@ -51,7 +52,7 @@ pub(super) async fn one_way(
                 Err(e) => return Err(Fault::Src(e)),
             };
             lease.in_flight = n;
-            meter.pace(n).await;
+            moved += n;
             while lease.in_flight > 0 {
                 match sys::splice(lease.read_end(), dst_fd, lease.in_flight) {
                     Ok(m) => {
@@ -65,6 +66,8 @@ pub(super) async fn one_way(
             }
         }
         drop(lease);
+        // A bandwidth limit waits here, with the pipe back in the pool, not while holding it.
+        meter.pace(moved).await;
         yield_now().await;
     }
 }

@@ -185,7 +185,12 @@ impl Resolver {
             SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
         };
         let socket = UdpSocket::bind(local).map_err(Failure::Failed)?;
-        let ids = [self.query_id(), self.query_id()];
+        let first = self.query_id();
+        let mut second = self.query_id();
+        while second == first {
+            second = self.query_id();
+        }
+        let ids = [first, second];
         for (id, qtype) in ids.iter().zip([TYPE::A, TYPE::AAAA]) {
             let query = build_query(*id, name, qtype).map_err(Failure::Failed)?;
             let (res, _) = socket.send_to(query, server).await;
@@ -195,6 +200,7 @@ impl Resolver {
         let mut addrs = Vec::new();
         let mut ttl = MAX_TTL;
         let mut not_found = 0;
+        let mut failure: Option<String> = None;
         let mut buf = vec![0u8; MAX_MESSAGE];
         while answered != [true, true] {
             let left = until.saturating_duration_since(Instant::now());
@@ -225,10 +231,11 @@ impl Resolver {
                     not_found += 1;
                     continue;
                 }
+                // One question failing (some servers refuse AAAA) does not spoil the other's
+                // answer; only when nothing came back is the server's failure the result.
                 code => {
-                    return Err(Failure::Failed(io::Error::other(format!(
-                        "server {server} answered {code:?}"
-                    ))));
+                    failure.get_or_insert(format!("server {server} answered {code:?}"));
+                    continue;
                 }
             }
             for record in &reply.answers {
@@ -246,8 +253,13 @@ impl Resolver {
                 }
             }
         }
-        if addrs.is_empty() && not_found > 0 {
-            return Err(Failure::NotFound);
+        if addrs.is_empty() {
+            if let Some(why) = failure {
+                return Err(Failure::Failed(io::Error::other(why)));
+            }
+            if not_found > 0 {
+                return Err(Failure::NotFound);
+            }
         }
         Ok((addrs, ttl.max(Duration::from_secs(1))))
     }
