@@ -285,8 +285,19 @@ fn throughput(
     Ok(())
 }
 
+/// This process's CPU time so far (user + system), from /proc/self/stat.
+fn own_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(Duration::from_millis(ticks * 10))
+}
+
 fn main() {
     let cli = Cli::parse();
+    let (cpu_before, wall) = (own_cpu(), Instant::now());
     let result = match cli.scenario {
         Scenario::Throughput {
             proxies,
@@ -324,6 +335,15 @@ fn main() {
         } => parse_targets(&proxies)
             .and_then(|t| requests::challenges(&t, clients, requests, rounds)),
     };
+    // So a reader can tell when the generator itself was the bottleneck.
+    if let (Some(before), Some(after)) = (cpu_before, own_cpu()) {
+        let (cpu, wall) = ((after - before).as_secs_f64(), wall.elapsed().as_secs_f64());
+        println!(
+            "loadtest's own CPU: {cpu:.1} s over {wall:.1} s ({:.0} % of one core; the machine has {} cores)",
+            100.0 * cpu / wall,
+            thread::available_parallelism().map_or(1, |n| n.get())
+        );
+    }
     if let Err(e) = result {
         eprintln!("loadtest: {e}");
         std::process::exit(1);
