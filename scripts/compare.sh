@@ -131,3 +131,4 @@ target/release/loadtest throughput "${targets[@]}" "${creds[@]}" --bytes "$bytes
 target/release/loadtest tunnels "${targets[@]}" "${creds[@]}" --tunnels "$tunnels" --rounds "$rounds" || true
 target/release/loadtest challenges "${targets[@]}" --requests "$requests" --rounds "$rounds" || true
 target/release/loadtest forward "${targets[@]}" "${creds[@]}" --requests "$requests" --rounds "$rounds" || true
+target/release/loadtest latency "${targets[@]}" "${creds[@]}" --pings "$((requests / 2))" --rounds "$rounds" || true

@@ -6,6 +6,11 @@
 //!
 //! Bounded: K tunnels, each with a read timeout; the proof makes a fixed number of passes.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a client tool on plain threads: sleeping here parks no proxy worker"
+)]
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};

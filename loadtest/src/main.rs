@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 
 mod idle;
+mod latency;
 mod requests;
 
 #[derive(Parser)]
@@ -74,6 +75,20 @@ enum Scenario {
         /// Requests per client per round.
         #[arg(long, default_value_t = 20000)]
         requests: u64,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// Ping-pong (64 bytes) through one tunnel per proxy and directly; µs percentiles.
+    Latency {
+        /// A proxy to measure, as NAME=HOST:PORT (repeatable).
+        #[arg(long = "proxy", value_name = "NAME=ADDR")]
+        proxies: Vec<String>,
+        /// Basic credentials sent on the CONNECT.
+        #[arg(long, value_name = "USER:PASSWORD")]
+        proxy_user: Option<String>,
+        /// Round trips per target per round.
+        #[arg(long, default_value_t = 10000)]
+        pings: usize,
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
@@ -321,6 +336,13 @@ fn main() {
             rounds,
         } => parse_targets(&proxies)
             .and_then(|t| requests::forward(&t, proxy_user.as_deref(), clients, requests, rounds)),
+        Scenario::Latency {
+            proxies,
+            proxy_user,
+            pings,
+            rounds,
+        } => parse_targets(&proxies)
+            .and_then(|t| latency::latency(&t, proxy_user.as_deref(), pings, rounds)),
         Scenario::Idle {
             proxy,
             pid,
