@@ -230,9 +230,13 @@ fn an_unwritable_log_counts_drops_and_traffic_goes_on() {
         .and_then(|r| r.split_whitespace().next())
         .and_then(|a| a.parse().ok())
         .unwrap();
-    let metrics = exchange(admin, b"GET /metrics HTTP/1.1\r\n\r\n");
-    assert!(
-        metrics.contains("ringgate_log_lines_total{fate=\"dropped\"} 4"),
-        "{metrics}"
-    );
+    // Each worker hands its lines over every 200 ms: wait until all four were counted.
+    let want = "ringgate_log_lines_total{fate=\"dropped\"} 4";
+    let started = Instant::now();
+    let mut metrics = exchange(admin, b"GET /metrics HTTP/1.1\r\n\r\n");
+    while !metrics.contains(want) && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+        metrics = exchange(admin, b"GET /metrics HTTP/1.1\r\n\r\n");
+    }
+    assert!(metrics.contains(want), "{metrics}");
 }
