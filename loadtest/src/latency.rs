@@ -8,16 +8,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::requests::{Target, credentials_header, open_tunnel, start_echo};
+use crate::requests::{Target, credentials_header, open_tunnel, percentile, start_echo};
 
 const MESSAGE: usize = 64;
-
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize] as f64
-}
 
 pub fn latency(
     proxies: &[Target],

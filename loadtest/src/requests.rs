@@ -152,7 +152,7 @@ fn kept_alive(
     slot.as_mut().ok_or_else(|| "no connection".to_owned())
 }
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
+pub fn percentile(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

@@ -72,8 +72,7 @@ pub async fn serve(
         }
     };
     // Counted first, so that clients refused below cannot hold more fds than the limits allow.
-    if !shard.policy().admits_client(peer.ip()) {
-        shard.metrics.denials[Denial::Client.index()].inc();
+    if !admits_client(&shard, peer) {
         return refuse(
             &shard,
             &mut stream,
@@ -99,8 +98,7 @@ pub async fn serve(
         };
         first = false;
         // Checked on every request, not only at accept: a reload may have narrowed `clients`.
-        if !shard.policy().admits_client(peer.ip()) {
-            shard.metrics.denials[Denial::Client.index()].inc();
+        if !admits_client(&shard, peer) {
             return refuse(
                 &shard,
                 &mut stream,
@@ -372,6 +370,15 @@ impl<F: FnMut()> Drop for OnDrop<F> {
     fn drop(&mut self) {
         (self.0)();
     }
+}
+
+/// Whether the policy in force lets `peer` use the proxy; a refusal is counted.
+fn admits_client(shard: &Shard, peer: SocketAddr) -> bool {
+    let admitted = shard.policy().admits_client(peer.ip());
+    if !admitted {
+        shard.metrics.denials[Denial::Client.index()].inc();
+    }
+    admitted
 }
 
 /// Counts a failed dial by kind, and a policy denial by layer.
