@@ -109,15 +109,22 @@ impl Meter<'_> {
         self.activity.set(Instant::now());
     }
 
-    /// Books `n` bytes against the user's bandwidth and waits as long as it says.
+    /// Books `n` bytes against the user's bandwidth: how long to wait before moving more.
+    fn book(&self, n: usize) -> Duration {
+        self.rate.map_or(Duration::ZERO, |rate| rate.book(n))
+    }
+
+    /// Books `n` bytes and waits as long as the bandwidth says.
     async fn pace(&self, n: usize) {
-        if let Some(rate) = self.rate {
-            let wait = rate.book(n);
-            if !wait.is_zero() {
-                // Boxed: a timer in every direction's state would grow every idle tunnel.
-                Box::pin(monoio::time::sleep(wait)).await;
-            }
-        }
+        pause(self.book(n)).await;
+    }
+}
+
+/// Waits `wait` (nothing when zero).
+async fn pause(wait: Duration) {
+    if !wait.is_zero() {
+        // Boxed: a timer in every direction's state would grow every idle tunnel.
+        Box::pin(monoio::time::sleep(wait)).await;
     }
 }
 

@@ -5,12 +5,15 @@
 //! when bytes arrive and returned as soon as the socket has no more, drained. When the process is out
 //! of fds and no pipe can be made, the bytes go through user space for that turn.
 
+use std::time::Duration;
+
 use monoio::net::TcpStream;
 
 use super::copy_relay;
 use super::pipe_pool::PipePool;
 use super::{
-    Fault, Meter, TURN_CHUNKS, forward_eof, interrupted, wait_writable, would_block, yield_now,
+    Fault, Meter, TURN_CHUNKS, forward_eof, interrupted, pause, wait_writable, would_block,
+    yield_now,
 };
 use crate::sys;
 
@@ -39,7 +42,7 @@ pub(super) async fn one_way(
         };
         // Keep the pipe while the socket keeps giving; hand it back (empty) when it runs dry, or
         // when this direction has had its turn and must let the worker's other tasks run.
-        let mut moved = 0;
+        let mut owed = Duration::ZERO;
         for _ in 0..TURN_CHUNKS {
             let n = match sys::splice(src_fd, lease.write_end(), pipes.pipe_size()) {
                 Ok(0) => {
@@ -52,7 +55,6 @@ pub(super) async fn one_way(
                 Err(e) => return Err(Fault::Src(e)),
             };
             lease.in_flight = n;
-            moved += n;
             while lease.in_flight > 0 {
                 match sys::splice(lease.read_end(), dst_fd, lease.in_flight) {
                     Ok(m) => {
@@ -64,10 +66,15 @@ pub(super) async fn one_way(
                     Err(e) => return Err(Fault::Dst(e)),
                 }
             }
+            // Over the user's bandwidth: end the turn and pay before the next chunk moves.
+            owed = meter.book(n);
+            if !owed.is_zero() {
+                break;
+            }
         }
         drop(lease);
         // A bandwidth limit waits here, with the pipe back in the pool, not while holding it.
-        meter.pace(moved).await;
+        pause(owed).await;
         yield_now().await;
     }
 }
