@@ -16,6 +16,7 @@ use crate::http::head::Limits;
 use crate::limits::ConnLimits;
 use crate::log::{AccessLog, LogShared};
 use crate::metrics::{Registry, WorkerMetrics};
+use crate::tunnel::idle::IdleClock;
 use crate::tunnel::pipe_pool::PipePool;
 use crate::upstream::dns::Resolver;
 
@@ -40,6 +41,8 @@ pub struct Shard {
     pub pipes: PipePool,
     /// The copy relay's one buffer for all of this worker's tunnels (empty when splicing).
     pub copy_buf: RefCell<Vec<u8>>,
+    /// Idle timeouts of this worker's tunnels.
+    pub idle: IdleClock,
     /// Proxy authentication; `None` when no users are configured.
     pub auth: Option<Gate>,
     /// Idle origin connections of forwarded requests.
@@ -75,6 +78,7 @@ impl Shard {
             },
             pipes: PipePool::new(config.pipe_size, config.pipe_pool, Arc::clone(&metrics)),
             copy_buf: RefCell::new(copy_buf),
+            idle: IdleClock::new(config.idle_timeout),
             auth: shared
                 .auth
                 .clone()

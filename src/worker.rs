@@ -191,6 +191,7 @@ async fn worker_main(
     let _ = ready.send(Ok(()));
     // Run until the runtime ends with this function.
     monoio::spawn(sweep_upstreams(shard.clone()));
+    monoio::spawn(watch_idle_tunnels(shard.clone()));
     if shard.log.is_some() {
         monoio::spawn(flush_log(shard.clone()));
     }
@@ -213,6 +214,11 @@ async fn flush_log(shard: Rc<Shard>) {
             log.flush();
         }
     }
+}
+
+/// Ends tunnels that sat idle too long, until the worker ends.
+async fn watch_idle_tunnels(shard: Rc<Shard>) {
+    shard.idle.run().await
 }
 
 /// Closes idle origin connections that expired or that their origin closed, until the worker ends.

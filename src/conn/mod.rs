@@ -86,7 +86,8 @@ pub async fn serve(
     }
     let mut session: Option<Session> = None;
     // An origin connection bound to this client by NTLM/Negotiate origin authentication.
-    let mut pinned: Option<forward::pool::Upstream> = None;
+    // Boxed: rare, and every connection's task would carry its room otherwise.
+    let mut pinned: Option<Box<forward::pool::Upstream>> = None;
     let mut first = true;
     loop {
         let head = match read_head(&mut stream, &mut buf, &shard, first).await {
@@ -161,7 +162,7 @@ pub async fn serve(
         let reply = match head.method {
             Method::Connect => {
                 let user = session.as_ref().map(|s| &*s.user);
-                return connect(stream, peer, user, buf, head, &shard).await;
+                return connect(&mut stream, peer, user, buf, &head, &shard).await;
             }
             Method::Other => Reply::MethodNotAllowed,
             _ if absolute => {
@@ -360,7 +361,9 @@ async fn refuse(
         Some(Method::Head) => reply.head_only(),
         _ => reply.bytes(),
     };
-    reject::send_and_close(stream, response, buf).await;
+    // Boxed: the answer and the linger before the close last a moment; inlined, their state (a
+    // read with a timer) would grow every connection's task, idle tunnels included.
+    Box::pin(reject::send_and_close(stream, response, buf)).await;
 }
 
 /// Runs a closure when dropped (a gauge that must go down however the task ends).
@@ -392,11 +395,11 @@ pub(crate) fn count_dial_error(metrics: &WorkerMetrics, e: &DialError) {
 /// CONNECT: check the policy, dial the target, answer 200, pass on the early bytes, relay until
 /// the tunnel ends.
 async fn connect(
-    mut client: TcpStream,
+    client: &mut TcpStream,
     peer: SocketAddr,
     user: Option<&str>,
     mut buf: Vec<u8>,
-    head: RequestHead,
+    head: &RequestHead,
     shard: &Shard,
 ) {
     let started = Instant::now();
@@ -406,7 +409,7 @@ async fn connect(
             let target = head.target.get(&buf).to_vec();
             return refuse(
                 shard,
-                &mut client,
+                client,
                 Reply::TooManyTunnels,
                 Some(Method::Connect),
                 peer,
@@ -445,7 +448,7 @@ async fn connect(
         Err(e) => {
             return refuse(
                 shard,
-                &mut client,
+                client,
                 e.into(),
                 Some(Method::Connect),
                 peer,
@@ -467,7 +470,7 @@ async fn connect(
             let target = head.target.get(&buf).to_vec();
             return refuse(
                 shard,
-                &mut client,
+                client,
                 Reply::from(&e),
                 Some(Method::Connect),
                 peer,
@@ -503,7 +506,7 @@ async fn connect(
         drop(buf);
     }
     let rate = user.and_then(|u| shard.conn_limits.user_rate(u));
-    let end = tunnel::relay(&client, &upstream, shard, rate.as_ref()).await;
+    let end = tunnel::relay(client, &upstream, shard, rate.as_ref()).await;
     metrics.bytes_up.add(end.up + early);
     metrics.bytes_down.add(end.down);
     if let Some(log) = &shard.log {

@@ -49,7 +49,7 @@ pub async fn forward(
     shard: &Shard,
     peer: SocketAddr,
     user: Option<&str>,
-    pinned: &mut Option<Upstream>,
+    pinned: &mut Option<Box<Upstream>>,
 ) -> Result<Next, Reply> {
     let config = &shard.config;
     let policy = shard.policy();
@@ -96,7 +96,7 @@ pub async fn forward(
         // A connection pinned to this client (origin authentication bound to it) comes first; a
         // kept connection serves this request only if its address passes this request's check.
         let kept = match pinned.take() {
-            Some(up) if up.key.is(host, port) => Some(up),
+            Some(up) if up.key.is(host, port) => Some(*up),
             _ => shard.upstreams.take(host, port),
         };
         let pooled = match kept {
@@ -244,7 +244,7 @@ pub async fn forward(
         if binds_connection(&out) || binds_connection(&rbuf[..rhead.len]) {
             // NTLM or Negotiate with the origin authenticates the connection, not the request:
             // it stays with this client connection and never serves anyone else.
-            *pinned = Some(up);
+            *pinned = Some(Box::new(up));
         } else {
             shard.upstreams.put(up);
         }

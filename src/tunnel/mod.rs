@@ -6,13 +6,14 @@
 //! for readiness first and only then moves bytes with non-blocking syscalls.
 
 mod copy_relay;
+pub mod idle;
 pub mod pipe_pool;
 mod splice_relay;
 
 use std::cell::Cell;
 use std::future::Future;
 use std::io;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -153,14 +154,12 @@ pub async fn relay(
     ) {
         (Ok(()), Ok(())) => {
             let kind = shard.config.relay;
-            let upward = one_way(kind, client, upstream, shard, &up);
-            let downward = one_way(kind, upstream, client, shard, &down);
-            both_ways(
-                upward,
-                downward,
-                idle_watch(&activity, shard.config.idle_timeout),
-            )
-            .await
+            // Pinned in place, each future stored once: handing them to an async fn by value
+            // would keep a moved-from copy of each in this future's state as well.
+            let upward = pin!(one_way(kind, client, upstream, shard, &up));
+            let downward = pin!(one_way(kind, upstream, client, shard, &down));
+            let idle = pin!(shard.idle.watch(&activity, shard.config.idle_timeout));
+            both_ways(upward, downward, idle).await
         }
         _ => EndReason::LocalError,
     };
@@ -186,14 +185,13 @@ async fn one_way(
 
 /// Drives both directions: a direction that ends cleanly lets the other go on (half-close); an error
 /// either way, or the idle watch firing, ends the tunnel.
-async fn both_ways(
-    upward: impl Future<Output = Result<(), Fault>>,
-    downward: impl Future<Output = Result<(), Fault>>,
-    idle: impl Future<Output = ()>,
-) -> EndReason {
-    let (mut upward, mut downward, mut idle) = (pin!(upward), pin!(downward), pin!(idle));
+fn both_ways(
+    mut upward: Pin<&mut impl Future<Output = Result<(), Fault>>>,
+    mut downward: Pin<&mut impl Future<Output = Result<(), Fault>>>,
+    mut idle: Pin<&mut impl Future<Output = ()>>,
+) -> impl Future<Output = EndReason> {
     let (mut up_done, mut down_done) = (false, false);
-    std::future::poll_fn(|cx| {
+    std::future::poll_fn(move |cx| {
         if !up_done && let Poll::Ready(r) = upward.as_mut().poll(cx) {
             match r {
                 Ok(()) => up_done = true,
@@ -214,18 +212,6 @@ async fn both_ways(
         }
         Poll::Pending
     })
-    .await
-}
-
-/// Resolves once no byte has moved for `limit`; sleeps, so it costs one timer entry, no polling.
-async fn idle_watch(activity: &Cell<Instant>, limit: Duration) {
-    loop {
-        let quiet = activity.get().elapsed();
-        if quiet >= limit {
-            return;
-        }
-        monoio::time::sleep(limit - quiet).await;
-    }
 }
 
 /// Chunks (a pipe- or buffer-full each) one direction may move before it yields to the other tasks of
