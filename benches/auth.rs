@@ -1,9 +1,12 @@
 //! Proxy authentication costs: the credential-cache hit every authenticated request pays, the
 //! check a cache miss pays for each stored hash format (what the verifier pool spends), Basic
-//! decoding, and the 407 (rendered once; answering is a table lookup).
+//! decoding, and the 407 (rendered once; answering is a table lookup and one write, measured into a
+//! loopback socket).
 //! `cargo bench --bench auth` prints the time per operation.
 
 use std::hint::black_box;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -88,6 +91,22 @@ fn bench(c: &mut Criterion) {
     c.bench_function("challenge/answer", |b| {
         b.iter(|| challenges.get(black_box(Persistence::KeepAlive), black_box(false)))
     });
+    // The answer's one write: the prerendered bytes into a loopback TCP socket whose far end a
+    // thread drains (what a worker's send costs per 407, without the runtime around it).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut writer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    writer.set_nodelay(true).unwrap();
+    let (mut reader, _) = listener.accept().unwrap();
+    let drain = std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while let Ok(1..) = reader.read(&mut buf) {}
+    });
+    let answer = challenges.get(Persistence::KeepAlive, false);
+    c.bench_function("challenge/write_loopback", |b| {
+        b.iter(|| writer.write_all(black_box(answer)).unwrap())
+    });
+    drop(writer);
+    drain.join().unwrap();
 }
 
 criterion_group!(benches, bench);

@@ -45,9 +45,10 @@ tinyproxy=127.0.0.1:13143
 
 pids=()
 squids=()
+origins_pid=
 cleanup() {
     for conf in "${squids[@]}"; do "$squid_bin" -f "$conf" -k shutdown 2>/dev/null || true; done
-    kill "${pids[@]}" 2>/dev/null || true
+    kill "${pids[@]}" $origins_pid 2>/dev/null || true
     sleep 1
     for conf in "${squids[@]}"; do
         pid=$(cat "${conf%.conf}.pid" 2>/dev/null || true)
@@ -116,6 +117,12 @@ EOF
 tinyproxy -d -c "$work/tinyproxy.conf" &
 pids+=($!)
 
+# The origins in a process of their own, so the generator's threads and fds are apart from theirs.
+target/release/loadtest serve --seconds 3600 >"$work/origins" &
+origins_pid=$!
+for _ in $(seq 50); do [ -s "$work/origins" ] && break; sleep 0.1; done
+origins=(--origins "$(head -1 "$work/origins")")
+
 targets=(--proxy "ringgate=$ringgate")
 wait_port "$ringgate" ringgate
 if wait_port "$squid1" squid; then targets+=(--proxy "squid=$squid1"); fi
@@ -127,8 +134,10 @@ echo "ringgate workers: $workers; every proxy: Basic auth ($user), no cache, no 
 creds=(--proxy-user "$user:$pass")
 # A scenario exits non-zero when any target had errors (tinyproxy closes kept-alive connections,
 # for one): the tables say which; the comparison goes on.
-target/release/loadtest throughput "${targets[@]}" "${creds[@]}" --bytes "$bytes" --rounds "$((rounds + 2))" || true
-target/release/loadtest tunnels "${targets[@]}" "${creds[@]}" --tunnels "$tunnels" --rounds "$rounds" || true
-target/release/loadtest challenges "${targets[@]}" --requests "$requests" --rounds "$rounds" || true
-target/release/loadtest forward "${targets[@]}" "${creds[@]}" --requests "$requests" --rounds "$rounds" || true
-target/release/loadtest latency "${targets[@]}" "${creds[@]}" --pings "$((requests / 2))" --rounds "$rounds" || true
+lt() { target/release/loadtest "${origins[@]}" "$@" "${targets[@]}" || true; }
+lt throughput "${creds[@]}" --bytes "$bytes" --rounds "$((rounds + 2))"
+lt throughput "${creds[@]}" --mode both --tunnels 4 --bytes "$bytes" --rounds "$((rounds + 2))"
+lt tunnels "${creds[@]}" --tunnels "$tunnels" --rounds "$rounds"
+lt challenges --requests "$requests" --rounds "$rounds"
+lt forward "${creds[@]}" --requests "$requests" --rounds "$rounds"
+lt latency "${creds[@]}" --pings "$((requests / 2))" --rounds "$rounds"

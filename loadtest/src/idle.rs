@@ -1,18 +1,21 @@
 //! `idle`: K authenticated CONNECT tunnels opened and left idle, from several 127.0.0.x source
-//! addresses, to a built-in origin that holds its ends without threads. The proxy's RSS and
-//! threads are read from `/proc/PID` at K/2 and at K, and the cost per tunnel is taken over the
+//! addresses, to the holding origin (which keeps their far ends without a thread each). The
+//! tunnels are held by client processes (as many as their fd limit needs, or `--processes`),
+//! which this process drives in step: each opens its first half, then the rest. The proxy's RSS
+//! and threads are read from `/proc/PID` at both points, and the cost per tunnel is taken over the
 //! second half (what earlier load left in the allocator does not count). Then every tunnel is
-//! proven to work: a ping through each, answered by the origin.
+//! proven to work: a ping through each, echoed by the origin.
 //!
-//! Bounded: K tunnels, each with a read timeout; the proof makes a fixed number of passes.
+//! Bounded: K tunnels, each socket with a read timeout; the conversation has three steps.
 
 #![allow(
     clippy::disallowed_methods,
     reason = "a client tool on plain threads: sleeping here parks no proxy worker"
 )]
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::requests::{connect_from, credentials_header, open_tunnel};
@@ -41,118 +44,209 @@ fn read_proc(pid: u32) -> Result<Proc, String> {
     })
 }
 
-fn open(
-    proxy: SocketAddr,
-    origin: SocketAddr,
-    credentials: &str,
-    i: usize,
-) -> Result<TcpStream, String> {
+/// What `idle` and each of its client processes do.
+pub struct Spec<'a> {
+    pub proxy: SocketAddr,
+    /// The holding origin: it keeps every tunnel's far end and echoes pings.
+    pub hold: SocketAddr,
+    pub proxy_user: Option<&'a str>,
+    pub tunnels: usize,
+}
+
+/// Opens tunnel number `i` (of all processes' tunnels) to the holding origin.
+fn open(spec: &Spec<'_>, credentials: &str, i: usize) -> Result<TcpStream, String> {
     let source = 30 + (i % SOURCES as usize) as u8;
-    let mut s = connect_from(source, proxy).map_err(|e| format!("connect: {e}"))?;
-    open_tunnel(&mut s, origin, credentials)?;
+    let mut s = connect_from(source, spec.proxy).map_err(|e| format!("connect: {e}"))?;
+    open_tunnel(&mut s, spec.hold, credentials)?;
     Ok(s)
 }
 
-pub fn idle(
-    proxy: SocketAddr,
-    pid: u32,
-    proxy_user: Option<&str>,
-    tunnels: usize,
-) -> Result<(), String> {
-    let credentials = credentials_header(proxy_user);
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let origin = listener.local_addr().map_err(|e| e.to_string())?;
-    let mut held: Vec<TcpStream> = Vec::with_capacity(tunnels);
-    let mut ends: Vec<TcpStream> = Vec::with_capacity(tunnels);
-    let accept = |ends: &mut Vec<TcpStream>| {
-        while let Ok((s, _)) = listener.accept() {
-            ends.push(s);
-        }
+/// Raises this process's soft fd limit to its hard one (children inherit it); returns it.
+fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
     };
-    let started = Instant::now();
-    let mut half = None;
-    for i in 0..tunnels {
-        held.push(open(proxy, origin, &credentials, i)?);
-        accept(&mut ends);
-        if i + 1 == tunnels / 2 {
-            std::thread::sleep(Duration::from_millis(500));
-            half = Some(read_proc(pid)?);
-        }
+    // SAFETY: `limit` is a valid, exclusively borrowed rlimit for the call to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 1024;
     }
-    let opened = started.elapsed();
-    std::thread::sleep(Duration::from_millis(500));
-    accept(&mut ends);
-    let full = read_proc(pid)?;
-    let half = half.ok_or("too few tunnels to measure half")?;
-    let per_tunnel = (full.rss_kib.saturating_sub(half.rss_kib)) as f64 * 1024.0
-        / (tunnels - tunnels / 2) as f64;
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: `limit` is a valid rlimit; raising the soft limit up to the hard one is allowed.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        // SAFETY: as above; on failure the old soft limit is still in force and read back.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    }
+    limit.rlim_cur
+}
 
-    // Proof: a ping through every tunnel, echoed by the origin's end.
-    for s in &mut held {
-        s.write_all(b"ping").map_err(|e| format!("ping: {e}"))?;
-    }
-    for e in &ends {
-        e.set_nonblocking(true).map_err(|e| e.to_string())?;
-    }
-    let mut answered = vec![false; ends.len()];
-    let mut left = ends.len();
-    for _ in 0..200 {
-        accept(&mut ends);
-        answered.resize(ends.len(), false);
-        left = answered.iter().filter(|a| !**a).count();
-        if left == 0 {
-            break;
-        }
-        for (i, e) in ends.iter_mut().enumerate() {
-            if answered[i] {
-                continue;
+/// Fds a process keeps for everything but tunnels.
+const SPARE_FDS: u64 = 64;
+
+/// One client process: opens its first half of `spec.tunnels`, says `half`, waits for a line;
+/// opens the rest, says `full`, waits for a line; pings through each and says `working N`.
+pub fn client(spec: &Spec<'_>, first: usize) -> Result<(), String> {
+    let result = (|| {
+        raise_fd_limit();
+        let credentials = credentials_header(spec.proxy_user);
+        let mut held = Vec::with_capacity(spec.tunnels);
+        let mut stdin = std::io::stdin().lock();
+        let mut line = String::new();
+        for (phase, upto) in [("half", spec.tunnels / 2), ("full", spec.tunnels)] {
+            while held.len() < upto {
+                held.push(open(spec, &credentials, first + held.len())?);
             }
-            let mut b = [0u8; 4];
-            match e.read(&mut b) {
-                Ok(4) => {
-                    let _ = e.set_nonblocking(false);
-                    e.write_all(&b).map_err(|e| format!("echo: {e}"))?;
-                    answered[i] = true;
-                }
-                Err(err) if err.kind() == ErrorKind::WouldBlock => {}
-                _ => {}
-            }
+            println!("{phase}");
+            std::io::stdout().flush().map_err(|e| e.to_string())?;
+            line.clear();
+            stdin.read_line(&mut line).map_err(|e| e.to_string())?;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // All pings out first, then all answers: the origin answers many per wake-up.
+        let sent: Vec<bool> = held
+            .iter_mut()
+            .map(|s| s.write_all(b"ping").is_ok())
+            .collect();
+        let working = held
+            .iter_mut()
+            .zip(sent)
+            .map(|(s, sent)| sent && echoed(s))
+            .filter(|&ok| ok)
+            .count();
+        println!("working {working}");
+        Ok(())
+    })();
+    if let Err(e) = &result {
+        println!("error {e}");
     }
-    let mut working = 0;
-    for s in &mut held {
-        let mut b = [0u8; 4];
-        if s.read_exact(&mut b).is_ok() && &b == b"ping" {
-            working += 1;
+    result
+}
+
+fn echoed(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 4];
+    s.read_exact(&mut b).is_ok() && &b == b"ping"
+}
+
+/// A client process and its line-by-line conversation.
+struct Child {
+    process: std::process::Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Child {
+    /// The next line, which must start with `expect`; what follows it.
+    fn expect(&mut self, expect: &str) -> Result<String, String> {
+        let mut line = String::new();
+        self.out
+            .read_line(&mut line)
+            .map_err(|e| format!("client process: {e}"))?;
+        match line.trim_end().strip_prefix(expect) {
+            Some(rest) => Ok(rest.trim().to_owned()),
+            None if line.is_empty() => Err("a client process ended early".into()),
+            None => Err(format!("client process: {}", line.trim_end())),
         }
     }
+
+    fn say(&mut self, what: &str) -> Result<(), String> {
+        let stdin = self.process.stdin.as_mut().ok_or("no stdin")?;
+        writeln!(stdin, "{what}").map_err(|e| format!("client process: {e}"))
+    }
+}
+
+pub fn idle(spec: &Spec<'_>, pid: u32, processes: usize) -> Result<(), String> {
+    let limit = raise_fd_limit();
+    let per_process = limit.saturating_sub(SPARE_FDS).max(1) as usize;
+    let processes = match processes {
+        0 => spec.tunnels.div_ceil(per_process).max(1),
+        n => n,
+    };
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut children = Vec::with_capacity(processes);
+    let mut first = 0;
+    for p in 0..processes {
+        let n = spec.tunnels / processes + usize::from(p < spec.tunnels % processes);
+        let mut cmd = Command::new(&exe);
+        cmd.arg("idle-client")
+            .args(["--proxy", &spec.proxy.to_string()])
+            .args(["--hold", &spec.hold.to_string()])
+            .args(["--tunnels", &n.to_string(), "--first", &first.to_string()]);
+        if let Some(user) = spec.proxy_user {
+            cmd.args(["--proxy-user", user]);
+        }
+        let mut process = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", exe.display()))?;
+        let out = BufReader::new(process.stdout.take().ok_or("no stdout")?);
+        children.push((Child { process, out }, n));
+        first += n;
+    }
+    let outcome = converse(&mut children, pid);
+    for (child, _) in &mut children {
+        if outcome.is_err() {
+            let _ = child.process.kill();
+        }
+        let _ = child.process.wait();
+    }
+    let (half, full, at_half, working) = outcome?;
+    let opened = started.elapsed();
+    let tunnels = spec.tunnels;
+    let per_tunnel = (full.rss_kib.saturating_sub(half.rss_kib)) as f64 * 1024.0
+        / (tunnels - at_half).max(1) as f64;
     println!(
-        "idle: {tunnels} authenticated CONNECT tunnels from {SOURCES} source addresses, opened in {:.1} s",
+        "idle: {tunnels} authenticated CONNECT tunnels from {SOURCES} source addresses in {processes} client process(es), opened and proven in {:.1} s",
         opened.as_secs_f64()
     );
     println!(
-        "proxy RSS {} KiB at {} tunnels, {} KiB at {tunnels}: {per_tunnel:.0} bytes per tunnel over the second half",
-        half.rss_kib,
-        tunnels / 2,
-        full.rss_kib
+        "proxy RSS {} KiB at {at_half} tunnels, {} KiB at {tunnels}: {per_tunnel:.0} bytes per tunnel over the second half",
+        half.rss_kib, full.rss_kib
     );
     println!(
-        "proxy threads {} at {} tunnels, {} at {tunnels}",
-        half.threads,
-        tunnels / 2,
-        full.threads
+        "proxy threads {} at {at_half} tunnels, {} at {tunnels}",
+        half.threads, full.threads
     );
+    println!("working after the idle period: {working} of {tunnels}");
     println!(
-        "working after the idle period: {working} of {tunnels} (origin ends unanswered: {left})"
-    );
-    println!(
-        "{{\"scenario\":\"idle\",\"tunnels\":{tunnels},\"rss_kib_half\":{},\"rss_kib_full\":{},\"bytes_per_tunnel\":{per_tunnel:.0},\"threads_half\":{},\"threads_full\":{},\"working\":{working}}}",
+        "{{\"scenario\":\"idle\",\"tunnels\":{tunnels},\"processes\":{processes},\"rss_kib_half\":{},\"rss_kib_full\":{},\"bytes_per_tunnel\":{per_tunnel:.0},\"threads_half\":{},\"threads_full\":{},\"working\":{working}}}",
         half.rss_kib, full.rss_kib, half.threads, full.threads
     );
     if working != tunnels {
         return Err(format!("{} tunnels did not work", tunnels - working));
     }
     Ok(())
+}
+
+/// Drives the client processes through their halves; the proxy's state at each, the tunnels open
+/// at the first, and how many work at the end.
+fn converse(
+    children: &mut [(Child, usize)],
+    pid: u32,
+) -> Result<(Proc, Proc, usize, usize), String> {
+    for (child, _) in children.iter_mut() {
+        child.expect("half")?;
+    }
+    // Let the proxy settle (its last tunnels' tasks) before reading it.
+    std::thread::sleep(Duration::from_millis(500));
+    let half = read_proc(pid)?;
+    for (child, _) in children.iter_mut() {
+        child.say("go")?;
+    }
+    for (child, _) in children.iter_mut() {
+        child.expect("full")?;
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let full = read_proc(pid)?;
+    let mut working = 0;
+    for (child, _) in children.iter_mut() {
+        child.say("check")?;
+    }
+    for (child, _) in children.iter_mut() {
+        working += child
+            .expect("working")?
+            .parse::<usize>()
+            .map_err(|e| e.to_string())?;
+    }
+    let at_half = children.iter().map(|(_, n)| n / 2).sum();
+    Ok((half, full, at_half, working))
 }

@@ -5,23 +5,20 @@
 //! Bounded: ROUNDS × PINGS round trips per target, each with a read timeout.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::requests::{Target, credentials_header, open_tunnel, percentile, start_echo};
+use crate::requests::{Target, credentials_header, open_tunnel, percentile};
 
 const MESSAGE: usize = 64;
 
 pub fn latency(
     proxies: &[Target],
+    echo: SocketAddr,
     user: Option<&str>,
     pings: usize,
     rounds: usize,
 ) -> Result<(), String> {
-    let echo = *start_echo()
-        .map_err(|e| format!("echo: {e}"))?
-        .first()
-        .ok_or("no echo")?;
     let credentials = credentials_header(user);
     let mut targets: Vec<Target> = vec![("direct".into(), None)];
     targets.extend(proxies.iter().cloned());

@@ -6,8 +6,8 @@
 //!
 //! Bounded: a fixed number of rounds of a fixed number of bytes, each with a timeout.
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,10 @@ use clap::{Parser, Subcommand};
 
 mod idle;
 mod latency;
+mod origins;
 mod requests;
+
+use origins::Origins;
 
 #[derive(Parser)]
 #[command(
@@ -23,13 +26,35 @@ mod requests;
     about = "Load generator for ringgate and other forward proxies"
 )]
 struct Cli {
+    /// The origins of a `loadtest serve` running elsewhere (the line it printed); without it, the
+    /// origins run in this process.
+    #[arg(long, global = true, value_name = "LINE")]
+    origins: Option<String>,
     #[command(subcommand)]
     scenario: Scenario,
 }
 
+/// A throughput run's shape.
+#[derive(clap::Args, Clone, Copy)]
+struct Run {
+    /// Which way the bytes go.
+    #[arg(long, value_enum, default_value = "push")]
+    mode: Mode,
+    /// Tunnels at once, each moving its share of --bytes.
+    #[arg(long, default_value_t = 1)]
+    tunnels: usize,
+    /// Bytes per run (per direction; all tunnels together).
+    #[arg(long, default_value_t = 1 << 30)]
+    bytes: u64,
+    /// Rounds; each round measures every target once (direct first).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+}
+
 #[derive(Subcommand)]
 enum Scenario {
-    /// One tunnel at a time pushes --bytes to a sink; GB/s per target, direct connection included.
+    /// N tunnels push bytes to a sink, pull them from a source, or both; GB/s per target, the
+    /// direct connection included.
     Throughput {
         /// A proxy to measure, as NAME=HOST:PORT (repeatable).
         #[arg(long = "proxy", value_name = "NAME=ADDR")]
@@ -37,12 +62,13 @@ enum Scenario {
         /// Basic credentials sent on every CONNECT.
         #[arg(long, value_name = "USER:PASSWORD")]
         proxy_user: Option<String>,
-        /// Bytes per run.
-        #[arg(long, default_value_t = 1 << 30)]
-        bytes: u64,
-        /// Rounds; each round measures every target once (direct first).
-        #[arg(long, default_value_t = 5)]
-        rounds: usize,
+        #[command(flatten)]
+        run: Run,
+    },
+    /// The built-in origins (echo, stream, HTTP, hold) for --seconds; prints the --origins line.
+    Serve {
+        #[arg(long, default_value_t = 3600)]
+        seconds: u64,
     },
     /// New connection + CONNECT + 16-byte echo + close per iteration; tunnels/s and latency.
     Tunnels {
@@ -103,9 +129,27 @@ enum Scenario {
         /// Basic credentials sent on every CONNECT.
         #[arg(long, value_name = "USER:PASSWORD")]
         proxy_user: Option<String>,
-        /// Tunnels to open (this process holds two fds per tunnel).
+        /// Tunnels to open.
         #[arg(long, default_value_t = 9000)]
         tunnels: usize,
+        /// Client processes holding the tunnels (0: as many as their fd limit needs).
+        #[arg(long, default_value_t = 0)]
+        processes: usize,
+    },
+    /// One of `idle`'s client processes (started by `idle`, driven over stdin/stdout).
+    #[command(hide = true)]
+    IdleClient {
+        #[arg(long)]
+        proxy: SocketAddr,
+        #[arg(long)]
+        hold: SocketAddr,
+        #[arg(long, value_name = "USER:PASSWORD")]
+        proxy_user: Option<String>,
+        #[arg(long)]
+        tunnels: usize,
+        /// Index of this process's first tunnel among all (chooses source addresses).
+        #[arg(long)]
+        first: usize,
     },
     /// Requests without credentials on kept-alive connections; 407s/s and latency.
     Challenges {
@@ -138,97 +182,96 @@ fn parse_targets(proxies: &[String]) -> Result<Vec<requests::Target>, String> {
         .collect()
 }
 
-/// The sink's check block: the sender repeats it, the sink compares every byte with it.
-const BLOCK: usize = 64 * 1024;
-
-fn block() -> Vec<u8> {
-    (0..BLOCK)
-        .map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8)
-        .collect()
+/// What a throughput run moves.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    /// Client → origin (upload to a sink).
+    Push,
+    /// Origin → client (download from a source).
+    Pull,
+    /// Both at once; the bytes of both directions count.
+    Both,
 }
 
-/// Accepts connections; each starts with the count of bytes to come (8 bytes, big-endian), which
-/// are read and checked against the block; then the sink answers with the count of good bytes (8
-/// bytes, big-endian) or u64::MAX on the first bad byte. No half-close is needed (squid and
-/// tinyproxy close both ways when the client half-closes a tunnel).
-fn start_sink() -> io::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    thread::spawn(move || {
-        for conn in listener.incoming().map_while(Result::ok) {
-            thread::spawn(move || sink(conn));
+impl Mode {
+    fn byte(self) -> u8 {
+        match self {
+            Mode::Push => b'P',
+            Mode::Pull => b'G',
+            Mode::Both => b'B',
         }
-    });
-    Ok(addr)
+    }
+
+    /// Bytes moved by a run of `count` bytes per direction.
+    fn moved(self, count: u64) -> u64 {
+        if self == Mode::Both { 2 * count } else { count }
+    }
 }
 
-fn sink(mut conn: TcpStream) {
-    let pattern = block();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut pos: u64 = 0;
-    let mut good = true;
-    let mut len = [0u8; 8];
-    if conn.read_exact(&mut len).is_err() {
-        return;
-    }
-    let want = u64::from_be_bytes(len);
-    while pos < want {
-        let room = buf
-            .len()
-            .min(usize::try_from(want - pos).unwrap_or(usize::MAX));
-        let n = match conn.read(&mut buf[..room]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if good {
-            let mut off = 0;
-            while off < n {
-                let at = (pos as usize + off) % BLOCK;
-                let take = (BLOCK - at).min(n - off);
-                good &= buf[off..off + take] == pattern[at..at + take];
-                off += take;
-            }
-        }
-        pos += n as u64;
-    }
-    let answer = if good { pos } else { u64::MAX };
-    let _ = conn.write_all(&answer.to_be_bytes());
-}
-
-/// One run: connect (through `proxy` if given), push `bytes`, wait for the sink's verdict.
-fn push(
-    sink: SocketAddr,
+/// One tunnel's run: connect (through `proxy` if given), move `count` bytes per direction as
+/// `mode` says, every byte checked (by the origin when pushed, here when pulled).
+fn run_one(
+    origin: SocketAddr,
     proxy: Option<SocketAddr>,
     credentials: &str,
-    bytes: u64,
-) -> Result<Duration, String> {
-    let mut s = TcpStream::connect(proxy.unwrap_or(sink)).map_err(|e| format!("connect: {e}"))?;
+    mode: Mode,
+    count: u64,
+) -> Result<(), String> {
+    let mut s = TcpStream::connect(proxy.unwrap_or(origin)).map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(120)))
         .map_err(|e| e.to_string())?;
     s.set_nodelay(true).map_err(|e| e.to_string())?;
     if proxy.is_some() {
-        requests::open_tunnel(&mut s, sink, credentials)?;
+        requests::open_tunnel(&mut s, origin, credentials)?;
     }
-    let pattern = block();
-    let chunk: Vec<u8> = pattern.iter().cycle().take(16 * BLOCK).copied().collect();
+    let mut head = [mode.byte(); 9];
+    head[1..].copy_from_slice(&count.to_be_bytes());
+    s.write_all(&head).map_err(|e| format!("send: {e}"))?;
+    let sender = match mode {
+        Mode::Pull => None,
+        Mode::Push | Mode::Both => {
+            let mut out = s.try_clone().map_err(|e| e.to_string())?;
+            Some(thread::spawn(move || {
+                origins::send_pattern(&mut out, count).map_err(|e| format!("send: {e}"))
+            }))
+        }
+    };
+    if mode != Mode::Push {
+        origins::check_pattern(&mut s, count).map_err(|e| format!("receive: {e}"))?;
+    }
+    if let Some(sender) = sender {
+        sender.join().map_err(|_| "sender panicked")??;
+        let mut verdict = [0u8; 8];
+        s.read_exact(&mut verdict)
+            .map_err(|e| format!("no verdict from the origin: {e}"))?;
+        match u64::from_be_bytes(verdict) {
+            u64::MAX => return Err("the origin saw a wrong byte".into()),
+            n if n != count => return Err(format!("the origin got {n} bytes of {count}")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `tunnels` runs at once; the time until the last one finished.
+fn run_many(
+    origin: SocketAddr,
+    proxy: Option<SocketAddr>,
+    credentials: &str,
+    mode: Mode,
+    count: u64,
+    tunnels: usize,
+) -> Result<Duration, String> {
     let started = Instant::now();
-    s.write_all(&bytes.to_be_bytes())
-        .map_err(|e| format!("send: {e}"))?;
-    let mut sent = 0u64;
-    while sent < bytes {
-        let n = (bytes - sent).min(chunk.len() as u64) as usize;
-        s.write_all(&chunk[..n]).map_err(|e| format!("send: {e}"))?;
-        sent += n as u64;
-    }
-    let mut verdict = [0u8; 8];
-    s.read_exact(&mut verdict)
-        .map_err(|e| format!("no verdict from sink: {e}"))?;
-    let elapsed = started.elapsed();
-    match u64::from_be_bytes(verdict) {
-        u64::MAX => Err("sink saw a wrong byte".into()),
-        n if n != bytes => Err(format!("sink got {n} bytes of {bytes}")),
-        _ => Ok(elapsed),
-    }
+    thread::scope(|scope| {
+        let runs: Vec<_> = (0..tunnels)
+            .map(|_| scope.spawn(|| run_one(origin, proxy, credentials, mode, count)))
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().unwrap_or(Err("a tunnel's thread panicked".into())))
+            .collect::<Result<Vec<()>, String>>()
+    })?;
+    Ok(started.elapsed())
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -243,19 +286,27 @@ fn median(v: &mut [f64]) -> f64 {
 fn throughput(
     proxies: &[String],
     proxy_user: Option<&str>,
-    bytes: u64,
-    rounds: usize,
+    origins: &Origins,
+    run: &Run,
 ) -> Result<(), String> {
+    let Run {
+        mode,
+        tunnels,
+        bytes,
+        rounds,
+    } = *run;
     let credentials = requests::credentials_header(proxy_user);
-    let sink = start_sink().map_err(|e| format!("sink: {e}"))?;
     let mut targets: Vec<(String, Option<SocketAddr>)> = vec![("direct".into(), None)];
     targets.extend(parse_targets(proxies)?);
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
     let mut errors = vec![0usize; targets.len()];
+    // Each tunnel moves its share; together they move `bytes` each way the mode says.
+    let count = bytes / tunnels as u64;
+    let moved = mode.moved(count) * tunnels as u64;
     for round in 0..rounds {
         for (i, (name, proxy)) in targets.iter().enumerate() {
-            match push(sink, *proxy, &credentials, bytes) {
-                Ok(t) => rates[i].push(bytes as f64 / t.as_secs_f64() / 1e9),
+            match run_many(origins.stream, *proxy, &credentials, mode, count, tunnels) {
+                Ok(t) => rates[i].push(moved as f64 / t.as_secs_f64() / 1e9),
                 Err(e) => {
                     errors[i] += 1;
                     eprintln!("round {round} {name}: {e}");
@@ -264,8 +315,13 @@ fn throughput(
         }
     }
     let direct = median(&mut rates[0].clone());
+    let mode_name = match mode {
+        Mode::Push => "push",
+        Mode::Pull => "pull",
+        Mode::Both => "both",
+    };
     println!(
-        "throughput: {rounds} rounds × {bytes} bytes, one tunnel, every byte checked by the sink"
+        "throughput ({mode_name}): {rounds} rounds × {tunnels} tunnels moving {moved} bytes in all, every byte checked"
     );
     println!(
         "{:<12} {:>10} {:>10} {:>10} {:>10} {:>7}",
@@ -291,7 +347,7 @@ fn throughput(
         ));
     }
     println!(
-        "{{\"scenario\":\"throughput\",\"bytes\":{bytes},\"rounds\":{rounds},\"results\":[{}]}}",
+        "{{\"scenario\":\"throughput\",\"mode\":\"{mode_name}\",\"tunnels\":{tunnels},\"bytes\":{moved},\"rounds\":{rounds},\"results\":[{}]}}",
         json.join(",")
     );
     if errors.iter().any(|&e| e > 0) {
@@ -300,12 +356,16 @@ fn throughput(
     Ok(())
 }
 
-/// This process's CPU time so far (user + system), from /proc/self/stat.
+/// This process's CPU time so far (user + system), its finished client processes' included, from
+/// /proc/self/stat.
 fn own_cpu() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // utime, stime, cutime, cstime.
+    let ticks = (11..15)
+        .map(|i| fields.get(i)?.parse::<u64>().ok())
+        .sum::<Option<u64>>()?;
     // USER_HZ is 100 on Linux.
     Some(Duration::from_millis(ticks * 10))
 }
@@ -313,42 +373,76 @@ fn own_cpu() -> Option<Duration> {
 fn main() {
     let cli = Cli::parse();
     let (cpu_before, wall) = (own_cpu(), Instant::now());
+    let origins = || match &cli.origins {
+        Some(line) => Origins::parse(line),
+        None => Origins::start().map_err(|e| format!("origins: {e}")),
+    };
     let result = match cli.scenario {
         Scenario::Throughput {
-            proxies,
-            proxy_user,
-            bytes,
-            rounds,
-        } => throughput(&proxies, proxy_user.as_deref(), bytes, rounds),
+            ref proxies,
+            ref proxy_user,
+            run,
+        } => origins().and_then(|o| throughput(proxies, proxy_user.as_deref(), &o, &run)),
+        Scenario::Serve { seconds } => origins::serve(seconds),
         Scenario::Tunnels {
             proxies,
             proxy_user,
             clients,
             tunnels,
             rounds,
-        } => parse_targets(&proxies)
-            .and_then(|t| requests::tunnels(&t, proxy_user.as_deref(), clients, tunnels, rounds)),
+        } => parse_targets(&proxies).and_then(|t| {
+            let o = origins()?;
+            requests::tunnels(&t, &o.echo, proxy_user.as_deref(), clients, tunnels, rounds)
+        }),
         Scenario::Forward {
             proxies,
             proxy_user,
             clients,
             requests,
             rounds,
-        } => parse_targets(&proxies)
-            .and_then(|t| requests::forward(&t, proxy_user.as_deref(), clients, requests, rounds)),
+        } => parse_targets(&proxies).and_then(|t| {
+            let o = origins()?;
+            requests::forward(&t, o.http, proxy_user.as_deref(), clients, requests, rounds)
+        }),
         Scenario::Latency {
             proxies,
             proxy_user,
             pings,
             rounds,
-        } => parse_targets(&proxies)
-            .and_then(|t| latency::latency(&t, proxy_user.as_deref(), pings, rounds)),
+        } => parse_targets(&proxies).and_then(|t| {
+            let o = origins()?;
+            latency::latency(&t, o.echo[0], proxy_user.as_deref(), pings, rounds)
+        }),
         Scenario::Idle {
             proxy,
             pid,
             proxy_user,
             tunnels,
-        } => idle::idle(proxy, pid, proxy_user.as_deref(), tunnels),
+            processes,
+        } => origins().and_then(|o| {
+            let spec = idle::Spec {
+                proxy,
+                hold: o.hold,
+                proxy_user: proxy_user.as_deref(),
+                tunnels,
+            };
+            idle::idle(&spec, pid, processes)
+        }),
+        Scenario::IdleClient {
+            proxy,
+            hold,
+            proxy_user,
+            tunnels,
+            first,
+        } => {
+            let spec = idle::Spec {
+                proxy,
+                hold,
+                proxy_user: proxy_user.as_deref(),
+                tunnels,
+            };
+            idle::client(&spec, first)
+        }
         Scenario::Challenges {
             proxies,
             clients,

@@ -9,51 +9,24 @@
 //!   origin; requests/s and latency, the same GETs straight to the origin being the baseline.
 //!
 //! Client sockets are bound to several 127.0.0.x source addresses, because one address runs out of
-//! ephemeral ports near 14k new connections/s; and the echo server listens on several ports, because
-//! the proxy dials it from one address, and each closed upstream connection holds its port in
-//! TIME_WAIT for 60 s per destination (measured: with one echo port, 80k TIME_WAIT sockets after three
-//! short runs and tunnels/s falling by a third).
+//! ephemeral ports near 14k new connections/s; the echo origin listens on several ports for the
+//! same reason on the proxy's side (see `origins`).
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use socket2::{Domain, Socket, Type};
 
+use crate::origins::HTTP_ANSWER;
+
 /// A target: a name and, for a proxy, its address.
 pub type Target = (String, Option<SocketAddr>);
 
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 const ECHO_BYTES: &[u8; 16] = b"ringgate-echo-16";
-
-/// Ports the echo server listens on (see the module note on TIME_WAIT).
-const ECHO_PORTS: usize = 16;
-
-/// Echo server on [`ECHO_PORTS`] ports: one thread per connection, echoes until EOF.
-pub fn start_echo() -> std::io::Result<Vec<SocketAddr>> {
-    (0..ECHO_PORTS)
-        .map(|_| {
-            let listener = TcpListener::bind("127.0.0.1:0")?;
-            let addr = listener.local_addr()?;
-            thread::spawn(move || {
-                for conn in listener.incoming().map_while(Result::ok) {
-                    thread::spawn(move || {
-                        let mut conn = conn;
-                        let mut buf = [0u8; 4096];
-                        while let Ok(n @ 1..) = conn.read(&mut buf) {
-                            if conn.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                    });
-                }
-            });
-            Ok(addr)
-        })
-        .collect()
-}
 
 /// Connects from 127.0.0.`source`, so the ephemeral ports of several addresses share the load.
 pub fn connect_from(source: u8, to: SocketAddr) -> std::io::Result<TcpStream> {
@@ -308,12 +281,12 @@ pub fn credentials_header(user: Option<&str>) -> String {
 /// New connection, CONNECT, 16-byte echo, close — per iteration.
 pub fn tunnels(
     proxies: &[Target],
+    echoes: &[SocketAddr],
     user: Option<&str>,
     threads: usize,
     per_thread: u64,
     rounds: usize,
 ) -> Result<(), String> {
-    let echoes = start_echo().map_err(|e| format!("echo: {e}"))?;
     let mut targets: Vec<Target> = vec![("direct".into(), None)];
     targets.extend(proxies.iter().cloned());
     let requests: Vec<String> = echoes
@@ -419,47 +392,15 @@ pub fn challenges(
     check(&tallies)
 }
 
-/// The origin's one answer.
-const ORIGIN_ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-
-/// A keep-alive HTTP origin answering every request head with [`ORIGIN_ANSWER`].
-fn start_origin() -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    thread::spawn(move || {
-        for conn in listener.incoming().map_while(Result::ok) {
-            thread::spawn(move || {
-                let mut conn = conn;
-                let _ = conn.set_nodelay(true);
-                let mut buf = Vec::with_capacity(4096);
-                let mut chunk = [0u8; 4096];
-                loop {
-                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        buf.drain(..end + 4);
-                        if conn.write_all(ORIGIN_ANSWER).is_err() {
-                            return;
-                        }
-                    }
-                    match conn.read(&mut chunk) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-            });
-        }
-    });
-    Ok(addr)
-}
-
 /// Small GETs on kept-alive connections, through each proxy and straight to the origin.
 pub fn forward(
     proxies: &[Target],
+    origin: SocketAddr,
     user: Option<&str>,
     threads: usize,
     per_thread: u64,
     rounds: usize,
 ) -> Result<(), String> {
-    let origin = start_origin().map_err(|e| format!("origin: {e}"))?;
     let mut targets: Vec<Target> = vec![("direct".into(), None)];
     targets.extend(proxies.iter().cloned());
     let via_proxy = format!(
@@ -482,7 +423,7 @@ pub fn forward(
                     reconnects = 1;
                 }
                 match code? {
-                    200 if buf.ends_with(b"\r\n\r\nok") => Ok(reconnects),
+                    200 if buf.ends_with(&HTTP_ANSWER[HTTP_ANSWER.len() - 6..]) => Ok(reconnects),
                     200 => Err("wrong body".into()),
                     other => Err(format!("answered {other}")),
                 }
