@@ -60,6 +60,10 @@ pub(super) async fn one_way(
                 flush(dst, &mut overflow, meter).await?;
                 overflow = Vec::new(); // give the memory back: this direction may now sit idle
             }
+            // Less than a buffer-full: the socket had no more (see the splice relay).
+            if n < shared.borrow().len() {
+                break;
+            }
         }
         yield_now().await;
     }

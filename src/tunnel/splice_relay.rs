@@ -71,6 +71,12 @@ pub(super) async fn one_way(
             if !owed.is_zero() {
                 break;
             }
+            // Less than a pipe-full: the socket had no more. Going back to the readiness wait
+            // (which completes at once if bytes came meanwhile) saves the splice that would only
+            // say EAGAIN: one syscall of three per message on a request/response tunnel.
+            if n < pipes.pipe_size() {
+                break;
+            }
         }
         drop(lease);
         // A bandwidth limit waits here, with the pipe back in the pool, not while holding it.
