@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -119,6 +119,7 @@ pub struct RawConfig {
     pub dns_negative_ttl_secs: Option<u64>,
     pub dns_timeout_ms: Option<u64>,
     pub dns_cache_entries: Option<usize>,
+    pub bind_source: Option<Vec<String>>,
     pub max_connection_rate_per_client: Option<u32>,
     pub max_tunnels_per_user: Option<u32>,
     pub user_bandwidth_bytes_per_sec: Option<u64>,
@@ -227,6 +228,7 @@ impl RawConfig {
             dns_negative_ttl_secs,
             dns_timeout_ms,
             dns_cache_entries,
+            bind_source,
             max_connection_rate_per_client,
             max_tunnels_per_user,
             user_bandwidth_bytes_per_sec,
@@ -402,6 +404,7 @@ impl RawConfig {
                 60_000,
             )?),
             dns_cache_entries: bounded("dns_cache_entries", self.dns_cache_entries, 1, 10_000_000)?,
+            bind_source: source_addrs(&req("bind_source", self.bind_source)?)?,
             max_connection_rate_per_client: req(
                 "max_connection_rate_per_client",
                 self.max_connection_rate_per_client,
@@ -529,6 +532,9 @@ pub struct Config {
     /// How long one name server has to answer.
     pub dns_timeout: Duration,
     pub dns_cache_entries: usize,
+    /// Local addresses upstream connections are made from, in turn per family; empty: the
+    /// kernel chooses.
+    pub bind_source: Vec<IpAddr>,
     /// New connections per second from one client address (0: no limit).
     pub max_connection_rate_per_client: u32,
     /// Open tunnels of one authenticated user (0: no limit).
@@ -653,6 +659,7 @@ impl Config {
             dns_negative_ttl_secs: Some(self.dns_negative_ttl.as_secs()),
             dns_timeout_ms: Some(self.dns_timeout.as_millis() as u64),
             dns_cache_entries: Some(self.dns_cache_entries),
+            bind_source: Some(self.bind_source.iter().map(ToString::to_string).collect()),
             max_connection_rate_per_client: Some(self.max_connection_rate_per_client),
             max_tunnels_per_user: Some(self.max_tunnels_per_user),
             user_bandwidth_bytes_per_sec: Some(self.user_bandwidth_bytes_per_sec),
@@ -719,6 +726,24 @@ fn socket_addrs(key: &'static str, list: &[String]) -> Result<Vec<SocketAddr>, C
             })
         })
         .collect()
+}
+
+/// `bind_source`: unicast addresses, each at most once.
+fn source_addrs(list: &[String]) -> Result<Vec<IpAddr>, ConfigError> {
+    let mut addrs: Vec<IpAddr> = Vec::with_capacity(list.len());
+    for a in list {
+        let ip = a
+            .parse::<IpAddr>()
+            .map_err(|_| invalid("bind_source", a, "not an IP address (no port)"))?;
+        if ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::from([255, 255, 255, 255]) {
+            return Err(invalid("bind_source", a, "not a unicast address"));
+        }
+        if addrs.contains(&ip) {
+            return Err(invalid("bind_source", a, "listed twice"));
+        }
+        addrs.push(ip);
+    }
+    Ok(addrs)
 }
 
 fn req<T>(key: &'static str, v: Option<T>) -> Result<T, ConfigError> {
@@ -894,6 +919,9 @@ mod tests {
             ("dns_servers = [\"8.8.8.8\"]", "dns_servers"),
             ("dns_timeout_ms = 0", "dns_timeout_ms"),
             ("dns_cache_entries = 0", "dns_cache_entries"),
+            ("bind_source = [\"10.0.0.1:80\"]", "bind_source"),
+            ("bind_source = [\"0.0.0.0\"]", "bind_source"),
+            ("bind_source = [\"::1\", \"::1\"]", "bind_source"),
             (
                 "proxy_protocol_from = [\"10.0.0.0/99\"]",
                 "proxy_protocol_from",

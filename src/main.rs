@@ -162,6 +162,10 @@ struct Cli {
     /// A name server ringgate asks itself, IP:PORT (repeatable) [default: the system resolver]
     #[arg(long, value_name = "ADDR")]
     dns_server: Vec<String>,
+    /// A local address upstream connections are made from, in turn (repeatable) [default: the
+    /// kernel chooses]
+    #[arg(long, value_name = "IP")]
+    bind_source: Vec<String>,
     /// Seconds a system resolver answer is kept [default: 30]
     #[arg(long, value_name = "SECS")]
     dns_ttl: Option<u64>,
@@ -258,6 +262,7 @@ impl Cli {
             dns_negative_ttl_secs: self.dns_negative_ttl,
             dns_timeout_ms: self.dns_timeout,
             dns_cache_entries: None,
+            bind_source: (!self.bind_source.is_empty()).then(|| self.bind_source.clone()),
             max_connection_rate_per_client: self.max_connection_rate_per_client,
             max_tunnels_per_user: self.max_tunnels_per_user,
             user_bandwidth_bytes_per_sec: self.user_bandwidth,

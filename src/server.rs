@@ -75,6 +75,7 @@ pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
         tracing::warn!(error = %why, "io_uring unavailable; workers run on the epoll driver");
     }
     let (listeners, bound) = worker::bind_all(&config)?;
+    crate::upstream::source::check(&config.bind_source)?;
     crate::http::response::prerender();
     let admin_listener = config.admin.map(admin::bind).transpose()?;
     // The proxy's own sockets, which no request may reach: its listeners and the admin endpoint.

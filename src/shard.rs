@@ -19,6 +19,7 @@ use crate::metrics::{Registry, WorkerMetrics};
 use crate::tunnel::idle::IdleClock;
 use crate::tunnel::pipe_pool::PipePool;
 use crate::upstream::dns::Resolver;
+use crate::upstream::source::Sources;
 
 /// What all workers share (read-mostly, or written at accept/close only), handed to each shard.
 #[derive(Clone)]
@@ -52,6 +53,8 @@ pub struct Shard {
     policy: RefCell<(Arc<Policy>, Rc<Policy>)>,
     /// Name resolution with this worker's cache.
     pub dns: Resolver,
+    /// Local addresses upstream connections are made from (`bind_source`).
+    pub sources: Sources,
     /// Sources trusted to send a PROXY protocol header.
     pub proxy_protocol_from: Vec<IpNet>,
     /// Open client connections, in all and per address (shared by all workers).
@@ -87,6 +90,7 @@ impl Shard {
             policy_source: policy,
             conn_limits: Arc::clone(&shared.conn_limits),
             dns: Resolver::new(&config, Arc::clone(&metrics)),
+            sources: Sources::new(&config.bind_source),
             proxy_protocol_from: crate::acl::parse_nets(
                 "proxy_protocol_from",
                 &config.proxy_protocol_from,

@@ -33,6 +33,7 @@ fn bad_flags_and_configs_are_one_line_exit_2_naming_the_key() {
         (vec!["--listen", "localhost:80"], "listen"),
         (vec!["--pipe-size", "10"], "pipe_size"),
         (vec!["--header-timeout", "0"], "header_timeout_secs"),
+        (vec!["--bind-source", "10.0.0.1:80"], "bind_source"),
         (vec!["--config", bad.to_str().unwrap()], "workers"),
         (vec!["--config", unknown.to_str().unwrap()], "lsiten"),
         (

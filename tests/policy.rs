@@ -607,3 +607,95 @@ fn a_changed_config_file_is_reloaded_without_a_signal() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// An origin that tells each connection the address it came from: as the body of an HTTP answer
+/// when a request head arrives first, else right away (inside a tunnel, the client waits for it).
+fn source_telling_origin() -> SocketAddr {
+    serve(|mut s| {
+        let from = s.peer_addr().unwrap().ip().to_string();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut first = [0u8; 1];
+        if s.peek(&mut first).is_ok() {
+            let _ = read_head(&mut s);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{from}",
+                from.len()
+            );
+        } else {
+            let _ = s.write_all(from.as_bytes());
+        }
+    })
+}
+
+#[test]
+fn bind_source_spreads_upstream_connections_over_the_source_addresses_in_turn() {
+    for driver in ["uring", "epoll"] {
+        bind_source_in_turn(driver);
+    }
+}
+
+fn bind_source_in_turn(driver: &str) {
+    let origin = source_telling_origin();
+    let proxy = Proxy::start(&[
+        "--io-driver",
+        driver,
+        "--workers",
+        "1",
+        "--bind-source",
+        "127.0.0.7",
+        "--bind-source",
+        "127.0.0.8",
+    ]);
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let mut t = tunnel(proxy.addr, &origin.to_string());
+        let mut from = String::new();
+        t.read_to_string(&mut from).unwrap();
+        seen.push(from);
+    }
+    assert_eq!(
+        seen,
+        ["127.0.0.7", "127.0.0.8", "127.0.0.7", "127.0.0.8"],
+        "{driver}"
+    );
+    // Forwarded requests take their turn from the same sources.
+    let mut forwarded = Vec::new();
+    for _ in 0..2 {
+        let (code, body) = exchange_body(
+            proxy.addr,
+            &format!(
+                "GET http://{origin}/ HTTP/1.1\r\nHost: {origin}\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        assert_eq!(code, 200);
+        forwarded.push(body);
+    }
+    forwarded.sort();
+    assert_eq!(forwarded, ["127.0.0.7", "127.0.0.8"]);
+    // An IPv6 destination with only IPv4 sources: the kernel chooses, the tunnel works.
+    if let Ok(v6) = std::net::TcpListener::bind("[::1]:0") {
+        let addr = v6.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = v6.accept() {
+                let _ = s.write_all(b"v6");
+            }
+        });
+        let mut t = tunnel(proxy.addr, &addr.to_string());
+        let mut answer = String::new();
+        t.read_to_string(&mut answer).unwrap();
+        assert_eq!(answer, "v6");
+    }
+}
+
+#[test]
+fn a_bind_source_that_is_not_an_address_of_this_host_stops_the_start() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringgate"))
+        .args(["--listen", "127.0.0.1:0", "--bind-source", "192.0.2.77"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("bind_source 192.0.2.77"), "{err}");
+}

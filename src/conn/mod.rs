@@ -440,6 +440,7 @@ async fn connect(
                         shard.config.connect_timeout,
                         &check,
                         &shard.dns,
+                        &shard.sources,
                     ))
                     .await
                 }

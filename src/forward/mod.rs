@@ -342,6 +342,7 @@ impl Dialer<'_> {
             self.shard.config.connect_timeout,
             &check,
             &self.shard.dns,
+            &self.shard.sources,
         )
             .await
             .map_err(|e| {

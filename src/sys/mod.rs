@@ -94,6 +94,25 @@ pub fn is_idle_and_open<T: AsRawFd>(socket: &T) -> bool {
     matches!(peeked, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
+/// Sets `IP_BIND_ADDRESS_NO_PORT` (Linux 4.2+): a socket bound to an address before `connect`
+/// gets its port at connect time, unique per destination, rather than one reserved at bind time
+/// for every destination (which would cap a source address at ~64k connections in all).
+pub fn bind_address_no_port(socket: &socket2::Socket) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: the socket is open (borrowed for the call); the option value is a c_int that lives
+    // across the call, and its size is passed with it.
+    let ret = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&raw const on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    check(ret as libc::ssize_t).map(drop)
+}
+
 /// Non-blocking `send(2)` of `buf` (`MSG_NOSIGNAL`: a reset peer is an error, not a SIGPIPE).
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: the fd is borrowed and open; the pointer and length describe `buf`, which outlives the

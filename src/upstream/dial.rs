@@ -2,6 +2,7 @@
 //! against the policy, then race the allowed ones (RFC 8305) until one connects or the deadline
 //! passes.
 
+use super::source::Sources;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -70,12 +71,13 @@ const NEXT_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
 /// address is put to the policy `check` before it is tried; the allowed ones are raced Happy
 /// Eyeballs style (RFC 8305: IPv6 and IPv4 alternate, each attempt gets a 250 ms head start
 /// before the next begins beside it, the first to connect wins). A connection that turns out to
-/// lead back to this proxy is closed.
+/// lead back to this proxy is closed. Each attempt is made from the next of `sources` of its family.
 pub async fn dial(
     target: &Authority<'_>,
     timeout: Duration,
     check: &Check<'_>,
     dns: &Resolver,
+    sources: &Sources,
 ) -> Result<TcpStream, DialError> {
     let deadline = Instant::now() + timeout;
     let addrs: Vec<SocketAddr> = match target.host {
@@ -101,21 +103,23 @@ pub async fn dial(
     if allowed.is_empty() {
         return Err(denied.map_or(DialError::NoAddress, DialError::Denied));
     }
-    race(allowed, deadline, check).await
+    race(allowed, deadline, check, sources).await
 }
 
 async fn race(
     addrs: Vec<SocketAddr>,
     deadline: Instant,
     check: &Check<'_>,
+    sources: &Sources,
 ) -> Result<TcpStream, DialError> {
+    let connect = |addr| sources.connect(addr);
     let mut rest = addrs.into_iter();
     let mut attempts = FuturesUnordered::new();
     let mut last = None;
     loop {
         if attempts.is_empty() {
             match rest.next() {
-                Some(addr) => attempts.push(TcpStream::connect_addr(addr)),
+                Some(addr) => attempts.push(connect(addr)),
                 None => break,
             }
         }
@@ -131,7 +135,7 @@ async fn race(
         };
         match monoio::time::timeout(wait, attempts.next()).await {
             // No attempt finished in time: the next address joins the race (or time is up).
-            Err(_) if more => attempts.extend(rest.next().map(TcpStream::connect_addr)),
+            Err(_) if more => attempts.extend(rest.next().map(connect)),
             Err(_) => return Err(DialError::Timeout),
             Ok(None) => {}
             Ok(Some(Ok(stream))) => {
@@ -149,7 +153,7 @@ async fn race(
             // A failed attempt hands over to the next address at once.
             Ok(Some(Err(e))) => {
                 last = Some(DialError::from_connect(e));
-                attempts.extend(rest.next().map(TcpStream::connect_addr));
+                attempts.extend(rest.next().map(connect));
             }
         }
     }
