@@ -14,6 +14,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -29,8 +30,26 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 const ECHO_BYTES: &[u8; 16] = b"ringgate-echo-16";
 
 /// Connects from 127.0.0.`source`, so the ephemeral ports of several addresses share the load.
+/// With `IP_BIND_ADDRESS_NO_PORT` the port is chosen at connect time, per destination; without
+/// it, bind picks one unused towards every destination, and with tens of thousands of sockets
+/// in TIME_WAIT that search stalls (seen: a tunnels round at 746/s, the generator at 1.7 cores).
 pub fn connect_from(source: u8, to: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    let on: libc::c_int = 1;
+    // SAFETY: the socket is open for the whole call; the option value is a c_int that outlives
+    // the call, and its size is passed with it.
+    let ret = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&raw const on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if ret != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     socket.bind(&SocketAddr::from((Ipv4Addr::new(127, 0, 0, source), 0)).into())?;
     socket.connect(&to.into())?;
     let s: TcpStream = socket.into();
