@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 bench_policy="--allow-dest 127.0.0.0/8 --connect-ports any"
 bytes=${1:-1073741824}
 rounds=${2:-5}
-pipe=${3:-65536}
+pipe=${3:-262144}
 cargo build --release -q -p ringgate -p loadtest
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT

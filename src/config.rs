@@ -821,7 +821,7 @@ mod tests {
         assert_eq!(c.max_head_bytes, 16384);
         assert_eq!(c.header_timeout, Duration::from_secs(10));
         assert_eq!(c.idle_timeout, Duration::from_secs(300));
-        assert_eq!(c.pipe_size, 65536);
+        assert_eq!(c.pipe_size, 262144);
     }
 
     #[test]
