@@ -95,7 +95,8 @@ wait_port() { # host:port name
 
 target/release/ringgate --listen "$ringgate" --user "$user:$pass" --allow-dest 127.0.0.0/8 \
     --connect-ports any --log-level warn &
-pids+=($!)
+ringgate_pid=$!
+pids+=($ringgate_pid)
 for spec in "${squid1#*:} 1" "${squidn#*:} $workers"; do
     # shellcheck disable=SC2086
     conf=$(squid_conf $spec)
@@ -115,7 +116,8 @@ LogFile "$work/tinyproxy.log"
 PidFile "$work/tinyproxy.pid"
 EOF
 tinyproxy -d -c "$work/tinyproxy.conf" &
-pids+=($!)
+tinyproxy_pid=$!
+pids+=($tinyproxy_pid)
 
 # The origins in a process of their own, so the generator's threads and fds are apart from theirs.
 target/release/loadtest serve --seconds 3600 >"$work/origins" &
@@ -141,3 +143,17 @@ lt tunnels "${creds[@]}" --tunnels "$tunnels" --rounds "$rounds"
 lt challenges --requests "$requests" --rounds "$rounds"
 lt forward "${creds[@]}" --requests "$requests" --rounds "$rounds"
 lt latency "${creds[@]}" --pings "$((requests / 2))" --rounds "$rounds"
+
+# Idle tunnels: each proxy holds the same number of authenticated tunnels; its RSS is read at half
+# and at all of them (one process each: ringgate, squid's worker kid, tinyproxy), then every tunnel
+# is proven. Run one proxy at a time (the tunnels stay open until the proof).
+idle_tunnels=$([ "$quick" = quick ] && echo 1000 || echo 4000)
+squid_kid=$(pgrep -P "$(cat "$work/squid-${squid1#*:}.pid" 2>/dev/null || echo 0)" | head -1 || true)
+for spec in "ringgate $ringgate $ringgate_pid" "squid $squid1 ${squid_kid:-}" "tinyproxy $tinyproxy $tinyproxy_pid"; do
+    # shellcheck disable=SC2086
+    set -- $spec
+    [ -n "${3:-}" ] || { echo "idle: no process found for $1"; continue; }
+    echo "idle through $1 (pid $3):"
+    target/release/loadtest "${origins[@]}" idle --proxy "$2" --pid "$3" "${creds[@]}" \
+        --tunnels "$idle_tunnels" || true
+done
