@@ -302,18 +302,7 @@ fn allocations_per_connect(driver: Driver, config: Arc<Config>, header: &str, n:
     let proxy = serve_counted(driver, config);
     let echo = echo_server();
     let request = format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n{header}\r\n");
-    let once = || {
-        let mut s = TcpStream::connect(proxy).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        s.write_all(request.as_bytes()).unwrap();
-        let mut head = [0u8; 39];
-        read_exactly(&mut s, &mut head);
-        assert_eq!(&head, b"HTTP/1.1 200 Connection established\r\n\r\n");
-        s.write_all(b"ping").unwrap();
-        let mut back = [0u8; 4];
-        read_exactly(&mut s, &mut back);
-        assert_eq!(&back, b"ping");
-    };
+    let once = || drop(tunnel_through(proxy, &request));
     for _ in 0..200 {
         once();
     }
@@ -354,15 +343,20 @@ fn open_tunnels(proxy: SocketAddr, echo: SocketAddr, n: usize, into: &mut Vec<Tc
     let header = format!("Proxy-Authorization: {}\r\n", basic("alice", "pw"));
     let request = format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n{header}\r\n");
     for _ in 0..n {
-        let mut s = TcpStream::connect(proxy).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        s.write_all(request.as_bytes()).unwrap();
-        let mut head = [0u8; 39];
-        read_exactly(&mut s, &mut head);
-        assert_eq!(&head, b"HTTP/1.1 200 Connection established\r\n\r\n");
-        ping(&mut s);
-        into.push(s);
+        into.push(tunnel_through(proxy, &request));
     }
+}
+
+/// Sends the CONNECT `request` to `proxy`, checks the 200 and a ping through the tunnel.
+fn tunnel_through(proxy: SocketAddr, request: &str) -> TcpStream {
+    let mut s = TcpStream::connect(proxy).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut head = [0u8; 39];
+    read_exactly(&mut s, &mut head);
+    assert_eq!(&head, b"HTTP/1.1 200 Connection established\r\n\r\n");
+    ping(&mut s);
+    s
 }
 
 fn ping(s: &mut TcpStream) {
