@@ -64,13 +64,29 @@ pub struct Sink {
     reopen: Arc<AtomicBool>,
 }
 
+/// The writer thread, to be finished at exit.
+pub struct Writer {
+    thread: std::thread::JoinHandle<()>,
+    closing: Arc<AtomicBool>,
+}
+
+impl Writer {
+    /// Writes what is queued and ends the thread. Called once the workers are gone: it does not
+    /// wait for every sender to be dropped (a connection task still open when its worker stopped
+    /// may never drop its shard's handle).
+    pub fn finish(self) {
+        self.closing.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
 /// Starts the writer thread for `target` (`"stdout"` or a path; the file is opened now, so a bad
-/// path stops start-up). Returns what workers log through, and the flag SIGUSR1 sets.
+/// path stops start-up). Returns what workers log through, the flag SIGUSR1 sets, and the writer.
 pub fn start(
     target: &str,
     format: Format,
     metrics: Arc<Registry>,
-) -> io::Result<(Arc<LogShared>, Arc<AtomicBool>, std::thread::JoinHandle<()>)> {
+) -> io::Result<(Arc<LogShared>, Arc<AtomicBool>, Writer)> {
     let path = (target != "stdout").then(|| PathBuf::from(target));
     let mut out = open(path.as_ref())?;
     let reopen = Arc::new(AtomicBool::new(false));
@@ -81,12 +97,21 @@ pub fn start(
     let (tx, rx) = flume::bounded::<Batch>(QUEUE);
     let (spare_tx, spare_rx) = flume::bounded::<Vec<u8>>(QUEUE);
     let counts = metrics.clone();
-    let writer = std::thread::Builder::new()
+    let closing = Arc::new(AtomicBool::new(false));
+    let close = closing.clone();
+    let thread = std::thread::Builder::new()
         .name("ringgate-log".into())
         .spawn(move || {
             loop {
-                let batch = match rx.recv_timeout(Duration::from_millis(500)) {
+                let wait = if close.load(Ordering::Relaxed) {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis(100)
+                };
+                let batch = match rx.recv_timeout(wait) {
                     Ok(b) => Some(b),
+                    // Closing and nothing left: done.
+                    Err(flume::RecvTimeoutError::Timeout) if close.load(Ordering::Relaxed) => break,
                     Err(flume::RecvTimeoutError::Timeout) => None,
                     Err(flume::RecvTimeoutError::Disconnected) => break,
                 };
@@ -119,7 +144,7 @@ pub fn start(
             metrics,
         }),
         reopen,
-        writer,
+        Writer { thread, closing },
     ))
 }
 

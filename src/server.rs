@@ -221,9 +221,9 @@ pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
             tracing::error!("a worker panicked");
         }
     }
-    // The workers' log handles are gone with them: the writer finishes the queue and ends.
+    // The workers have handed over their last lines: the writer writes the queue and ends.
     if let Some(w) = log_writer {
-        let _ = w.join();
+        w.finish();
     }
     tracing::info!("stopped");
     Ok(())

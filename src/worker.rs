@@ -201,6 +201,7 @@ async fn worker_main(
         a.await;
     }
     drain(&shard).await;
+    shard.idle.stop();
     if let Some(log) = &shard.log {
         log.flush();
     }

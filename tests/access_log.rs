@@ -240,3 +240,41 @@ fn an_unwritable_log_counts_drops_and_traffic_goes_on() {
     }
     assert!(metrics.contains(want), "{metrics}");
 }
+
+/// SIGTERM with an access log, a tunnel open past the grace period and an idle kept-alive client:
+/// the process exits (it once waited forever for the log writer, whose last sender sat in a
+/// connection task that never ended), and every line logged before is in the file.
+#[test]
+fn sigterm_with_an_access_log_and_open_connections_writes_the_lines_and_exits() {
+    let echo = echo_server();
+    let origin = http_origin("logged");
+    let dir = scratch("access-log-exit");
+    let path = dir.join("access.log");
+    let mut proxy = Proxy::start(&[
+        "--user",
+        "alice:s3cret-pw",
+        "--access-log",
+        path.to_str().unwrap(),
+        "--auth-failure-delay",
+        "0",
+        "--shutdown-grace",
+        "1",
+    ]);
+    scripted_run(proxy.addr, echo, origin);
+    let mut open = TcpStream::connect(proxy.addr).unwrap();
+    write!(
+        open,
+        "CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n{}\r\n",
+        credentials("alice", "s3cret-pw")
+    )
+    .unwrap();
+    assert_eq!(
+        read_head(&mut open),
+        "HTTP/1.1 200 Connection established\r\n\r\n"
+    );
+    let _idle = TcpStream::connect(proxy.addr).unwrap();
+    proxy.terminate();
+    assert_eq!(proxy.wait_exit(Duration::from_secs(10)), Some(0));
+    let lines = lines_of(&path, 4);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+}

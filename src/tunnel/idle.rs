@@ -32,6 +32,8 @@ pub struct IdleClock {
     entries: RefCell<Slab<Entry>>,
     /// The ticker, parked while there is nothing to watch.
     parked: Cell<Option<Waker>>,
+    /// Set at shutdown: the ticker ends and no waker is kept.
+    stopped: Cell<bool>,
 }
 
 impl IdleClock {
@@ -41,6 +43,7 @@ impl IdleClock {
             tick: (limit / 8).clamp(Duration::from_millis(50), Duration::from_secs(1)),
             entries: RefCell::new(Slab::new()),
             parked: Cell::new(None),
+            stopped: Cell::new(false),
         }
     }
 
@@ -58,11 +61,11 @@ impl IdleClock {
         self.len() == 0
     }
 
-    /// Runs for as long as the worker: wakes every tunnel whose deadline has passed, each tick.
+    /// Runs until [`IdleClock::stop`]: wakes every tunnel whose deadline has passed, each tick.
     pub async fn run(&self) {
-        loop {
+        while !self.stopped.get() {
             std::future::poll_fn(|cx| {
-                if self.is_empty() {
+                if self.is_empty() && !self.stopped.get() {
                     self.parked.set(Some(cx.waker().clone()));
                     Poll::Pending
                 } else {
@@ -72,6 +75,20 @@ impl IdleClock {
             .await;
             monoio::time::sleep(self.tick).await;
             self.fire(Instant::now());
+        }
+    }
+
+    /// At shutdown: ends the ticker and lets go of every waker kept. A kept waker holds its task,
+    /// and the tasks hold the worker's shard, which holds this clock: without this, the shard
+    /// (and the access log's sender in it) would never be dropped, and the process would wait
+    /// for the log writer forever.
+    pub fn stop(&self) {
+        self.stopped.set(true);
+        for (_, e) in self.entries.borrow_mut().iter_mut() {
+            e.waker = Waker::noop().clone();
+        }
+        if let Some(ticker) = self.parked.take() {
+            ticker.wake();
         }
     }
 
@@ -109,6 +126,9 @@ impl Future for Watch<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let clock = self.clock;
+        if clock.stopped.get() {
+            return Poll::Pending;
+        }
         let mut entries = clock.entries.borrow_mut();
         if let Some(key) = self.key {
             let entry = &mut entries[key];
