@@ -148,7 +148,9 @@ lt latency "${creds[@]}" --pings "$((requests / 2))" --rounds "$rounds"
 # and at all of them (one process each: ringgate, squid's worker kid, tinyproxy), then every tunnel
 # is proven. Run one proxy at a time (the tunnels stay open until the proof).
 idle_tunnels=$([ "$quick" = quick ] && echo 1000 || echo 4000)
-squid_kid=$(pgrep -P "$(cat "$work/squid-${squid1#*:}.pid" 2>/dev/null || echo 0)" | head -1 || true)
+squid_master=$(cat "$work/squid-${squid1#*:}.pid" 2>/dev/null || true)
+squid_kid=""
+if [ -n "$squid_master" ]; then squid_kid=$(pgrep -P "$squid_master" | head -1 || true); fi
 for spec in "ringgate $ringgate $ringgate_pid" "squid $squid1 ${squid_kid:-}" "tinyproxy $tinyproxy $tinyproxy_pid"; do
     # shellcheck disable=SC2086
     set -- $spec

@@ -202,7 +202,7 @@ pub fn assess(r: &Readings, config: &Config) -> Vec<Row> {
                 Some(n) if n >= 1 << 20 => Verdict::Ok,
                 Some(_) => Verdict::Low,
             },
-            why: "beyond it the kernel shrinks new pipes to one page",
+            why: "beyond it the kernel gives an unprivileged user's new pipes two pages",
         },
         Row {
             setting: "net.core.rmem_max / wmem_max",

@@ -738,6 +738,22 @@ fn source_addrs(list: &[String]) -> Result<Vec<IpAddr>, ConfigError> {
         if ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::from([255, 255, 255, 255]) {
             return Err(invalid("bind_source", a, "not a unicast address"));
         }
+        if let IpAddr::V6(v6) = ip {
+            if v6.to_ipv4_mapped().is_some() {
+                return Err(invalid(
+                    "bind_source",
+                    a,
+                    "an IPv4-mapped address: write the IPv4 one",
+                ));
+            }
+            if v6.is_unicast_link_local() {
+                return Err(invalid(
+                    "bind_source",
+                    a,
+                    "link-local: needs a scope, not supported",
+                ));
+            }
+        }
         if addrs.contains(&ip) {
             return Err(invalid("bind_source", a, "listed twice"));
         }
@@ -922,6 +938,8 @@ mod tests {
             ("bind_source = [\"10.0.0.1:80\"]", "bind_source"),
             ("bind_source = [\"0.0.0.0\"]", "bind_source"),
             ("bind_source = [\"::1\", \"::1\"]", "bind_source"),
+            ("bind_source = [\"::ffff:10.0.0.1\"]", "bind_source"),
+            ("bind_source = [\"fe80::1\"]", "bind_source"),
             (
                 "proxy_protocol_from = [\"10.0.0.0/99\"]",
                 "proxy_protocol_from",

@@ -609,14 +609,16 @@ fn a_changed_config_file_is_reloaded_without_a_signal() {
 }
 
 /// An origin that tells each connection the address it came from: as the body of an HTTP answer
-/// when a request head arrives first, else right away (inside a tunnel, the client waits for it).
+/// to a GET, or as the answer to anything else (a tunnel's client asks with `who?`).
 fn source_telling_origin() -> SocketAddr {
     serve(|mut s| {
         let from = s.peer_addr().unwrap().ip().to_string();
-        s.set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        let mut first = [0u8; 1];
-        if s.peek(&mut first).is_ok() {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut first = [0u8; 4];
+        if s.read_exact(&mut first).is_err() {
+            return;
+        }
+        if &first == b"GET " {
             let _ = read_head(&mut s);
             let _ = write!(
                 s,
@@ -651,6 +653,7 @@ fn bind_source_in_turn(driver: &str) {
     let mut seen = Vec::new();
     for _ in 0..4 {
         let mut t = tunnel(proxy.addr, &origin.to_string());
+        t.write_all(b"who?").unwrap();
         let mut from = String::new();
         t.read_to_string(&mut from).unwrap();
         seen.push(from);

@@ -18,6 +18,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::raise_fd_limit;
 use crate::requests::{connect_from, credentials_header, open_tunnel};
 
 /// Sources used in turn: 127.0.0.30 to 127.0.0.45.
@@ -61,25 +62,6 @@ fn open(spec: &Spec<'_>, credentials: &str, i: usize) -> Result<TcpStream, Strin
     Ok(s)
 }
 
-/// Raises this process's soft fd limit to its hard one (children inherit it); returns it.
-fn raise_fd_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid, exclusively borrowed rlimit for the call to fill.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return 1024;
-    }
-    limit.rlim_cur = limit.rlim_max;
-    // SAFETY: `limit` is a valid rlimit; raising the soft limit up to the hard one is allowed.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-        // SAFETY: as above; on failure the old soft limit is still in force and read back.
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    }
-    limit.rlim_cur
-}
-
 /// Fds a process keeps for everything but tunnels.
 const SPARE_FDS: u64 = 64;
 
@@ -99,7 +81,9 @@ pub fn client(spec: &Spec<'_>, first: usize) -> Result<(), String> {
             println!("{phase}");
             std::io::stdout().flush().map_err(|e| e.to_string())?;
             line.clear();
-            stdin.read_line(&mut line).map_err(|e| e.to_string())?;
+            if stdin.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+                return Err("the parent went away".into());
+            }
         }
         // All pings out first, then all answers: the origin answers many per wake-up.
         let sent: Vec<bool> = held
@@ -161,7 +145,7 @@ pub fn idle(spec: &Spec<'_>, pid: u32, processes: usize) -> Result<(), String> {
     };
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let mut children = Vec::with_capacity(processes);
+    let mut children: Vec<(Child, usize)> = Vec::with_capacity(processes);
     let mut first = 0;
     for p in 0..processes {
         let n = spec.tunnels / processes + usize::from(p < spec.tunnels % processes);
@@ -173,13 +157,29 @@ pub fn idle(spec: &Spec<'_>, pid: u32, processes: usize) -> Result<(), String> {
         if let Some(user) = spec.proxy_user {
             cmd.args(["--proxy-user", user]);
         }
-        let mut process = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("{}: {e}", exe.display()))?;
-        let out = BufReader::new(process.stdout.take().ok_or("no stdout")?);
-        children.push((Child { process, out }, n));
+        let spawned = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn();
+        let mut process = match spawned {
+            Ok(p) => p,
+            Err(e) => {
+                for (mut child, _) in children {
+                    let _ = child.process.kill();
+                    let _ = child.process.wait();
+                }
+                return Err(format!("{}: {e}", exe.display()));
+            }
+        };
+        let Some(stdout) = process.stdout.take() else {
+            let _ = process.kill();
+            let _ = process.wait();
+            return Err("no stdout from a client process".into());
+        };
+        children.push((
+            Child {
+                process,
+                out: BufReader::new(stdout),
+            },
+            n,
+        ));
         first += n;
     }
     let outcome = converse(&mut children, pid);

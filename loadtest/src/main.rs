@@ -295,6 +295,9 @@ fn throughput(
         bytes,
         rounds,
     } = *run;
+    if tunnels == 0 {
+        return Err("--tunnels must be at least 1".into());
+    }
     let credentials = requests::credentials_header(proxy_user);
     let mut targets: Vec<(String, Option<SocketAddr>)> = vec![("direct".into(), None)];
     targets.extend(parse_targets(proxies)?);
@@ -354,6 +357,25 @@ fn throughput(
         return Err("some runs failed".into());
     }
     Ok(())
+}
+
+/// Raises this process's soft fd limit to its hard one (children inherit it); returns it.
+pub(crate) fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, exclusively borrowed rlimit for the call to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 1024;
+    }
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: `limit` is a valid rlimit; raising the soft limit up to the hard one is allowed.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        // SAFETY: as above; on failure the old soft limit is still in force and read back.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    }
+    limit.rlim_cur
 }
 
 /// This process's CPU time so far (user + system), its finished client processes' included, from

@@ -114,6 +114,8 @@ impl Origins {
 /// `loadtest serve`: the origins for `seconds`, then exit. The first line of output is the one
 /// to pass as `--origins`.
 pub fn serve(seconds: u64) -> Result<(), String> {
+    // The holding origin keeps one fd per idle tunnel.
+    crate::raise_fd_limit();
     let origins = Origins::start().map_err(|e| format!("origins: {e}"))?;
     println!("{}", origins.line());
     io::stdout().flush().map_err(|e| e.to_string())?;
@@ -251,6 +253,7 @@ fn hold(listener: &TcpListener) {
     };
     fds.push(watch(listener.as_raw_fd()));
     let mut buf = [0u8; 4096];
+    let mut complained = false;
     loop {
         // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfd entries for
         // the whole call; the kernel writes only their `revents`.
@@ -270,7 +273,12 @@ fn hold(listener: &TcpListener) {
             let conn = &mut conns[i - 1];
             let keep = match conn.read(&mut buf) {
                 Ok(0) => false,
-                Ok(n) => conn.write_all(&buf[..n]).is_ok(),
+                // Blocking for the echo, so a full send buffer cannot cut it short.
+                Ok(n) => {
+                    conn.set_nonblocking(false).is_ok()
+                        && conn.write_all(&buf[..n]).is_ok()
+                        && conn.set_nonblocking(true).is_ok()
+                }
                 Err(e) => e.kind() == ErrorKind::WouldBlock,
             };
             if keep {
@@ -283,10 +291,25 @@ fn hold(listener: &TcpListener) {
         }
         if fds[0].revents != 0 {
             fds[0].revents = 0;
-            while let Ok((conn, _)) = listener.accept() {
-                if conn.set_nonblocking(true).is_ok() {
-                    fds.push(watch(conn.as_raw_fd()));
-                    conns.push(conn);
+            loop {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        if conn.set_nonblocking(true).is_ok() {
+                            fds.push(watch(conn.as_raw_fd()));
+                            conns.push(conn);
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    // Out of fds (or another failure): the listener stays readable, so waiting
+                    // in poll would spin; say so once and back off.
+                    Err(e) => {
+                        if !complained {
+                            eprintln!("loadtest serve: hold origin cannot accept: {e}");
+                            complained = true;
+                        }
+                        thread::sleep(Duration::from_millis(50));
+                        break;
+                    }
                 }
             }
         }

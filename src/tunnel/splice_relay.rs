@@ -17,6 +17,9 @@ use super::{
 };
 use crate::sys;
 
+/// A splice smaller than this is taken to have emptied the socket.
+const DRAINED_BELOW: usize = 16 * 1024;
+
 pub(super) async fn one_way(
     src: &TcpStream,
     dst: &TcpStream,
@@ -71,10 +74,13 @@ pub(super) async fn one_way(
             if !owed.is_zero() {
                 break;
             }
-            // Less than a pipe-full: the socket had no more. Going back to the readiness wait
-            // (which completes at once if bytes came meanwhile) saves the splice that would only
-            // say EAGAIN: one syscall of three per message on a request/response tunnel.
-            if n < pipes.pipe_size() {
+            // A small chunk: the socket had no more. Going back to the readiness wait (which
+            // completes at once if bytes came meanwhile) saves the splice that would only say
+            // EAGAIN: one syscall of three per message on a request/response tunnel. Only small
+            // ones: a big splice can come back short with more waiting (a pipe holds one packet
+            // per slot, so 64 slots of 1,448-byte segments stop a 256 KiB pipe at ~93 KB, and a
+            // pipe the kernel would not enlarge holds two pages).
+            if n < DRAINED_BELOW {
                 break;
             }
         }
