@@ -481,10 +481,11 @@ async fn connect(
             .await;
         }
     };
-    let upstream_addr = upstream.peer_addr().ok();
-    // Kept for the closing log line only when it will be written: the buffer goes before the relay.
-    let target = (shard.log.is_some() || tracing::enabled!(tracing::Level::DEBUG))
-        .then(|| head.target.get(&buf).to_vec());
+    // Kept for the closing log line only when it will be written: the target (the buffer goes
+    // before the relay) and the upstream's address (a syscall).
+    let logged = shard.log.is_some() || tracing::enabled!(tracing::Level::DEBUG);
+    let target = logged.then(|| head.target.get(&buf).to_vec());
+    let upstream_addr = logged.then(|| upstream.peer_addr().ok()).flatten();
     let (res, _) = client.write_all(Reply::Established.bytes()).await;
     let metrics = &shard.metrics;
     metrics.request(Method::Connect as usize, 200);
