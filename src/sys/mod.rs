@@ -59,6 +59,13 @@ pub fn set_pipe_size(fd: BorrowedFd<'_>, size: usize) -> io::Result<usize> {
     check(ret as libc::ssize_t)
 }
 
+/// A pipe's capacity in bytes (`F_GETPIPE_SZ`).
+pub fn pipe_size(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    // SAFETY: the fd is borrowed and open; F_GETPIPE_SZ takes no argument and touches no memory.
+    let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    check(ret as libc::ssize_t)
+}
+
 /// Puts a socket into non-blocking mode, so a raw `splice`/`read`/`write` on it can never park the
 /// worker thread (monoio's io_uring driver leaves sockets blocking).
 /// One `ioctl(FIONBIO)` (where `fcntl` would need a read and a write of the flags: two syscalls per

@@ -12,10 +12,11 @@ use std::sync::Arc;
 use crate::metrics::WorkerMetrics;
 use crate::sys;
 
-/// A pipe's two ends.
+/// A pipe's two ends and its capacity.
 pub struct Pipe {
     read: OwnedFd,
     write: OwnedFd,
+    capacity: usize,
 }
 
 /// Owned by one worker; not `Sync`, no locks.
@@ -39,11 +40,6 @@ impl PipePool {
             created: Cell::new(0),
             metrics,
         }
-    }
-
-    /// Bytes to ask for per splice: the configured pipe capacity.
-    pub fn pipe_size(&self) -> usize {
-        self.size
     }
 
     /// Pipes kept empty for reuse right now.
@@ -77,14 +73,22 @@ impl PipePool {
 
     fn create(&self) -> io::Result<Pipe> {
         let (read, write) = sys::pipe()?;
-        if let Err(e) = sys::set_pipe_size(write.as_fd(), self.size) {
-            // Over the user's pipe-pages quota the kernel refuses; the default size still works.
-            if !self.resize_warned.replace(true) {
-                tracing::warn!(size = self.size, error = %e, "cannot resize relay pipe; using the kernel default");
+        let capacity = match sys::set_pipe_size(write.as_fd(), self.size) {
+            Ok(capacity) => capacity,
+            Err(e) => {
+                // Over the user's pipe-pages quota the kernel refuses; the size it gave works.
+                if !self.resize_warned.replace(true) {
+                    tracing::warn!(size = self.size, error = %e, "cannot resize relay pipe; using the kernel default");
+                }
+                sys::pipe_size(write.as_fd()).unwrap_or(4096)
             }
-        }
+        };
         self.created.set(self.created.get() + 1);
-        Ok(Pipe { read, write })
+        Ok(Pipe {
+            read,
+            write,
+            capacity,
+        })
     }
 
     fn give_back(&self, pipe: Pipe) {
@@ -117,6 +121,11 @@ impl Lease<'_> {
             .map(|p| p.write.as_fd())
             .expect("lease holds a pipe until dropped")
     }
+
+    /// Bytes the pipe holds at most (what the kernel granted, which may be less than asked).
+    pub fn capacity(&self) -> usize {
+        self.pipe.as_ref().map_or(0, |p| p.capacity)
+    }
 }
 
 impl Drop for Lease<'_> {
@@ -148,8 +157,9 @@ mod tests {
             "two clean leases came back, the dirty one was closed"
         );
         assert_eq!(pool.created(), 3);
-        let _again = pool.lease().unwrap();
+        let again = pool.lease().unwrap();
         assert_eq!(pool.created(), 3, "reused, not created");
+        assert_eq!(again.capacity(), 65536);
     }
 
     #[test]

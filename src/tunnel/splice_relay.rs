@@ -17,7 +17,7 @@ use super::{
 };
 use crate::sys;
 
-/// A splice smaller than this is taken to have emptied the socket.
+/// A splice smaller than this (or than a quarter of its pipe) is taken to have emptied the socket.
 const DRAINED_BELOW: usize = 16 * 1024;
 
 pub(super) async fn one_way(
@@ -47,7 +47,7 @@ pub(super) async fn one_way(
         // when this direction has had its turn and must let the worker's other tasks run.
         let mut owed = Duration::ZERO;
         for _ in 0..TURN_CHUNKS {
-            let n = match sys::splice(src_fd, lease.write_end(), pipes.pipe_size()) {
+            let n = match sys::splice(src_fd, lease.write_end(), lease.capacity()) {
                 Ok(0) => {
                     forward_eof(dst);
                     return Ok(());
@@ -80,7 +80,7 @@ pub(super) async fn one_way(
             // ones: a big splice can come back short with more waiting (a pipe holds one packet
             // per slot, so 64 slots of 1,448-byte segments stop a 256 KiB pipe at ~93 KB, and a
             // pipe the kernel would not enlarge holds two pages).
-            if n < DRAINED_BELOW {
+            if n < DRAINED_BELOW.min(lease.capacity() / 4) {
                 break;
             }
         }
