@@ -1,15 +1,21 @@
 //! The splice relay's inner step, on loopback: 1 MiB moved socket → pipe → socket with `splice(2)`
 //! (the bytes never enter user space), against the same 1 MiB read into a buffer and written out
 //! (the copy relay's way). A feeder thread writes into the source socket, a drain thread reads the
-//! destination. `cargo bench --bench relay` prints time per MiB and throughput.
+//! destination. `cargo bench --bench relay` prints time per MiB and throughput. Also: one tick of
+//! the idle clock that times out idle tunnels.
 
+use std::cell::Cell;
+use std::future::Future;
+use std::hint::black_box;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsFd;
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ringgate::sys;
+use ringgate::tunnel::idle::IdleClock;
 
 const MIB: usize = 1 << 20;
 
@@ -117,5 +123,23 @@ fn relay(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, relay);
+/// One tick of a worker's idle clock over 10,000 idle tunnels, none of them due: the scan every
+/// tick pays.
+fn idle_clock(c: &mut Criterion) {
+    let clock = IdleClock::new(Duration::from_secs(300));
+    let activity = Cell::new(Instant::now());
+    let mut watches: Vec<_> = (0..10_000)
+        .map(|_| Box::pin(clock.watch(&activity, Duration::from_secs(300))))
+        .collect();
+    let mut cx = Context::from_waker(Waker::noop());
+    for w in &mut watches {
+        assert!(w.as_mut().poll(&mut cx).is_pending());
+    }
+    assert_eq!(clock.len(), 10_000);
+    c.bench_function("idle_clock/scan_10000", |b| {
+        b.iter(|| clock.fire(black_box(Instant::now())))
+    });
+}
+
+criterion_group!(benches, relay, idle_clock);
 criterion_main!(benches);

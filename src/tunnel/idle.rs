@@ -8,8 +8,9 @@
 //! busy tunnel costs nothing per byte here (its deadline goes stale and is renewed once per timeout),
 //! and a timeout fires between `limit` and `limit + tick` after the last byte.
 //!
-//! The scan is O(tunnels) per tick: ~10 µs for 10,000 entries here, and the ticker sleeps while its
-//! worker has no tunnel.
+//! The scan is O(tunnels) per tick: 7.3 µs for 10,000 idle tunnels (`cargo bench --bench relay`,
+//! `idle_clock/scan_10000`), so ~0.4 ms per second for a worker holding 500,000; the ticker sleeps
+//! while its worker has no tunnel.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -92,8 +93,8 @@ impl IdleClock {
         }
     }
 
-    /// Wakes the entries due at `now`.
-    fn fire(&self, now: Instant) {
+    /// Wakes the entries due at `now` (what the ticker does each tick; public for the bench).
+    pub fn fire(&self, now: Instant) {
         for (_, e) in self.entries.borrow_mut().iter_mut() {
             if !e.fired && e.deadline <= now {
                 e.fired = true;
