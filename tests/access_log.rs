@@ -58,21 +58,34 @@ fn lines_of(path: &Path, want: usize) -> Vec<String> {
     }
 }
 
+/// A proxy with user alice logging to `access.log` in a fresh folder named `name`, after the four
+/// lines of [`scripted_run`]: the proxy, the log's path, the echo and the HTTP origin.
+fn after_scripted_run(
+    name: &str,
+    extra: &[&str],
+) -> (Proxy, std::path::PathBuf, SocketAddr, SocketAddr) {
+    let (echo, origin) = (echo_server(), http_origin("logged"));
+    let path = scratch(name).join("access.log");
+    let args = [
+        &[
+            "--user",
+            "alice:s3cret-pw",
+            "--access-log",
+            path.to_str().unwrap(),
+            "--auth-failure-delay",
+            "0",
+        ][..],
+        extra,
+    ]
+    .concat();
+    let proxy = Proxy::start(&args);
+    scripted_run(proxy.addr, echo, origin);
+    (proxy, path, echo, origin)
+}
+
 #[test]
 fn squid_format_field_by_field_and_reopened_on_sigusr1() {
-    let echo = echo_server();
-    let origin = http_origin("logged");
-    let dir = scratch("access-log");
-    let path = dir.join("access.log");
-    let proxy = Proxy::start(&[
-        "--user",
-        "alice:s3cret-pw",
-        "--access-log",
-        path.to_str().unwrap(),
-        "--auth-failure-delay",
-        "0",
-    ]);
-    scripted_run(proxy.addr, echo, origin);
+    let (proxy, path, echo, origin) = after_scripted_run("access-log", &[]);
     let lines = lines_of(&path, 4);
     assert_eq!(lines.len(), 4, "{lines:?}");
     let fields: Vec<Vec<&str>> = lines
@@ -123,6 +136,7 @@ fn squid_format_field_by_field_and_reopened_on_sigusr1() {
     );
 
     // logrotate: rename, SIGUSR1, and the next lines go to a new file at the old path.
+    let dir = path.parent().unwrap();
     let rotated = dir.join("access.log.1");
     std::fs::rename(&path, &rotated).unwrap();
     proxy.signal("USR1");
@@ -246,21 +260,8 @@ fn an_unwritable_log_counts_drops_and_traffic_goes_on() {
 /// connection task that never ended), and every line logged before is in the file.
 #[test]
 fn sigterm_with_an_access_log_and_open_connections_writes_the_lines_and_exits() {
-    let echo = echo_server();
-    let origin = http_origin("logged");
-    let dir = scratch("access-log-exit");
-    let path = dir.join("access.log");
-    let mut proxy = Proxy::start(&[
-        "--user",
-        "alice:s3cret-pw",
-        "--access-log",
-        path.to_str().unwrap(),
-        "--auth-failure-delay",
-        "0",
-        "--shutdown-grace",
-        "1",
-    ]);
-    scripted_run(proxy.addr, echo, origin);
+    let (mut proxy, path, echo, _) =
+        after_scripted_run("access-log-exit", &["--shutdown-grace", "1"]);
     let mut open = TcpStream::connect(proxy.addr).unwrap();
     write!(
         open,
