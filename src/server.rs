@@ -55,6 +55,13 @@ const RELOADABLE: [&str; 7] = [
 
 pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
     let Reload { load, file } = reload;
+    // The config file as it is now, before anything starts: a change made while the proxy starts
+    // (or before the watch thread first runs) is then seen as one.
+    let watched = file.map(|path| {
+        let paths = [path];
+        let seen = crate::creds::reload::stamps(&paths);
+        (paths, seen)
+    });
     let reload_config: Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync> = Arc::from(load);
     let config = Arc::new(config);
     let auth = auth::Shared::start(&config)?;
@@ -158,7 +165,7 @@ pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
     );
     crate::sd_notify::notify("READY=1");
 
-    if let (Some(path), Some(every)) = (file, config.users_watch) {
+    if let (Some((paths, mut seen)), Some(every)) = (watched, config.users_watch) {
         let (load, running, swap, bound) = (
             reload_config.clone(),
             running.clone(),
@@ -168,8 +175,6 @@ pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
         std::thread::Builder::new()
             .name("ringgate-config-watch".into())
             .spawn(move || {
-                let paths = [path];
-                let mut seen = crate::creds::reload::stamps(&paths);
                 loop {
                     #[allow(clippy::disallowed_methods, reason = "its own thread, not a worker")]
                     std::thread::sleep(every);

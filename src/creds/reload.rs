@@ -36,10 +36,11 @@ pub(crate) fn stamps(paths: &[PathBuf]) -> Vec<Option<Stamp>> {
 pub fn spawn(users: Arc<Users>, watch: Option<Duration>) -> io::Result<flume::Sender<()>> {
     let (tx, rx) = flume::bounded::<()>(1);
     let paths = users.sources().htpasswd.clone();
+    // Taken now, not when the thread gets to run: a change made meanwhile must count as one.
+    let mut seen = stamps(&paths);
     std::thread::Builder::new()
         .name("ringgate-reload".into())
         .spawn(move || {
-            let mut seen = stamps(&paths);
             loop {
                 let why = match watch {
                     Some(every) if !paths.is_empty() => match rx.recv_timeout(every) {
