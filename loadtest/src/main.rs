@@ -274,15 +274,6 @@ fn run_many(
     Ok(started.elapsed())
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 fn throughput(
     proxies: &[String],
     proxy_user: Option<&str>,
@@ -317,7 +308,7 @@ fn throughput(
             }
         }
     }
-    let direct = median(&mut rates[0].clone());
+    let direct = requests::median(&rates[0]);
     let mode_name = match mode {
         Mode::Push => "push",
         Mode::Pull => "pull",
@@ -333,7 +324,8 @@ fn throughput(
     let mut json = Vec::new();
     for (i, (name, _)) in targets.iter().enumerate() {
         let r = &mut rates[i];
-        let med = median(r);
+        let med = requests::median(r);
+        r.sort_by(f64::total_cmp);
         let (min, max) = (
             r.first().copied().unwrap_or(f64::NAN),
             r.last().copied().unwrap_or(f64::NAN),

@@ -151,7 +151,8 @@ pub fn percentile(sorted: &[u32], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize] as f64
 }
 
-fn median(v: &[f64]) -> f64 {
+/// The median of `v` (NaN when empty).
+pub fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
     match v.len() {

@@ -68,6 +68,7 @@ pub fn pipe_size(fd: BorrowedFd<'_>) -> io::Result<usize> {
 
 /// Puts a socket into non-blocking mode, so a raw `splice`/`read`/`write` on it can never park the
 /// worker thread (monoio's io_uring driver leaves sockets blocking).
+///
 /// One `ioctl(FIONBIO)` (where `fcntl` would need a read and a write of the flags: two syscalls per
 /// socket, four per tunnel).
 pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {

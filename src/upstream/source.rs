@@ -61,8 +61,11 @@ impl Sources {
 }
 
 async fn connect_from(from: IpAddr, to: SocketAddr) -> io::Result<TcpStream> {
-    let socket = Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_nonblocking(true)?;
+    let socket = Socket::new(
+        Domain::for_address(to),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
     sys::bind_address_no_port(&socket)?;
     socket.bind(&SocketAddr::new(from, 0).into())?;
     match socket.connect(&to.into()) {
