@@ -64,7 +64,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("cache/hit", |b| {
         b.iter(|| {
             let hit = cache.lookup(black_box(token), &db, now);
-            debug_assert!(matches!(hit, Lookup::Valid(_)));
+            debug_assert!(matches!(hit, Lookup::Valid { .. }));
             hit
         })
     });

@@ -95,6 +95,11 @@ pub struct RawConfig {
     pub verifier_queue: Option<usize>,
     pub auth_failure_delay_ms: Option<u64>,
     pub auth_failure_delay_max_ms: Option<u64>,
+    pub session_ttl_secs: Option<u64>,
+    pub auth_guess_rate_per_client: Option<u32>,
+    pub max_password_bytes: Option<usize>,
+    pub max_challenges_per_connection: Option<u32>,
+    pub client_ipv6_prefix: Option<u8>,
     pub discard_body_bytes: Option<u64>,
     pub keepalive_timeout_secs: Option<u64>,
     pub via: Option<String>,
@@ -204,6 +209,11 @@ impl RawConfig {
             verifier_queue,
             auth_failure_delay_ms,
             auth_failure_delay_max_ms,
+            session_ttl_secs,
+            auth_guess_rate_per_client,
+            max_password_bytes,
+            max_challenges_per_connection,
+            client_ipv6_prefix,
             discard_body_bytes,
             keepalive_timeout_secs,
             via,
@@ -330,6 +340,12 @@ impl RawConfig {
             ));
         }
         let watch = bounded("users_watch_secs", self.users_watch_secs, 0, 3600)?;
+        let credential_ttl = secs("credential_ttl_secs", self.credential_ttl_secs)?;
+        // 0: a session lasts as long as the credential that opened it is trusted.
+        let session_ttl = match req("session_ttl_secs", self.session_ttl_secs)? {
+            0 => credential_ttl,
+            n => secs("session_ttl_secs", Some(n))?,
+        };
         let via = req("via", self.via)?;
         if via.len() > 64 || !via.bytes().all(is_via_byte) {
             return Err(invalid(
@@ -361,7 +377,22 @@ impl RawConfig {
             realm,
             users,
             users_watch: (watch > 0).then(|| Duration::from_secs(watch)),
-            credential_ttl: secs("credential_ttl_secs", self.credential_ttl_secs)?,
+            credential_ttl,
+            session_ttl,
+            auth_guess_rate_per_client: bounded(
+                "auth_guess_rate_per_client",
+                self.auth_guess_rate_per_client,
+                0,
+                1_000_000,
+            )?,
+            max_password_bytes: bounded("max_password_bytes", self.max_password_bytes, 1, 65_536)?,
+            max_challenges_per_connection: bounded(
+                "max_challenges_per_connection",
+                self.max_challenges_per_connection,
+                1,
+                1_000_000,
+            )?,
+            client_ipv6_prefix: bounded("client_ipv6_prefix", self.client_ipv6_prefix, 0, 128)?,
             failed_credential_ttl: Duration::from_secs(bounded(
                 "failed_credential_ttl_secs",
                 self.failed_credential_ttl_secs,
@@ -494,6 +525,17 @@ pub struct Config {
     /// How often user files are checked for changes; `None`: only on SIGHUP.
     pub users_watch: Option<Duration>,
     pub credential_ttl: Duration,
+    /// How long an authenticated connection may omit credentials before it must send them again.
+    pub session_ttl: Duration,
+    /// New wrong guesses per second one client may make across all user names before its new
+    /// guesses wait; 0 = no such budget.
+    pub auth_guess_rate_per_client: u32,
+    /// Longest user name, and longest password, that is checked; longer: 407 without a hash.
+    pub max_password_bytes: usize,
+    /// 407s one connection may receive; the last one closes it.
+    pub max_challenges_per_connection: u32,
+    /// IPv6 clients are counted (limits, throttle) by this many leading bits of their address.
+    pub client_ipv6_prefix: u8,
     pub failed_credential_ttl: Duration,
     pub credential_cache_entries: usize,
     pub verifier_threads: usize,
@@ -630,6 +672,11 @@ impl Config {
             verifier_queue: Some(self.verifier_queue),
             auth_failure_delay_ms: Some(self.auth_failure_delay.as_millis() as u64),
             auth_failure_delay_max_ms: Some(self.auth_failure_delay_max.as_millis() as u64),
+            session_ttl_secs: Some(self.session_ttl.as_secs()),
+            auth_guess_rate_per_client: Some(self.auth_guess_rate_per_client),
+            max_password_bytes: Some(self.max_password_bytes),
+            max_challenges_per_connection: Some(self.max_challenges_per_connection),
+            client_ipv6_prefix: Some(self.client_ipv6_prefix),
             discard_body_bytes: Some(self.discard_body_bytes),
             keepalive_timeout_secs: Some(self.keepalive_timeout.as_secs()),
             via: Some(self.via.clone().unwrap_or_default()),

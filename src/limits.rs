@@ -5,10 +5,12 @@
 //! request or per byte). Per-address counts live in a fixed table of atomic counters indexed by a keyed hash of the
 //! address, so there is no lock and no allocation, and memory does not grow with the number of
 //! clients; two addresses that share a slot share its count (with 65,536 slots and a key chosen at
-//! random at start, a client cannot pick who it collides with).
+//! random at start, a client cannot pick who it collides with). A client is its address as
+//! [`client_key`] sees it: an IPv6 client by its /64 (`client_ipv6_prefix`), since one host
+//! usually holds a whole /64 and could otherwise multiply itself.
 
 use std::hash::{BuildHasher, RandomState};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -18,9 +20,23 @@ use crate::http::response::Reply;
 
 const SLOTS: usize = 1 << 16;
 
+/// The address a client is counted under by limits and throttles: IPv4 (also in its IPv6
+/// spellings) as it is, IPv6 cut to its first `v6_prefix` bits (0..=128).
+pub fn client_key(ip: IpAddr, v6_prefix: u8) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => {
+            let bits = u32::from(v6_prefix.min(128));
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+        }
+        v4 => v4,
+    }
+}
+
 pub struct ConnLimits {
     max: usize,
     per_client: u32,
+    v6_prefix: u8,
     open: AtomicUsize,
     slots: Box<[AtomicU32]>,
     hasher: RandomState,
@@ -109,6 +125,7 @@ impl ConnLimits {
         ConnLimits {
             max,
             per_client,
+            v6_prefix: 64,
             open: AtomicUsize::new(0),
             slots: table(per_client > 0),
             hasher: RandomState::new(),
@@ -122,6 +139,12 @@ impl ConnLimits {
         }
     }
 
+    /// Counts IPv6 clients by their first `bits` bits (64 unless set).
+    pub fn with_ipv6_prefix(mut self, bits: u8) -> ConnLimits {
+        self.v6_prefix = bits;
+        self
+    }
+
     fn slot<T: std::hash::Hash>(&self, key: T) -> usize {
         (self.hasher.hash_one(key) as usize) % SLOTS
     }
@@ -131,7 +154,7 @@ impl ConnLimits {
         if self.rate == 0 {
             return true;
         }
-        let slot = &self.rate_slots[self.slot(("rate", canonical(client)))];
+        let slot = &self.rate_slots[self.slot(("rate", client_key(client, self.v6_prefix)))];
         let second = self.epoch.elapsed().as_secs() as u32;
         let mut seen = slot.load(Ordering::Relaxed);
         loop {
@@ -189,7 +212,7 @@ impl ConnLimits {
             slot: None,
         };
         if self.per_client > 0 {
-            let slot = self.slot(canonical(client));
+            let slot = self.slot(client_key(client, self.v6_prefix));
             if self.slots[slot].fetch_add(1, Ordering::Relaxed) >= self.per_client {
                 self.slots[slot].fetch_sub(1, Ordering::Relaxed);
                 return Err(Reply::TooManyFromClient);
@@ -256,6 +279,29 @@ mod tests {
         assert_eq!(unlimited.admit(b).err(), Some(Reply::TooManyConnections));
         drop(held);
         assert_eq!(unlimited.open(), 0);
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_prefix() {
+        for (ip, bits, want) in [
+            ("2001:db8:1:2:3:4:5:6", 64, "2001:db8:1:2::"),
+            ("2001:db8:1:2:3:4:5:6", 48, "2001:db8:1::"),
+            ("2001:db8:1:2:3:4:5:6", 128, "2001:db8:1:2:3:4:5:6"),
+            ("2001:db8:1:2:3:4:5:6", 0, "::"),
+            ("::ffff:10.0.0.1", 64, "10.0.0.1"),
+            ("10.0.0.1", 64, "10.0.0.1"),
+        ] {
+            let got = client_key(ip.parse().unwrap(), bits);
+            assert_eq!(got, want.parse::<IpAddr>().unwrap(), "{ip}/{bits}");
+        }
+        let l = Arc::new(ConnLimits::new(100, 2, 0, 0, 0));
+        let one: IpAddr = "2001:db8::1".parse().unwrap();
+        let two: IpAddr = "2001:db8::2".parse().unwrap();
+        let other: IpAddr = "2001:db8:0:1::1".parse().unwrap();
+        let _a = l.admit(one).unwrap();
+        let _b = l.admit(two).unwrap();
+        assert!(l.admit("2001:db8::3".parse().unwrap()).is_err(), "same /64");
+        assert!(l.admit(other).is_ok(), "another /64");
     }
 
     #[test]

@@ -247,38 +247,54 @@ impl AccessLog {
     }
 }
 
-/// `scheme://user:password@host/…` without its user info (`scheme://***@host/…`); other targets
-/// unchanged. URLs with user info are refused, but their refusal is logged.
-pub fn without_userinfo(target: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    let Some(scheme_end) = target.windows(3).position(|w| w == b"://") else {
-        return target.into();
+/// Where a request-target's user info is, if it has any: the target before it and the rest from
+/// its `@` on. Absolute URLs (`scheme://user:password@host/…`) and authorities (`user:pw@host:443`,
+/// as a CONNECT may send) alike; an `@` in a path or query is not user info.
+fn split_userinfo(target: &[u8]) -> Option<(&[u8], &[u8])> {
+    let start = match target.windows(3).position(|w| w == b"://") {
+        Some(scheme_end) => scheme_end + 3,
+        // Origin-form (`/path`) and `*` have no authority.
+        None if matches!(target.first(), Some(b'/' | b'*') | None) => return None,
+        None => 0,
     };
-    let start = scheme_end + 3;
     let authority_end = target[start..]
         .iter()
         .position(|&b| matches!(b, b'/' | b'?' | b'#'))
         .map_or(target.len(), |i| start + i);
-    match target[start..authority_end]
+    let at = target[start..authority_end]
         .iter()
-        .rposition(|&b| b == b'@')
-    {
+        .rposition(|&b| b == b'@')?;
+    Some((&target[..start], &target[start + at..]))
+}
+
+/// The target without its user info (`scheme://***@host/…`, `***@host:443`); others as they are.
+/// Every access-log line goes through this, and so must every other log line that shows a target.
+pub fn without_userinfo(target: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    match split_userinfo(target) {
         None => target.into(),
-        Some(at) => {
-            let mut out = target[..start].to_vec();
-            out.extend_from_slice(b"***");
-            out.extend_from_slice(&target[start + at..]);
-            out.into()
-        }
+        Some((before, after)) => [before, b"***", after].concat().into(),
     }
 }
 
-/// The target, safe for a space-separated line: bytes outside visible ASCII are %-escaped.
+/// The target, safe for a space-separated line: user info masked, bytes outside visible ASCII
+/// %-escaped. No allocation.
 fn write_target(out: &mut Vec<u8>, target: &[u8]) {
     if target.is_empty() {
         out.push(b'-');
         return;
     }
-    for &b in target.iter().take(4096) {
+    match split_userinfo(target) {
+        None => write_escaped(out, target),
+        Some((before, after)) => {
+            write_escaped(out, before);
+            out.extend_from_slice(b"***");
+            write_escaped(out, after);
+        }
+    }
+}
+
+fn write_escaped(out: &mut Vec<u8>, text: &[u8]) {
+    for &b in text.iter().take(4096) {
         if b.is_ascii_graphic() && b != b'"' && b != b'\\' {
             out.push(b);
         } else {
@@ -291,7 +307,7 @@ fn write_target(out: &mut Vec<u8>, target: &[u8]) {
 fn write_user(out: &mut Vec<u8>, user: Option<&str>) {
     match user {
         None | Some("") => out.push(b'-'),
-        Some(u) => write_target(out, u.as_bytes()),
+        Some(u) => write_escaped(out, u.as_bytes()),
     }
 }
 
@@ -380,7 +396,10 @@ fn json(out: &mut Vec<u8>, e: &Entry<'_>) -> io::Result<()> {
         user: e.user,
         auth_scheme: e.user.map(|_| "basic"),
         method: e.method,
-        target: String::from_utf8_lossy(e.target),
+        target: match without_userinfo(e.target) {
+            std::borrow::Cow::Borrowed(t) => String::from_utf8_lossy(t),
+            std::borrow::Cow::Owned(t) => String::from_utf8_lossy(&t).into_owned().into(),
+        },
         status: e.status,
         bytes_up: e.bytes_up,
         bytes_down: e.bytes_down,
@@ -453,8 +472,22 @@ mod tests {
                 b"http://host/path@not-userinfo",
             ),
             (b"example.com:443", b"example.com:443"),
+            (b"bob:pw@example.com:443", b"***@example.com:443"),
+            (b"bob@[::1]:443", b"***@[::1]:443"),
+            (b"/path@x", b"/path@x"),
+            (b"*", b"*"),
+            (b"", b""),
+            (b"HTTP://u:p@h", b"HTTP://***@h"),
         ] {
             assert_eq!(&*without_userinfo(target), want);
+            let mut line = Vec::new();
+            write_target(&mut line, target);
+            let mut escaped = Vec::new();
+            write_escaped(&mut escaped, want);
+            if want.is_empty() {
+                escaped.push(b'-');
+            }
+            assert_eq!(line, escaped, "{}", String::from_utf8_lossy(target));
         }
     }
 

@@ -111,6 +111,21 @@ struct Cli {
     /// Longest such delay in milliseconds [default: 3000]
     #[arg(long, value_name = "MS")]
     auth_failure_delay_max: Option<u64>,
+    /// New wrong guesses per second per client across all users; 0 = no budget [default: 10]
+    #[arg(long, value_name = "N")]
+    auth_guess_rate_per_client: Option<u32>,
+    /// Seconds an authenticated connection may omit credentials ; 0 = the credential TTL [default: 0]
+    #[arg(long, value_name = "SECS")]
+    session_ttl: Option<u64>,
+    /// Longest Basic user name or password checked; longer ones get 407 [default: 1024]
+    #[arg(long, value_name = "BYTES")]
+    max_password_bytes: Option<usize>,
+    /// 407s one connection may receive; the last one closes it [default: 32]
+    #[arg(long, value_name = "N")]
+    max_challenges_per_connection: Option<u32>,
+    /// Leading bits that identify an IPv6 client for limits and the throttle [default: 64]
+    #[arg(long, value_name = "BITS")]
+    client_ipv6_prefix: Option<u8>,
     /// Largest request body read and dropped to keep a connection after a 407 [default: 65536]
     #[arg(long, value_name = "BYTES")]
     discard_body_bytes: Option<u64>,
@@ -236,6 +251,11 @@ impl Cli {
             verifier_queue: self.verifier_queue,
             auth_failure_delay_ms: self.auth_failure_delay,
             auth_failure_delay_max_ms: self.auth_failure_delay_max,
+            session_ttl_secs: self.session_ttl,
+            auth_guess_rate_per_client: self.auth_guess_rate_per_client,
+            max_password_bytes: self.max_password_bytes,
+            max_challenges_per_connection: self.max_challenges_per_connection,
+            client_ipv6_prefix: self.client_ipv6_prefix,
             discard_body_bytes: self.discard_body_bytes,
             keepalive_timeout_secs: self.keepalive_timeout,
             via: self.via.clone(),

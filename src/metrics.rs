@@ -74,12 +74,16 @@ pub const METHODS: [&str; 10] = [
 const STATUSES: usize = 600;
 
 /// Why a request got a 407.
-pub const CHALLENGE_REASONS: [&str; 6] = [
+pub const CHALLENGE_REASONS: [&str; 10] = [
     "no credentials",
     "repeated credentials",
     "unsupported scheme",
     "wrong credentials",
     "malformed credentials",
+    "credentials too long",
+    "session expired",
+    "session ended by a password change",
+    "too many challenges",
     "other",
 ];
 

@@ -114,13 +114,16 @@ pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
             "max_connections needs about twice as many fds as the limit on open files allows"
         );
     }
-    let conn_limits = Arc::new(ConnLimits::new(
-        max_connections,
-        config.max_connections_per_client,
-        config.max_connection_rate_per_client,
-        config.max_tunnels_per_user,
-        config.user_bandwidth_bytes_per_sec,
-    ));
+    let conn_limits = Arc::new(
+        ConnLimits::new(
+            max_connections,
+            config.max_connections_per_client,
+            config.max_connection_rate_per_client,
+            config.max_tunnels_per_user,
+            config.user_bandwidth_bytes_per_sec,
+        )
+        .with_ipv6_prefix(config.client_ipv6_prefix),
+    );
 
     // Registered before any worker starts, so no signal is lost to the default action.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])?;

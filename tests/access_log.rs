@@ -279,3 +279,70 @@ fn sigterm_with_an_access_log_and_open_connections_writes_the_lines_and_exits() 
     let lines = lines_of(&path, 4);
     assert_eq!(lines.len(), 4, "{lines:?}");
 }
+
+/// Issue 13: with authentication on, `GET http://bob:hunter2@host/` without credentials was
+/// logged with `bob:hunter2` (407 line), and `CONNECT bob:pw@h:443` as sent.
+#[test]
+fn user_info_in_a_target_never_reaches_a_log_line_in_any_format() {
+    let origin = http_origin("logged");
+    let dir = scratch("access-log-userinfo");
+    for format in ["squid", "common", "json"] {
+        let path = dir.join(format!("{format}.log"));
+        let proxy = Proxy::start(&[
+            "--user",
+            "alice:s3cret-pw",
+            "--access-log",
+            path.to_str().unwrap(),
+            "--access-log-format",
+            format,
+        ]);
+        let port = origin.port();
+        let good = credentials("alice", "s3cret-pw");
+        for (request, want) in [
+            // 407: no credentials.
+            (
+                format!(
+                    "GET http://bob:hunter2@127.0.0.1:{port}/x HTTP/1.1\r\nConnection: close\r\n\r\n"
+                ),
+                407,
+            ),
+            (
+                format!(
+                    "CONNECT bob:hunter3@127.0.0.1:{port} HTTP/1.1\r\nConnection: close\r\n\r\n"
+                ),
+                407,
+            ),
+            // Authenticated: user info in an authority or a URL is refused (400).
+            (
+                format!("CONNECT bob:hunter4@127.0.0.1:{port} HTTP/1.1\r\n{good}\r\n"),
+                400,
+            ),
+            (
+                format!(
+                    "GET http://bob:hunter5@127.0.0.1:{port}/y HTTP/1.1\r\n{good}Connection: close\r\n\r\n"
+                ),
+                400,
+            ),
+            (
+                format!(
+                    "GET http://bob:hunter6@169.254.169.254/ HTTP/1.1\r\n{good}Connection: close\r\n\r\n"
+                ),
+                400,
+            ),
+        ] {
+            let resp = exchange(proxy.addr, request.as_bytes());
+            assert_eq!(status(&resp), want, "{request}: {resp}");
+        }
+        let lines = lines_of(&path, 5);
+        assert_eq!(lines.len(), 5, "{format}: {lines:?}");
+        let all = lines.join("\n");
+        assert!(
+            !all.contains("hunter") && !all.contains("bob"),
+            "{format}: {all}"
+        );
+        assert_eq!(all.matches("***@").count(), 5, "{format}: {all}");
+        let text = proxy.log_text();
+        assert!(!text.contains("hunter"), "{format}: the info log: {text}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -838,3 +838,219 @@ except requests.exceptions.ProxyError as e:
         ]
     );
 }
+
+/// A kept-alive GET through the proxy to `origin`, with `extra` header lines; the status.
+fn get(s: &mut TcpStream, origin: SocketAddr, extra: &str) -> u16 {
+    let (code, _, _) = ask(
+        s,
+        &format!("GET http://{origin}/ HTTP/1.1\r\nHost: {origin}\r\n{extra}\r\n"),
+    );
+    code
+}
+
+/// Issue 13: a session was kept while its user merely existed.
+#[test]
+fn a_changed_or_removed_password_ends_open_sessions_at_their_next_request() {
+    let dir = scratch("auth-session-password");
+    let file = dir.join("users");
+    let sha_secret = "{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=";
+    let sha_other = "{SHA}0JQeaNqPOBUf+Gph/Fn3xc+fyqI="; // "other"
+    std::fs::write(
+        &file,
+        format!("alice:{sha_secret}\nbob:{sha_secret}\ncarol:{sha_secret}\n"),
+    )
+    .unwrap();
+    let proxy = Proxy::start(&["--htpasswd", file.to_str().unwrap(), "--users-watch", "0"]);
+    let origin = http_origin("hello");
+    let mut sessions: Vec<TcpStream> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|user| {
+            let mut s = open(&proxy);
+            assert_eq!(get(&mut s, origin, &creds(user, "secret")), 200);
+            assert_eq!(get(&mut s, origin, ""), 200, "the session carries {user}");
+            s
+        })
+        .collect();
+    // alice's password changes, bob goes, carol stays as she was.
+    std::fs::write(&file, format!("alice:{sha_other}\ncarol:{sha_secret}\n")).unwrap();
+    proxy.signal("HUP");
+    assert!(
+        proxy.wait_log("trigger=\"signal\" users=2"),
+        "{}",
+        proxy.log_text()
+    );
+    assert_eq!(
+        get(&mut sessions[0], origin, ""),
+        407,
+        "alice's password changed"
+    );
+    assert_eq!(get(&mut sessions[1], origin, ""), 407, "bob was removed");
+    assert_eq!(get(&mut sessions[2], origin, ""), 200, "carol is unchanged");
+    assert_eq!(
+        get(&mut sessions[0], origin, &creds("alice", "secret")),
+        407
+    );
+    assert_eq!(get(&mut sessions[0], origin, &creds("alice", "other")), 200);
+    assert_eq!(get(&mut sessions[0], origin, ""), 200);
+}
+
+#[test]
+fn a_session_must_send_credentials_again_after_session_ttl() {
+    let proxy = Proxy::start(&["--user", "alice:pw", "--session-ttl", "1"]);
+    let origin = http_origin("hello");
+    let mut s = open(&proxy);
+    let opened = Instant::now();
+    assert_eq!(get(&mut s, origin, &creds("alice", "pw")), 200);
+    let mut answers = Vec::new();
+    let code = loop {
+        let code = get(&mut s, origin, "");
+        answers.push(code);
+        if code != 200 || opened.elapsed() > Duration::from_secs(15) {
+            break code;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(code, 407, "{answers:?}");
+    assert!(opened.elapsed() >= Duration::from_secs(1), "ended early");
+    assert!(answers.len() > 1, "the session held before its end");
+    assert_eq!(get(&mut s, origin, &creds("alice", "pw")), 200);
+    assert_eq!(get(&mut s, origin, ""), 200, "a new session");
+}
+
+/// Issue 13: a stale password looping behind one address delayed every colleague's first login
+/// (3.0 s), and the 407 storm itself was answered at 7/s.
+#[test]
+fn a_stale_wrong_password_delays_neither_its_repeats_nor_other_users_behind_the_address() {
+    // One worker: both clients meet the same throttle. A delay no right login could hide.
+    let proxy = Proxy::start(&[
+        "--workers",
+        "1",
+        "--user",
+        "alice:right",
+        "--user",
+        "carol:new",
+        "--auth-failure-delay",
+        "1500",
+        "--auth-failure-delay-max",
+        "5000",
+    ]);
+    let echo = echo_server().to_string();
+    // carol's client retries a stale password: the first try is a new guess, then it is known.
+    let mut carol = open(&proxy);
+    let stale = connect_request(&echo, &creds("carol", "old"));
+    assert_eq!(ask(&mut carol, &stale).0, 407);
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(ask(&mut carol, &stale).0, 407);
+    }
+    let repeats = started.elapsed();
+    // Each repeat would have waited 1.5 s or more before.
+    assert!(
+        repeats < Duration::from_millis(1500),
+        "20 repeats of a known-wrong value took {repeats:?}"
+    );
+    let mut alice = open(&proxy);
+    let t = Instant::now();
+    let (code, _, _) = ask(
+        &mut alice,
+        &connect_request(&echo, &creds("alice", "right")),
+    );
+    assert_eq!(code, 200);
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "alice's first login waited {:?} for carol's failure",
+        t.elapsed()
+    );
+    // A new wrong guess for carol is still slowed.
+    let t = Instant::now();
+    let (code, _, _) = ask(
+        &mut carol,
+        &connect_request(&echo, &creds("carol", "older")),
+    );
+    assert_eq!(code, 407);
+    assert!(
+        t.elapsed() >= Duration::from_millis(1400),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn spraying_new_user_names_from_one_address_spends_its_guess_budget() {
+    let proxy = Proxy::start(&[
+        "--workers",
+        "1",
+        "--user",
+        "alice:right",
+        "--auth-guess-rate-per-client",
+        "4",
+        "--auth-failure-delay",
+        "100",
+    ]);
+    let echo = echo_server().to_string();
+    let mut s = open(&proxy);
+    let t = Instant::now();
+    for i in 0..16 {
+        let (code, _, _) = ask(
+            &mut s,
+            &connect_request(&echo, &creds(&format!("u{i}"), "x")),
+        );
+        assert_eq!(code, 407);
+    }
+    // 4 a second after a burst of 4: the last of 16 cannot be answered before 2.75 s.
+    assert!(
+        t.elapsed() >= Duration::from_millis(2500),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+/// Issue 13: a long password made each check arbitrarily expensive, and over 1 KiB was never
+/// cached.
+#[test]
+fn credentials_over_max_password_bytes_are_refused_without_a_check() {
+    let long = "p".repeat(1100);
+    let user = format!("alice:{long}");
+    let echo = echo_server().to_string();
+    let proxy = Proxy::start(&["--user", &user]);
+    let mut s = open(&proxy);
+    let (code, _, _) = ask(&mut s, &connect_request(&echo, &creds("alice", &long)));
+    assert_eq!(code, 407, "over the default bound of 1024 bytes");
+    let long_name = "n".repeat(1100);
+    let (code, _, _) = ask(&mut s, &connect_request(&echo, &creds(&long_name, "x")));
+    assert_eq!(code, 407);
+    let proxy = Proxy::start(&["--user", &user, "--max-password-bytes", "2048"]);
+    let mut s = open(&proxy);
+    let (code, _, _) = ask(&mut s, &connect_request(&echo, &creds("alice", &long)));
+    assert_eq!(code, 200, "within a raised bound");
+}
+
+/// Issue 13: one request a minute held an unauthenticated connection forever.
+#[test]
+fn an_unauthenticated_connection_gets_at_most_max_challenges_per_connection() {
+    let proxy = Proxy::start(&["--user", "alice:pw", "--max-challenges-per-connection", "3"]);
+    let echo = echo_server().to_string();
+    let mut s = open(&proxy);
+    for _ in 0..2 {
+        let (code, head, _) = ask(&mut s, &connect_request(&echo, ""));
+        assert_eq!(code, 407);
+        assert!(
+            !head.to_ascii_lowercase().contains("connection: close"),
+            "{head}"
+        );
+    }
+    let (code, head, _) = ask(&mut s, &connect_request(&echo, &creds("alice", "no")));
+    assert_eq!(code, 407);
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
+    assert!(closed_within(&mut s, Duration::from_secs(10)));
+    // A connection that authenticates in time starts counting again.
+    let mut s = open(&proxy);
+    for _ in 0..2 {
+        assert_eq!(ask(&mut s, &connect_request(&echo, "")).0, 407);
+    }
+    let origin = http_origin("ok");
+    assert_eq!(get(&mut s, origin, &creds("alice", "pw")), 200);
+}

@@ -2,9 +2,10 @@
 //! per-worker [`Gate`] that decides whether a request may pass.
 //!
 //! Order of a decision, cheapest first: a connection that already authenticated may omit the
-//! header; a value this worker judged before is answered from its [`CredentialCache`] (one keyed
-//! hash, one constant-time compare); only a new value is decoded and checked, and a slow hash is
-//! checked on the verifier pool, never on the worker.
+//! header while its [`Session`] lasts; a value this worker judged before is answered from its
+//! [`CredentialCache`] (one keyed MAC, one constant-time compare), a known-wrong one at once and
+//! without counting as a guess; only a new value is decoded and checked, after the failure
+//! throttle's wait, and a slow hash is checked on the verifier pool, never on the worker.
 //!
 //! Hot path: a cache hit, a session reuse and a denial without credentials allocate nothing (see
 //! tests/alloc.rs).
@@ -13,6 +14,7 @@ pub mod basic;
 pub mod challenge;
 
 use std::cell::{Cell, RefCell};
+use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -26,6 +28,7 @@ use crate::creds::throttle::Throttle;
 use crate::creds::user_db::{LoadError, UserDb, UserRecord, Users};
 use crate::creds::verifier::Verifier;
 use crate::http::head::Field;
+use crate::limits::client_key;
 use crate::metrics::WorkerMetrics;
 use challenge::{Challenges, Persistence};
 
@@ -66,14 +69,17 @@ pub enum Decision {
     Busy,
 }
 
-/// A connection's authenticated state: it lasts as long as the connection, unless the user is
-/// removed from the database or the client presents other credentials. Today an allowed request
-/// (a CONNECT) ends the keep-alive loop, so only plain forwarding (next) will carry a session from
-/// one request to the next; tests/gate.rs checks its rules on the gate itself.
+/// A connection's authenticated state, which lets later requests on it omit the header. It is
+/// bound to the database entry that admitted it (the user *with that password*: see
+/// [`UserRecord::id`]) and lasts `session_ttl` at most: a changed or removed password, other
+/// credentials, or the end of its lifetime end it at the next request, on every worker (each reads
+/// the same snapshot). tests/gate.rs checks its rules on the gate itself.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub user: Rc<str>,
+    id: u64,
     generation: u64,
+    expires: Instant,
 }
 
 /// Process-wide auth state, shared read-only by all workers.
@@ -84,8 +90,13 @@ pub struct Shared {
     cache_entries: usize,
     ttl: Duration,
     failure_ttl: Duration,
+    session_ttl: Duration,
     delay: Duration,
     delay_max: Duration,
+    guess_rate: u32,
+    /// Longest user name, and longest password, checked; longer ones are refused unhashed.
+    max_password_bytes: usize,
+    client_ipv6_prefix: u8,
 }
 
 /// Why auth could not start.
@@ -112,8 +123,12 @@ impl Shared {
             cache_entries: config.credential_cache_entries,
             ttl: config.credential_ttl,
             failure_ttl: config.failed_credential_ttl,
+            session_ttl: config.session_ttl,
             delay: config.auth_failure_delay,
             delay_max: config.auth_failure_delay_max,
+            guess_rate: config.auth_guess_rate_per_client,
+            max_password_bytes: config.max_password_bytes,
+            client_ipv6_prefix: config.client_ipv6_prefix,
         })))
     }
 }
@@ -122,8 +137,6 @@ impl Shared {
 enum Checked {
     Valid(Arc<UserRecord>),
     Invalid,
-    /// Not decodable: rejected again cheaply, so never cached.
-    Malformed,
     Busy,
 }
 
@@ -135,20 +148,27 @@ pub struct Gate {
     /// Failures not logged yet: failure lines are written at most once a second per worker.
     unlogged_failures: Cell<u64>,
     last_failure_log: Cell<Option<Instant>>,
+    /// Keys the user names the throttle counts strikes under (it keeps hashes, not names).
+    names: RandomState,
     metrics: Arc<WorkerMetrics>,
 }
 
-/// Marks a credential check from one address as in flight until dropped (also when the
+/// Marks a credential check from one client as in flight until dropped (also when the
 /// connection goes away mid-check).
 struct Pending<'a> {
     throttle: &'a RefCell<Throttle>,
-    peer: IpAddr,
+    client: IpAddr,
 }
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
-        self.throttle.borrow_mut().end(self.peer);
+        self.throttle.borrow_mut().end(self.client);
     }
+}
+
+/// The longest base64 token whose decoded `user:password` can be within `max` bytes each.
+fn max_token_len(max: usize) -> usize {
+    (2 * max + 1).div_ceil(3) * 4
 }
 
 /// The cache key of a Basic credential: padding dropped, so `YTpi` and `YTpi==`-style variants
@@ -167,10 +187,15 @@ impl Gate {
                 shared.ttl,
                 shared.failure_ttl,
             )),
-            throttle: RefCell::new(Throttle::new(shared.delay, shared.delay_max)),
+            throttle: RefCell::new(Throttle::new(
+                shared.delay,
+                shared.delay_max,
+                shared.guess_rate,
+            )),
             shared,
             unlogged_failures: Cell::new(0),
             last_failure_log: Cell::new(None),
+            names: RandomState::new(),
             metrics,
         }
     }
@@ -193,18 +218,21 @@ impl Gate {
         let db = self.shared.users.snapshot();
         let value = match field {
             Field::Absent => {
-                return match session {
-                    Some(s) if s.generation == db.generation || db.get(&s.user).is_some() => {
+                let reason = match session {
+                    Some(s) if now >= s.expires => "session expired",
+                    Some(s) if s.generation == db.generation => return Decision::Allow,
+                    // A reload since: the session holds while its entry (user and password) does.
+                    Some(s) if db.get(&s.user).is_some_and(|r| r.id == s.id) => {
                         s.generation = db.generation;
-                        Decision::Allow
+                        return Decision::Allow;
                     }
-                    _ => {
-                        *session = None;
-                        Decision::Deny {
-                            delay: Duration::ZERO,
-                            reason: "no credentials",
-                        }
-                    }
+                    Some(_) => "session ended by a password change",
+                    None => "no credentials",
+                };
+                *session = None;
+                return Decision::Deny {
+                    delay: Duration::ZERO,
+                    reason,
                 };
             }
             Field::Repeated => return self.refuse(session, peer, now, "repeated credentials"),
@@ -216,6 +244,9 @@ impl Gate {
                 return self.refuse(session, peer, now, "unsupported scheme");
             }
         };
+        if token.len() > max_token_len(self.shared.max_password_bytes) {
+            return self.refuse(session, peer, now, "credentials too long");
+        }
         let looked_up = self.cache.borrow_mut().lookup(token, &db, now);
         if matches!(looked_up, Lookup::Miss) {
             self.metrics.credential_cache_misses.inc();
@@ -223,14 +254,17 @@ impl Gate {
             self.metrics.credential_cache_hits.inc();
         }
         match looked_up {
-            Lookup::Valid(user) => {
+            Lookup::Valid { user, id } => {
                 self.metrics.auth_success.inc();
                 *session = Some(Session {
                     user,
+                    id,
                     generation: db.generation,
+                    expires: now + self.shared.session_ttl,
                 });
                 return Decision::Allow;
             }
+            // Known to be wrong: answered at once, and not a new guess (it teaches nothing).
             Lookup::Invalid => return self.refuse(session, peer, now, "wrong credentials"),
             Lookup::Miss => {}
         }
@@ -249,28 +283,35 @@ impl Gate {
         db: Arc<UserDb>,
         peer: IpAddr,
     ) -> Decision {
-        if !self.throttle.borrow_mut().begin(peer, Instant::now()) {
+        let Some((user, password)) = basic::decode(token) else {
+            // Nothing was checked, so nothing was learnt: answered at once, never cached.
+            return self.refuse(session, peer, Instant::now(), "malformed credentials");
+        };
+        let max = self.shared.max_password_bytes;
+        if user.len() > max || password.expose().len() > max {
+            return self.refuse(session, peer, Instant::now(), "credentials too long");
+        }
+        let client = client_key(peer, self.shared.client_ipv6_prefix);
+        let name = self.names.hash_one(&*user);
+        if !self.throttle.borrow_mut().begin(client, Instant::now()) {
             return Decision::Busy;
         }
         let _pending = Pending {
             throttle: &self.throttle,
-            peer,
+            client,
         };
-        let wait = self.throttle.borrow().penalty(peer, Instant::now());
+        let wait = self.throttle.borrow().penalty(client, name, Instant::now());
         if !wait.is_zero() {
             monoio::time::sleep(wait).await;
         }
-        let checked = match basic::decode(token) {
-            Some((user, password)) => self.check(&db, &user, password).await,
-            None => Checked::Malformed,
-        };
+        let checked = self.check(&db, &user, password).await;
         // The database may have been reloaded while the check waited: a user removed (or whose
         // password changed) meanwhile does not get in on the old snapshot's word.
         let current = self.shared.users.snapshot();
         let checked = match checked {
             Checked::Valid(record) if current.generation != db.generation => {
                 match current.get(&record.name) {
-                    Some(now_known) if now_known.hash == record.hash => {
+                    Some(now_known) if now_known.id == record.id => {
                         Checked::Valid(now_known.clone())
                     }
                     _ => Checked::Invalid,
@@ -279,43 +320,44 @@ impl Gate {
             other => other,
         };
         let now = Instant::now();
-        let reason = match checked {
+        match checked {
             Checked::Valid(record) => {
                 self.metrics.auth_success.inc();
                 tracing::debug!(%peer, user = %record.name, "authenticated");
+                let id = record.id;
                 let user =
                     self.cache
                         .borrow_mut()
                         .insert_valid(token, record, current.generation, now);
-                self.throttle.borrow_mut().success(peer);
+                self.throttle.borrow_mut().success(client, name);
                 *session = Some(Session {
                     user,
+                    id,
                     generation: current.generation,
+                    expires: now + self.shared.session_ttl,
                 });
-                return Decision::Allow;
+                Decision::Allow
             }
-            Checked::Busy => return Decision::Busy,
+            Checked::Busy => Decision::Busy,
             Checked::Invalid => {
                 self.cache
                     .borrow_mut()
                     .insert_invalid(token, current.generation, now);
-                "wrong credentials"
+                self.metrics.auth_failure.inc();
+                self.log_failure(peer, "wrong credentials", now);
+                self.throttle.borrow_mut().failure(client, name, now);
+                *session = None;
+                // The wait was served before the check.
+                Decision::Deny {
+                    delay: Duration::ZERO,
+                    reason: "wrong credentials",
+                }
             }
-            Checked::Malformed => "malformed credentials",
-        };
-        self.metrics.auth_failure.inc();
-        self.log_failure(peer, reason, now);
-        self.throttle.borrow_mut().failure(peer, now);
-        *session = None;
-        // The wait was served before the check.
-        Decision::Deny {
-            delay: Duration::ZERO,
-            reason,
         }
     }
 
-    /// Refuses without a check (a known-wrong or undecodable credential): the same wait a check
-    /// would have had, then a 407.
+    /// Refuses without a check: a value known to be wrong, undecodable, too long or of a scheme
+    /// not offered. Answered at once: no password was tried, so there is nothing to slow down.
     fn refuse(
         &self,
         session: &mut Option<Session>,
@@ -325,10 +367,11 @@ impl Gate {
     ) -> Decision {
         *session = None;
         self.metrics.auth_failure.inc();
-        let mut throttle = self.throttle.borrow_mut();
-        let delay = throttle.penalty(peer, now);
-        throttle.failure(peer, now);
-        Decision::Deny { delay, reason }
+        let _ = (peer, now);
+        Decision::Deny {
+            delay: Duration::ZERO,
+            reason,
+        }
     }
 
     /// Logs a failed check, at most one line a second per worker (a flood must not flood the

@@ -24,13 +24,14 @@ pub enum Next {
 }
 
 /// Sends the 407 for `head` and consumes the request, or closes when its body cannot be skipped
-/// cheaply and safely.
+/// cheaply and safely, or when this is the `last` 407 the connection may receive.
 pub async fn answer(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     head: &RequestHead,
     gate: &Gate,
     shard: &Shard,
+    last: bool,
 ) -> Next {
     let body = match head.body {
         Body::None => Some(0),
@@ -42,6 +43,7 @@ pub async fn answer(
         Body::Length(_) | Body::Chunked => None,
     };
     let persistence = match body {
+        _ if last => Persistence::Close,
         Some(_) if head.persistent() && head.minor_version >= 1 => Persistence::KeepAlive,
         Some(_) if head.persistent() => Persistence::KeepAlive10,
         _ => Persistence::Close,

@@ -89,6 +89,9 @@ pub async fn serve(
     // Boxed: rare, and every connection's task would carry its room otherwise.
     let mut pinned: Option<Box<forward::pool::Upstream>> = None;
     let mut first = true;
+    // 407s sent on this connection: bounded, so an unauthenticated client cannot hold a
+    // connection forever with one request a minute.
+    let mut challenges: u32 = 0;
     loop {
         let head = match read_head(&mut stream, &mut buf, &shard, first).await {
             HeadRead::Complete(head) => head,
@@ -114,11 +117,14 @@ pub async fn serve(
         if let Some(gate) = &shard.auth {
             let field = head.proxy_authorization;
             match gate.admit(&mut session, field, &buf, peer.ip()).await {
-                Decision::Allow => {}
+                Decision::Allow => challenges = 0,
                 Decision::Deny { delay, reason } => {
                     if !delay.is_zero() {
                         monoio::time::sleep(delay).await;
                     }
+                    challenges += 1;
+                    let last = challenges >= shard.config.max_challenges_per_connection;
+                    let reason = if last { "too many challenges" } else { reason };
                     tracing::debug!(%peer, reason, "407");
                     shard.metrics.request(head.method as usize, 407);
                     shard.metrics.challenge(reason);
@@ -136,7 +142,8 @@ pub async fn serve(
                             end: "auth_failed",
                         });
                     }
-                    match challenge::answer(&mut stream, &mut buf, &head, gate, &shard).await {
+                    match challenge::answer(&mut stream, &mut buf, &head, gate, &shard, last).await
+                    {
                         challenge::Next::ReadNext => continue,
                         challenge::Next::Closed => return,
                     }
@@ -527,7 +534,9 @@ async fn connect(
     }
     tracing::debug!(
         %peer,
-        target = ?target.as_deref().map(String::from_utf8_lossy),
+        target = ?target
+            .as_deref()
+            .map(|t| String::from_utf8_lossy(&log::without_userinfo(t)).into_owned()),
         upstream = ?upstream_addr,
         up = end.up + early,
         down = end.down,

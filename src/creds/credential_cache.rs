@@ -1,23 +1,25 @@
 //! A worker's cache of `Proxy-Authorization` values it has already judged, so the costly hash runs
 //! once per credential, not once per request. Pure: time is a parameter, nothing here does I/O.
 //!
-//! Keyed by a keyed hash (SipHash with this process's random keys) of the exact header value; the
-//! stored value is then compared in constant time, so neither the map's probing nor the compare
-//! tells a client how close its guess came. Each entry remembers the user-database generation it
-//! was judged under: after a reload a valid entry survives only if its user still exists with the
-//! same hash (a removed user's credentials stop at once), and a failed one is judged again (the
-//! user may have been added).
+//! The value itself is never kept: an entry holds an HMAC-SHA-256 of it under a key drawn at
+//! random when the worker starts, so neither memory nor a core dump holds a password, and a
+//! client cannot choose which entries its values land beside. The map is keyed by the MAC's first
+//! eight bytes and the whole MAC is then compared in constant time, so neither the map's probing
+//! nor the compare tells a client how close its guess came. Each entry remembers the
+//! user-database generation it was judged under: after a reload a valid entry survives only if
+//! its user still exists with the same hash (a removed user's credentials stop at once), and a
+//! failed one is judged again (the user may have been added).
 //!
 //! Hot path: [`CredentialCache::lookup`] of a valid entry under the current generation allocates
 //! nothing and takes no lock (see tests/alloc.rs).
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
-use std::hash::RandomState;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::user_db::{UserDb, UserRecord};
@@ -25,7 +27,11 @@ use super::user_db::{UserDb, UserRecord};
 /// What the cache says about a header value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
-    Valid(Rc<str>),
+    /// Judged right for `user`, whose database entry is `id` (see [`UserRecord::id`]).
+    Valid {
+        user: Rc<str>,
+        id: u64,
+    },
     Invalid,
     Miss,
 }
@@ -36,8 +42,11 @@ struct Holder {
     record: Arc<UserRecord>,
 }
 
+/// The keyed MAC of a header value: all an entry keeps of it.
+type Tag = [u8; 32];
+
 struct Entry<T> {
-    token: Box<[u8]>,
+    tag: Tag,
     generation: u64,
     expires: Instant,
     holder: T,
@@ -45,9 +54,9 @@ struct Entry<T> {
 
 type Map<T> = HashMap<u64, Entry<T>, nohash_hasher::BuildNoHashHasher<u64>>;
 
-/// A bounded map of entries keyed by the token's keyed hash.
+/// A bounded map of entries keyed by their tag's first eight bytes.
 struct Shelf<T> {
-    /// The key already is a keyed hash: the map uses it as is rather than hashing it again.
+    /// The key already is (part of) a keyed MAC: the map uses it as is rather than hashing it.
     entries: Map<T>,
     capacity: usize,
 }
@@ -60,10 +69,10 @@ impl<T> Shelf<T> {
         }
     }
 
-    /// The live entry for exactly `token`; an expired one is dropped on the way.
-    fn find(&mut self, key: u64, token: &[u8], now: Instant) -> Option<&mut Entry<T>> {
+    /// The live entry for exactly `tag`; an expired one is dropped on the way.
+    fn find(&mut self, key: u64, tag: &Tag, now: Instant) -> Option<&mut Entry<T>> {
         let entry = self.entries.get(&key)?;
-        if !bool::from(entry.token.as_ref().ct_eq(token)) {
+        if !bool::from(entry.tag.ct_eq(tag)) {
             return None;
         }
         if entry.expires <= now {
@@ -87,18 +96,26 @@ impl<T> Shelf<T> {
     }
 }
 
-/// Header values longer than this are judged every time, never stored: Basic credentials are far
-/// shorter, and storing 16 KiB values would let a client fill memory with wrong guesses.
-pub const MAX_CACHED_TOKEN: usize = 1024;
-
 /// Verdicts kept apart: wrong guesses live on their own, smaller shelf, so a flood of them can
-/// never evict the credentials of users who logged in.
+/// never evict the credentials of users who logged in. Values of any length are cached (an entry
+/// is the same size whatever the value's): the gate refuses over-long credentials before they get
+/// here (`max_password_bytes`).
 pub struct CredentialCache {
     valid: Shelf<Holder>,
     invalid: Shelf<()>,
-    keys: RandomState,
+    /// Keyed once; each tag starts from a copy of this state.
+    mac: Hmac<Sha256>,
     ttl: Duration,
     failure_ttl: Duration,
+}
+
+/// A fresh 32-byte key from the kernel's random source.
+fn random_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    // The kernel's getrandom(2) does not fail once the pool is initialised, which it is long
+    // before a proxy starts; there is no safe key to fall back on.
+    getrandom::fill(&mut key).expect("the kernel's random source is available");
+    key
 }
 
 impl CredentialCache {
@@ -107,7 +124,8 @@ impl CredentialCache {
         CredentialCache {
             valid: Shelf::new(capacity),
             invalid: Shelf::new(capacity / 4),
-            keys: RandomState::new(),
+            mac: Hmac::<Sha256>::new_from_slice(&random_key())
+                .expect("HMAC takes a key of any length"),
             ttl,
             failure_ttl,
         }
@@ -121,13 +139,22 @@ impl CredentialCache {
         self.len() == 0
     }
 
+    fn tag(&self, token: &[u8]) -> (u64, Tag) {
+        let mut mac = self.mac.clone();
+        mac.update(token);
+        let tag: Tag = mac.finalize().into_bytes().into();
+        let mut key = [0u8; 8];
+        key.copy_from_slice(&tag[..8]);
+        (u64::from_le_bytes(key), tag)
+    }
+
     /// Looks up a header value as judged before under `db`'s generation (or a compatible one).
     pub fn lookup(&mut self, token: &[u8], db: &UserDb, now: Instant) -> Lookup {
-        let key = self.keys.hash_one(token);
-        if let Some(entry) = self.valid.find(key, token, now) {
+        let (key, tag) = self.tag(token);
+        if let Some(entry) = self.valid.find(key, &tag, now) {
             if entry.generation != db.generation {
                 let known = &entry.holder.record;
-                match db.get(&known.name).filter(|r| r.hash == known.hash) {
+                match db.get(&known.name).filter(|r| r.id == known.id) {
                     Some(current) => {
                         entry.holder.record = current.clone();
                         entry.generation = db.generation;
@@ -139,9 +166,12 @@ impl CredentialCache {
                     }
                 }
             }
-            return Lookup::Valid(entry.holder.user.clone());
+            return Lookup::Valid {
+                user: entry.holder.user.clone(),
+                id: entry.holder.record.id,
+            };
         }
-        if let Some(entry) = self.invalid.find(key, token, now) {
+        if let Some(entry) = self.invalid.find(key, &tag, now) {
             if entry.generation != db.generation {
                 // The user may have been added or changed: judge again.
                 self.invalid.entries.remove(&key);
@@ -161,32 +191,30 @@ impl CredentialCache {
         now: Instant,
     ) -> Rc<str> {
         let user: Rc<str> = Rc::from(&*record.name);
-        if token.len() <= MAX_CACHED_TOKEN {
-            let key = self.keys.hash_one(token);
-            self.invalid.entries.remove(&key);
-            let entry = Entry {
-                token: token.into(),
-                generation,
-                expires: now + self.ttl,
-                holder: Holder {
-                    user: user.clone(),
-                    record,
-                },
-            };
-            self.valid.put(key, entry, now);
-        }
+        let (key, tag) = self.tag(token);
+        self.invalid.entries.remove(&key);
+        let entry = Entry {
+            tag,
+            generation,
+            expires: now + self.ttl,
+            holder: Holder {
+                user: user.clone(),
+                record,
+            },
+        };
+        self.valid.put(key, entry, now);
         user
     }
 
-    /// Remembers `token` as wrong for a short while, so repeating it costs no hash.
+    /// Remembers `token` as wrong for a short while, so repeating it costs no hash and no wait.
     pub fn insert_invalid(&mut self, token: &[u8], generation: u64, now: Instant) {
-        if self.failure_ttl.is_zero() || token.len() > MAX_CACHED_TOKEN {
+        if self.failure_ttl.is_zero() {
             return;
         }
-        let key = self.keys.hash_one(token);
+        let (key, tag) = self.tag(token);
         self.valid.entries.remove(&key);
         let entry = Entry {
-            token: token.into(),
+            tag,
             generation,
             expires: now + self.failure_ttl,
             holder: (),
@@ -201,15 +229,25 @@ mod tests {
     use crate::creds::Secret;
     use crate::creds::user_db::Sources;
 
-    fn db(users: &[(&str, &str)], generation: u64) -> UserDb {
-        let sources = Sources {
+    fn db_sources(users: &[(&str, &str)]) -> Sources {
+        Sources {
             inline: users
                 .iter()
                 .map(|(u, p)| (u.to_string(), Secret::new(p.as_bytes())))
                 .collect(),
             ..Sources::default()
-        };
-        UserDb::load(&sources, generation).unwrap()
+        }
+    }
+
+    fn db(users: &[(&str, &str)], generation: u64) -> UserDb {
+        UserDb::load(&db_sources(users), generation).unwrap()
+    }
+
+    fn valid(user: &str, d: &UserDb) -> Lookup {
+        Lookup::Valid {
+            user: user.into(),
+            id: d.get(user).unwrap().id,
+        }
     }
 
     fn cache() -> CredentialCache {
@@ -223,7 +261,7 @@ mod tests {
         let now = Instant::now();
         assert_eq!(c.lookup(b"Basic x", &d, now), Lookup::Miss);
         c.insert_valid(b"Basic x", d.get("alice").unwrap().clone(), 1, now);
-        assert_eq!(c.lookup(b"Basic x", &d, now), Lookup::Valid("alice".into()));
+        assert_eq!(c.lookup(b"Basic x", &d, now), valid("alice", &d));
         assert_eq!(c.lookup(b"Basic y", &d, now), Lookup::Miss);
         assert_eq!(
             c.lookup(b"Basic x", &d, now + Duration::from_secs(3600)),
@@ -255,18 +293,20 @@ mod tests {
         }
         c.insert_invalid(b"dave", 1, now);
         // bob removed, carol's password changed, dave added.
-        let after = db(&[("alice", "pw"), ("carol", "new"), ("dave", "pw")], 2);
-        assert_eq!(
-            c.lookup(b"alice", &after, now),
-            Lookup::Valid("alice".into())
-        );
+        let after = UserDb::load_after(
+            &db_sources(&[("alice", "pw"), ("carol", "new"), ("dave", "pw")]),
+            2,
+            Some(&before),
+        )
+        .unwrap();
+        assert_eq!(c.lookup(b"alice", &after, now), valid("alice", &before));
         assert_eq!(c.lookup(b"bob", &after, now), Lookup::Miss);
         assert_eq!(c.lookup(b"carol", &after, now), Lookup::Miss);
         assert_eq!(c.lookup(b"dave", &after, now), Lookup::Miss);
     }
 
     #[test]
-    fn a_flood_of_failures_never_evicts_valid_entries_and_long_tokens_are_not_kept() {
+    fn a_flood_of_failures_never_evicts_valid_entries_and_long_values_are_kept_too() {
         let d = db(&[("alice", "pw")], 1);
         let mut c = cache();
         let now = Instant::now();
@@ -274,11 +314,11 @@ mod tests {
         for i in 0..1000u32 {
             c.insert_invalid(&i.to_be_bytes(), 1, now);
         }
-        assert_eq!(c.lookup(b"good", &d, now), Lookup::Valid("alice".into()));
+        assert_eq!(c.lookup(b"good", &d, now), valid("alice", &d));
         assert!(c.len() <= 4 + 1);
-        let long = vec![b'x'; MAX_CACHED_TOKEN + 1];
+        let long = vec![b'x'; 4000];
         c.insert_invalid(&long, 1, now);
-        assert_eq!(c.lookup(&long, &d, now), Lookup::Miss);
+        assert_eq!(c.lookup(&long, &d, now), Lookup::Invalid);
     }
 
     #[test]
@@ -290,9 +330,6 @@ mod tests {
             c.insert_valid(&i.to_be_bytes(), d.get("alice").unwrap().clone(), 1, now);
             assert!(c.len() <= 4);
         }
-        assert_eq!(
-            c.lookup(&99u32.to_be_bytes(), &d, now),
-            Lookup::Valid("alice".into())
-        );
+        assert_eq!(c.lookup(&99u32.to_be_bytes(), &d, now), valid("alice", &d));
     }
 }

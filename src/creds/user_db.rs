@@ -6,6 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Entry ids, process-wide: a record keeps its id across reloads while its hash is unchanged, and
+/// gets a new one when the password changes, so a session can be bound to the exact credential.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 use arc_swap::{ArcSwap, Guard};
 
 use super::Secret;
@@ -17,6 +21,9 @@ use super::password_hash::PasswordHash;
 pub struct UserRecord {
     pub name: Arc<str>,
     pub hash: PasswordHash,
+    /// Names this user *with this hash*: kept by a reload that leaves the hash alone, new when it
+    /// changes. Sessions remember it, so a changed password ends them.
+    pub id: u64,
 }
 
 /// Where users come from (from the config).
@@ -85,6 +92,15 @@ impl UserDb {
 
     /// Builds a snapshot from every source; the first problem fails the whole load.
     pub fn load(sources: &Sources, generation: u64) -> Result<UserDb, LoadError> {
+        UserDb::load_after(sources, generation, None)
+    }
+
+    /// Like [`UserDb::load`], keeping the entry ids of `previous`'s users whose hash is unchanged.
+    pub fn load_after(
+        sources: &Sources,
+        generation: u64,
+        previous: Option<&UserDb>,
+    ) -> Result<UserDb, LoadError> {
         let mut users: HashMap<Box<str>, (Arc<UserRecord>, Arc<str>)> = HashMap::new();
         let mut add = |name: &str, hash: PasswordHash, origin: String| {
             if let Some((_, first)) = users.get(name) {
@@ -94,9 +110,14 @@ impl UserDb {
                     second: origin,
                 });
             }
+            let id = previous
+                .and_then(|p| p.get(name))
+                .filter(|old| old.hash == hash)
+                .map_or_else(|| NEXT_ID.fetch_add(1, Ordering::Relaxed), |old| old.id);
             let record = Arc::new(UserRecord {
                 name: name.into(),
                 hash,
+                id,
             });
             users.insert(name.into(), (record, origin.into()));
             Ok(())
@@ -182,7 +203,7 @@ impl Users {
     /// Returns the new snapshot's user count.
     pub fn reload(&self) -> Result<usize, LoadError> {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        let db = UserDb::load(&self.sources, generation)?;
+        let db = UserDb::load_after(&self.sources, generation, Some(&self.snapshot()))?;
         let count = db.len();
         self.current.store(Arc::new(db));
         Ok(count)
@@ -277,6 +298,20 @@ mod tests {
         let snap = users.snapshot();
         assert!(snap.get("a").is_none() && snap.get("b").is_some());
         assert!(snap.generation > 1);
+        let id = snap.get("b").unwrap().id;
+        users.reload().unwrap();
+        assert_eq!(
+            users.snapshot().get("b").unwrap().id,
+            id,
+            "same hash, same id"
+        );
+        std::fs::write(&file, "b:{SHA}0JQeaNqPOBUf+Gph/Fn3xc+fyqI=\n").unwrap();
+        users.reload().unwrap();
+        assert_ne!(
+            users.snapshot().get("b").unwrap().id,
+            id,
+            "a new password, a new id"
+        );
         std::fs::write(&file, "broken\n").unwrap();
         assert!(users.reload().is_err());
         assert!(users.snapshot().get("b").is_some());

@@ -75,6 +75,7 @@ mod tests {
         Arc::new(UserRecord {
             name: "u".into(),
             hash: PasswordHash::parse(hash, false).unwrap(),
+            id: 0,
         })
     }
 
