@@ -141,6 +141,8 @@ lt throughput "${creds[@]}" --bytes "$bytes" --rounds "$((rounds + 2))"
 lt throughput "${creds[@]}" --mode both --tunnels 4 --bytes "$bytes" --rounds "$((rounds + 2))"
 lt tunnels "${creds[@]}" --tunnels "$tunnels" --rounds "$rounds"
 lt challenges --requests "$requests" --rounds "$rounds"
+# A client with a stale saved password: the same wrong credentials on every request.
+lt challenges --proxy-user "$user:stale-$pass" --requests "$requests" --rounds "$rounds"
 lt forward "${creds[@]}" --requests "$requests" --rounds "$rounds"
 lt latency "${creds[@]}" --pings "$((requests / 2))" --rounds "$rounds"
 

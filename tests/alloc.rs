@@ -211,50 +211,64 @@ fn read_exactly(s: &mut TcpStream, buf: &mut [u8]) {
 fn a_warmed_connection_answers_10000_challenges_without_allocating() {
     let _turn = take_turn();
     for driver in [Driver::Uring, Driver::Epoll] {
-        let proxy = serve_counted(driver, config("users = [\"alice:pw\"]"));
-        let mut s = TcpStream::connect(proxy).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let request = b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n";
-        // The first answer tells us the length of every later one.
-        s.write_all(request).unwrap();
-        let mut first = Vec::new();
-        let mut byte = [0u8; 1];
-        while !first.ends_with(b"\r\n\r\n") {
-            s.read_exact(&mut byte).unwrap();
-            first.push(byte[0]);
-        }
-        let head = String::from_utf8_lossy(&first).into_owned();
-        let body_len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Content-Length: "))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap();
-        let mut body = vec![0u8; body_len];
-        s.read_exact(&mut body).unwrap();
-        first.extend_from_slice(&body);
-        let first = &first[..];
-        assert!(
-            first.starts_with(b"HTTP/1.1 407 "),
-            "{}",
-            String::from_utf8_lossy(first)
+        // One connection for all of them: the bound on 407s per connection is lifted.
+        let proxy = serve_counted(
+            driver,
+            config(
+                "users = [\"alice:pw\"]\nmax_challenges_per_connection = 1000000\n\
+                 failed_credential_ttl_secs = 3600",
+            ),
         );
-        let mut answer = vec![0u8; first.len()];
-        for _ in 0..100 {
+        // Without credentials, and with a stale password (known wrong after its first check).
+        for request in [
+            &b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n"[..],
+            b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\
+              Proxy-Authorization: Basic YWxpY2U6d3Jvbmc=\r\n\r\n",
+        ] {
+            let mut s = TcpStream::connect(proxy).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            // The first answer tells us the length of every later one.
             s.write_all(request).unwrap();
-            read_exactly(&mut s, &mut answer);
+            let mut first = Vec::new();
+            let mut byte = [0u8; 1];
+            while !first.ends_with(b"\r\n\r\n") {
+                s.read_exact(&mut byte).unwrap();
+                first.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&first).into_owned();
+            let body_len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap();
+            let mut body = vec![0u8; body_len];
+            s.read_exact(&mut body).unwrap();
+            first.extend_from_slice(&body);
+            let first = &first[..];
+            assert!(
+                first.starts_with(b"HTTP/1.1 407 "),
+                "{}",
+                String::from_utf8_lossy(first)
+            );
+            let mut answer = vec![0u8; first.len()];
+            for _ in 0..100 {
+                s.write_all(request).unwrap();
+                read_exactly(&mut s, &mut answer);
+            }
+            let before = allocations();
+            for _ in 0..10_000 {
+                s.write_all(request).unwrap();
+                read_exactly(&mut s, &mut answer);
+                assert_eq!(answer, first);
+            }
+            let after = allocations();
+            assert_eq!(
+                after - before,
+                0,
+                "{driver:?}: allocations while answering 10,000 407s to {}",
+                String::from_utf8_lossy(request)
+            );
         }
-        let before = allocations();
-        for _ in 0..10_000 {
-            s.write_all(request).unwrap();
-            read_exactly(&mut s, &mut answer);
-            assert_eq!(answer, first);
-        }
-        let after = allocations();
-        assert_eq!(
-            after - before,
-            0,
-            "{driver:?}: allocations while answering 10,000 407s"
-        );
     }
 }
 

@@ -151,11 +151,16 @@ enum Scenario {
         #[arg(long)]
         first: usize,
     },
-    /// Requests without credentials on kept-alive connections; 407s/s and latency.
+    /// Requests without credentials (or with wrong ones) on kept-alive connections; 407s/s and
+    /// latency.
     Challenges {
         /// A proxy to measure, as NAME=HOST:PORT (repeatable).
         #[arg(long = "proxy", value_name = "NAME=ADDR")]
         proxies: Vec<String>,
+        /// Send these (wrong) credentials, USER:PASSWORD, with every request: a client with a
+        /// stale saved password.
+        #[arg(long, value_name = "USER:PASSWORD")]
+        proxy_user: Option<String>,
         /// Concurrent kept-alive clients.
         #[arg(long, default_value_t = 4)]
         clients: usize,
@@ -459,11 +464,13 @@ fn main() {
         }
         Scenario::Challenges {
             proxies,
+            proxy_user,
             clients,
             requests,
             rounds,
-        } => parse_targets(&proxies)
-            .and_then(|t| requests::challenges(&t, clients, requests, rounds)),
+        } => parse_targets(&proxies).and_then(|t| {
+            requests::challenges(&t, proxy_user.as_deref(), clients, requests, rounds)
+        }),
     };
     // So a reader can tell when the generator itself was the bottleneck.
     if let (Some(before), Some(after)) = (cpu_before, own_cpu()) {

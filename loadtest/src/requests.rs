@@ -360,9 +360,11 @@ pub fn tunnels(
     check(&tallies)
 }
 
-/// Requests without credentials on kept-alive connections; each answer must be a 407.
+/// Requests without credentials (or with `user`'s, which must be wrong) on kept-alive
+/// connections; each answer must be a 407.
 pub fn challenges(
     proxies: &[Target],
+    user: Option<&str>,
     threads: usize,
     per_thread: u64,
     rounds: usize,
@@ -371,7 +373,10 @@ pub fn challenges(
         return Err("challenges needs at least one --proxy".into());
     }
     let targets: Vec<Target> = proxies.to_vec();
-    let request = "CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n";
+    let request = format!(
+        "CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n{}\r\n",
+        credentials_header(user)
+    );
     let mut tallies: Vec<Tally> = targets.iter().map(|_| Tally::default()).collect();
     for _ in 0..rounds {
         for ((_, proxy), tally) in targets.iter().zip(tallies.iter_mut()) {
@@ -399,7 +404,12 @@ pub fn challenges(
         }
     }
     let conditions = format!(
-        "{rounds} rounds × {threads} kept-alive clients × {per_thread} requests without credentials"
+        "{rounds} rounds × {threads} kept-alive clients × {per_thread} requests {}",
+        if user.is_some() {
+            "with a wrong password"
+        } else {
+            "without credentials"
+        }
     );
     report(
         "challenges",

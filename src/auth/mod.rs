@@ -340,12 +340,16 @@ impl Gate {
             }
             Checked::Busy => Decision::Busy,
             Checked::Invalid => {
-                self.cache
-                    .borrow_mut()
-                    .insert_invalid(token, current.generation, now);
+                let mut cache = self.cache.borrow_mut();
+                // The same value checked on several connections at once is one guess: only the
+                // first verdict strikes.
+                if cache.lookup(token, &current, now) != Lookup::Invalid {
+                    cache.insert_invalid(token, current.generation, now);
+                    self.throttle.borrow_mut().failure(client, name, now);
+                }
+                drop(cache);
                 self.metrics.auth_failure.inc();
                 self.log_failure(peer, "wrong credentials", now);
-                self.throttle.borrow_mut().failure(client, name, now);
                 *session = None;
                 // The wait was served before the check.
                 Decision::Deny {
