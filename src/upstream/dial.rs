@@ -142,7 +142,7 @@ async fn race(
                 // Two syscalls, only where a loop can hide: behind a wildcard listener.
                 if check.policy.has_wildcard_listener()
                     && let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr())
-                    && check.is_loop(local, peer)
+                    && check.is_loop(local, peer, super::source::is_host_address)
                 {
                     last = Some(DialError::Denied(Denial::Loop));
                     continue;
