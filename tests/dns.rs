@@ -597,3 +597,19 @@ fn the_system_resolvers_queue_is_bounded_and_the_overflow_gets_503() {
     );
     assert_ne!(first.join().unwrap(), busy);
 }
+
+#[test]
+fn names_under_invalid_are_answered_502_without_a_question() {
+    let dns = Dns::start(vec![]);
+    let server = dns.addr.to_string();
+    let proxy = Proxy::start(&["--dns-server", &server]);
+    assert_eq!(
+        get(&proxy, "http://no-such-host.invalid/"),
+        (502, "cannot resolve the target host".to_owned())
+    );
+    assert_eq!(
+        dns.asked("no-such-host.invalid"),
+        0,
+        "RFC 6761: never asked"
+    );
+}

@@ -205,8 +205,12 @@ impl Resolver {
     ) -> Result<Rc<[IpAddr]>, DialError> {
         // "www." and "www" differ (the first is never searched): the key keeps the dot.
         let key = name.to_ascii_lowercase();
-        if let Some(found) = self.hosts.get(key.strip_suffix('.').unwrap_or(&key)) {
+        let bare = key.strip_suffix('.').unwrap_or(&key);
+        if let Some(found) = self.hosts.get(bare) {
             return Ok(found.as_slice().into());
+        }
+        if is_invalid_name(bare) {
+            return Err(DialError::NoAddress);
         }
         let now = Instant::now();
         if let Some(e) = self.cache.borrow().get(key.as_str())
@@ -221,8 +225,7 @@ impl Resolver {
         self.metrics.dns_lookups.inc();
         let looked_up = match &self.backend {
             Backend::System(slots) => {
-                let bare = key.strip_suffix('.').unwrap_or(&key).to_owned();
-                system_lookup(bare, deadline, self.ttl, slots).await
+                system_lookup(bare.to_owned(), deadline, self.ttl, slots).await
             }
             Backend::Own { .. } => self.search(&key, deadline).await,
         };
@@ -464,6 +467,12 @@ fn own_backend(config: &Config, conf: ResolvConf) -> Backend {
     }
 }
 
+/// RFC 6761 §6.4: names under `invalid` never exist, and resolvers should say so at once rather
+/// than ask a server (which costs a round trip, or a timeout where servers are unreachable).
+fn is_invalid_name(name: &str) -> bool {
+    name == "invalid" || name.ends_with(".invalid")
+}
+
 /// The A and AAAA records of an answer section into `addrs` (each address once, at most
 /// [`MAX_PER_FAMILY`] of each family), lowering `ttl` to the smallest TTL taken.
 fn take_addresses(records: &[ResourceRecord<'_>], addrs: &mut Vec<IpAddr>, ttl: &mut Duration) {
@@ -674,6 +683,20 @@ mod tests {
         assert!(slots.take().is_none());
         drop((b, c));
         assert_eq!(slots.used.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn invalid_names_are_known_not_to_exist() {
+        for (name, invalid) in [
+            ("invalid", true),
+            ("no-such-host.invalid", true),
+            ("a.b.invalid", true),
+            ("invalid.example", false),
+            ("notinvalid", false),
+            ("example.com", false),
+        ] {
+            assert_eq!(is_invalid_name(name), invalid, "{name}");
+        }
     }
 
     #[test]
