@@ -323,13 +323,22 @@ impl Policy {
 
     /// Whether a connection that was made goes back to this proxy: to a port it listens on, at the
     /// listener's own address, or (for a wildcard listener such as `0.0.0.0:3128`) at an address of
-    /// this host, which is one on loopback or the very address the connection comes from.
-    pub fn is_loop(&self, local: SocketAddr, peer: SocketAddr) -> bool {
+    /// this host: one on loopback, the very address the connection comes from, or one that
+    /// `is_host_address` says is this host's. The last is asked only when the cheap tests fail on a
+    /// wildcard listener's port: with `bind_source` the connection comes from a configured source,
+    /// not from the host address it went to, so "local == peer" alone missed loops to another of
+    /// the host's addresses.
+    pub fn is_loop(
+        &self,
+        local: SocketAddr,
+        peer: SocketAddr,
+        is_host_address: impl Fn(IpAddr) -> bool,
+    ) -> bool {
         let ip = canonical(peer.ip());
-        let this_host = ip.is_loopback() || canonical(local.ip()) == ip;
+        let this_host = || ip.is_loopback() || canonical(local.ip()) == ip || is_host_address(ip);
         self.listen.iter().any(|l| {
             l.port() == peer.port()
-                && (canonical(l.ip()) == ip || (l.ip().is_unspecified() && this_host))
+                && (canonical(l.ip()) == ip || (l.ip().is_unspecified() && this_host()))
         })
     }
 
@@ -367,8 +376,13 @@ impl Check<'_> {
             .check_address(&self.request, addr, self.per_address)
     }
 
-    pub fn is_loop(&self, local: SocketAddr, peer: SocketAddr) -> bool {
-        self.policy.is_loop(local, peer)
+    pub fn is_loop(
+        &self,
+        local: SocketAddr,
+        peer: SocketAddr,
+        is_host_address: impl Fn(IpAddr) -> bool,
+    ) -> bool {
+        self.policy.is_loop(local, peer, is_host_address)
     }
 }
 
@@ -771,11 +785,17 @@ mod tests {
         let mut s = Setup::new();
         s.listen = vec!["0.0.0.0:3128".parse().unwrap()];
         let p = s.build().unwrap();
-        let is_loop = |l: &str, r: &str| p.is_loop(l.parse().unwrap(), r.parse().unwrap());
+        // This host's addresses here: 10.0.0.5 and 10.0.0.7.
+        let ours = |ip: IpAddr| ["10.0.0.5", "10.0.0.7"].contains(&ip.to_string().as_str());
+        let is_loop = |l: &str, r: &str| p.is_loop(l.parse().unwrap(), r.parse().unwrap(), ours);
         assert!(is_loop("10.0.0.5:40000", "10.0.0.5:3128"));
         assert!(is_loop("127.0.0.1:40000", "127.0.0.2:3128"));
         assert!(!is_loop("10.0.0.5:40000", "10.0.0.6:3128"));
         assert!(!is_loop("10.0.0.5:40000", "10.0.0.5:3129"));
+        // From a bind_source address to another of the host's: a loop all the same.
+        assert!(is_loop("127.0.0.2:40000", "10.0.0.7:3128"));
+        assert!(is_loop("10.0.0.5:40000", "10.0.0.7:3128"));
+        assert!(!is_loop("127.0.0.2:40000", "10.0.0.7:3129"));
     }
 
     #[test]

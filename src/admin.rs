@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::metrics::Registry;
 
@@ -58,12 +58,42 @@ const MAX_CLIENTS: usize = 8;
 /// Longest request head read; a client that sends more is answered from what was read.
 const MAX_HEAD: u64 = 8192;
 
+/// The whole request head must arrive within this, however it trickles in: a per-read timeout
+/// alone let a client sending a byte a second hold a slot for as long as it liked, and
+/// `MAX_CLIENTS` of them shut every scraper (and health check) out.
+const HEAD_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Reads from a socket until a fixed instant: each read may wait only for what is left of it.
+struct Until<'a> {
+    stream: &'a TcpStream,
+    deadline: Instant,
+}
+
+impl Read for Until<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request head not received in time",
+            ));
+        }
+        // `set_read_timeout` refuses a zero duration; `left` is not zero here.
+        self.stream.set_read_timeout(Some(left))?;
+        let mut stream = self.stream;
+        stream.read(buf)
+    }
+}
+
 fn answer(stream: TcpStream, metrics: &Registry) -> io::Result<()> {
-    // Short timeouts and a bounded head: one slow or endless client cannot hold the endpoint
-    // for long (it serves one connection at a time) or grow its memory.
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    // One deadline for the whole head and a bounded head: one slow or endless client cannot hold
+    // a slot for long or grow its memory.
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(stream.try_clone()?.take(MAX_HEAD));
+    let until = Until {
+        stream: &stream,
+        deadline: Instant::now() + HEAD_DEADLINE,
+    };
+    let mut reader = BufReader::new(until.take(MAX_HEAD));
     let mut line = String::new();
     reader.read_line(&mut line)?;
     // The rest of the head is read and ignored (bounded).

@@ -52,6 +52,16 @@ pub enum IoDriver {
     Epoll,
 }
 
+/// Who resolves upstream names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsResolver {
+    /// ringgate's own asynchronous resolver (resolv.conf, /etc/hosts), on the workers.
+    Own,
+    /// getaddrinfo on `resolver_threads` (nsswitch.conf applies).
+    System,
+}
+
 /// How CONNECT tunnels move their bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -82,6 +92,7 @@ pub struct RawConfig {
     pub idle_timeout_secs: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
     pub resolver_threads: Option<usize>,
+    pub resolver_queue: Option<usize>,
     pub log_level: Option<String>,
     pub realm: Option<String>,
     pub htpasswd: Option<Vec<String>>,
@@ -119,6 +130,8 @@ pub struct RawConfig {
     pub max_connections_per_client: Option<u32>,
     pub listen_proxy_protocol: Option<Vec<String>>,
     pub proxy_protocol_from: Option<Vec<String>>,
+    pub dns_resolver: Option<DnsResolver>,
+    pub resolv_conf: Option<String>,
     pub dns_servers: Option<Vec<String>>,
     pub dns_ttl_secs: Option<u64>,
     pub dns_negative_ttl_secs: Option<u64>,
@@ -196,6 +209,7 @@ impl RawConfig {
             idle_timeout_secs,
             shutdown_grace_secs,
             resolver_threads,
+            resolver_queue,
             log_level,
             realm,
             htpasswd,
@@ -233,6 +247,8 @@ impl RawConfig {
             max_connections_per_client,
             listen_proxy_protocol,
             proxy_protocol_from,
+            dns_resolver,
+            resolv_conf,
             dns_servers,
             dns_ttl_secs,
             dns_negative_ttl_secs,
@@ -420,6 +436,17 @@ impl RawConfig {
             policy,
             listen_proxy_protocol,
             proxy_protocol_from,
+            dns_resolver: req("dns_resolver", self.dns_resolver)?,
+            resolv_conf: match req("resolv_conf", self.resolv_conf)? {
+                p if p.is_empty() || p.contains('\0') => {
+                    return Err(invalid(
+                        "resolv_conf",
+                        format!("{p:?}"),
+                        "a file path is needed",
+                    ));
+                }
+                p => p,
+            },
             dns_servers: socket_addrs("dns_servers", &req("dns_servers", self.dns_servers)?)?,
             dns_ttl: Duration::from_secs(bounded("dns_ttl_secs", self.dns_ttl_secs, 0, 86_400)?),
             dns_negative_ttl: Duration::from_secs(bounded(
@@ -477,6 +504,7 @@ impl RawConfig {
                 24 * 3600,
             )?),
             resolver_threads: bounded("resolver_threads", self.resolver_threads, 1, 256)?,
+            resolver_queue: bounded("resolver_queue", self.resolver_queue, 1, 1_000_000)?,
             log_level,
         })
     }
@@ -517,6 +545,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub shutdown_grace: Duration,
     pub resolver_threads: usize,
+    /// System resolver lookups waiting for or running on `resolver_threads` at once; beyond: 503.
+    pub resolver_queue: usize,
     pub log_level: String,
     /// The protection space named in every `Proxy-Authenticate` challenge.
     pub realm: String,
@@ -566,7 +596,11 @@ pub struct Config {
     /// header, accepted only from `proxy_protocol_from`.
     pub listen_proxy_protocol: Vec<SocketAddr>,
     pub proxy_protocol_from: Vec<String>,
-    /// Name servers ringgate asks itself; empty: the system resolver (`getaddrinfo`).
+    /// Own resolver (resolv.conf, /etc/hosts, on the workers) or `getaddrinfo`.
+    pub dns_resolver: DnsResolver,
+    /// The resolv.conf the own resolver reads (name servers, search list, options).
+    pub resolv_conf: String,
+    /// Name servers the own resolver asks instead of resolv.conf's; empty: resolv.conf's.
     pub dns_servers: Vec<SocketAddr>,
     /// How long a system resolver answer is kept (it has no TTL of its own).
     pub dns_ttl: Duration,
@@ -652,6 +686,7 @@ impl Config {
             idle_timeout_secs: Some(self.idle_timeout.as_secs()),
             shutdown_grace_secs: Some(self.shutdown_grace.as_secs()),
             resolver_threads: Some(self.resolver_threads),
+            resolver_queue: Some(self.resolver_queue),
             log_level: Some(self.log_level.clone()),
             realm: Some(self.realm.clone()),
             htpasswd: Some(
@@ -701,6 +736,8 @@ impl Config {
                     .collect(),
             ),
             proxy_protocol_from: Some(self.proxy_protocol_from.clone()),
+            dns_resolver: Some(self.dns_resolver),
+            resolv_conf: Some(self.resolv_conf.clone()),
             dns_servers: Some(self.dns_servers.iter().map(ToString::to_string).collect()),
             dns_ttl_secs: Some(self.dns_ttl.as_secs()),
             dns_negative_ttl_secs: Some(self.dns_negative_ttl.as_secs()),
@@ -885,6 +922,8 @@ mod tests {
         assert_eq!(c.header_timeout, Duration::from_secs(10));
         assert_eq!(c.idle_timeout, Duration::from_secs(300));
         assert_eq!(c.pipe_size, 262144);
+        assert_eq!(c.dns_resolver, DnsResolver::Own);
+        assert_eq!(c.resolv_conf, "/etc/resolv.conf");
     }
 
     #[test]
@@ -951,6 +990,10 @@ mod tests {
             ("connect_timeout_secs = 0", "connect_timeout_secs"),
             ("idle_timeout_secs = 99999999", "idle_timeout_secs"),
             ("resolver_threads = 0", "resolver_threads"),
+            ("resolver_queue = 0", "resolver_queue"),
+            ("dns_resolver = \"bind\"", "dns_resolver"),
+            ("resolv_conf = \"\"", "resolv_conf"),
+            ("resolv_conf = 1", "resolv_conf"),
             (
                 "shutdown_grace_secs = 18446744073709551615",
                 "shutdown_grace_secs",

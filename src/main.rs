@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ringgate::config::{Config, IoDriver, Machine, RawConfig, RelayKind};
+use ringgate::config::{Config, DnsResolver, IoDriver, Machine, RawConfig, RelayKind};
 use ringgate::server::StartError;
 
 #[global_allocator]
@@ -69,9 +69,12 @@ struct Cli {
     /// Seconds open tunnels get to finish on SIGTERM/SIGINT [default: 30]
     #[arg(long, value_name = "SECS")]
     shutdown_grace: Option<u64>,
-    /// Threads for blocking name resolution [default: 4]
+    /// Threads for getaddrinfo (dns_resolver = "system") [default: 4]
     #[arg(long, value_name = "N")]
     resolver_threads: Option<usize>,
+    /// getaddrinfo lookups waiting for or on those threads at once, beyond which 503 [default: 64]
+    #[arg(long, value_name = "N")]
+    resolver_queue: Option<usize>,
     /// Log filter: error, warn, info, debug, trace, or tracing directives [default: info]
     #[arg(long, value_name = "FILTER")]
     log_level: Option<String>,
@@ -174,7 +177,14 @@ struct Cli {
     /// Sources trusted to send PROXY protocol headers (repeatable) [default: loopback]
     #[arg(long, value_name = "CIDR")]
     proxy_protocol_from: Vec<String>,
-    /// A name server ringgate asks itself, IP:PORT (repeatable) [default: the system resolver]
+    /// Name resolution: ringgate's own (resolv.conf, /etc/hosts) or getaddrinfo [default: own]
+    #[arg(long, value_enum)]
+    dns_resolver: Option<DnsResolver>,
+    /// resolv.conf the own resolver reads [default: /etc/resolv.conf]
+    #[arg(long, value_name = "FILE")]
+    resolv_conf: Option<String>,
+    /// A name server the own resolver asks instead of resolv.conf's, IP:PORT (repeatable)
+    /// [default: resolv.conf's]
     #[arg(long, value_name = "ADDR")]
     dns_server: Vec<String>,
     /// A local address upstream connections are made from, in turn (repeatable) [default: the
@@ -187,7 +197,7 @@ struct Cli {
     /// Seconds "no such name" or a failed lookup is remembered [default: 5]
     #[arg(long, value_name = "SECS")]
     dns_negative_ttl: Option<u64>,
-    /// Milliseconds one name server has to answer [default: 2000]
+    /// Milliseconds one name server has to answer (unless resolv.conf sets timeout) [default: 2000]
     #[arg(long, value_name = "MS")]
     dns_timeout: Option<u64>,
     /// New connections per second from one client address, beyond which 429; 0 = no limit [default: 0]
@@ -238,6 +248,7 @@ impl Cli {
             idle_timeout_secs: self.idle_timeout,
             shutdown_grace_secs: self.shutdown_grace,
             resolver_threads: self.resolver_threads,
+            resolver_queue: self.resolver_queue,
             log_level: self.log_level.clone(),
             realm: self.realm.clone(),
             htpasswd: (!self.htpasswd.is_empty()).then(|| self.htpasswd.clone()),
@@ -277,6 +288,8 @@ impl Cli {
                 .then(|| self.listen_proxy_protocol.clone()),
             proxy_protocol_from: (!self.proxy_protocol_from.is_empty())
                 .then(|| self.proxy_protocol_from.clone()),
+            dns_resolver: self.dns_resolver,
+            resolv_conf: self.resolv_conf.clone(),
             dns_servers: (!self.dns_server.is_empty()).then(|| self.dns_server.clone()),
             dns_ttl_secs: self.dns_ttl,
             dns_negative_ttl_secs: self.dns_negative_ttl,

@@ -88,7 +88,7 @@ pub const CHALLENGE_REASONS: [&str; 10] = [
 ];
 
 /// Why a dial failed.
-pub const DIAL_ERRORS: [&str; 8] = [
+pub const DIAL_ERRORS: [&str; 9] = [
     "resolve",
     "no_address",
     "refused",
@@ -97,6 +97,7 @@ pub const DIAL_ERRORS: [&str; 8] = [
     "resolve_timeout",
     "other",
     "denied",
+    "resolver_busy",
 ];
 
 /// Which policy layer denied.

@@ -146,6 +146,7 @@ pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
         conn_limits,
         metrics: metrics.clone(),
         log,
+        resolver_slots: crate::upstream::dns::SystemSlots::new(config.resolver_queue),
     };
     let _admin = match admin_listener {
         Some(listener) => Some(admin::start(listener, metrics.clone())?),

@@ -18,7 +18,7 @@ use crate::log::{AccessLog, LogShared};
 use crate::metrics::{Registry, WorkerMetrics};
 use crate::tunnel::idle::IdleClock;
 use crate::tunnel::pipe_pool::PipePool;
-use crate::upstream::dns::Resolver;
+use crate::upstream::dns::{Resolver, SystemSlots};
 use crate::upstream::source::Sources;
 
 /// What all workers share (read-mostly, or written at accept/close only), handed to each shard.
@@ -29,6 +29,8 @@ pub struct Shared {
     pub conn_limits: Arc<ConnLimits>,
     pub metrics: Arc<Registry>,
     pub log: Option<Arc<LogShared>>,
+    /// The system resolver's places (`resolver_queue`), shared by all workers.
+    pub resolver_slots: Arc<SystemSlots>,
 }
 
 pub struct Shard {
@@ -89,7 +91,11 @@ impl Shard {
             upstreams: Pool::new(&config),
             policy_source: policy,
             conn_limits: Arc::clone(&shared.conn_limits),
-            dns: Resolver::new(&config, Arc::clone(&metrics)),
+            dns: Resolver::new(
+                &config,
+                Arc::clone(&metrics),
+                Arc::clone(&shared.resolver_slots),
+            ),
             sources: Sources::new(&config.bind_source),
             proxy_protocol_from: crate::acl::parse_nets(
                 "proxy_protocol_from",

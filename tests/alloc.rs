@@ -172,6 +172,7 @@ fn serve_counted(driver: Driver, config: Arc<Config>) -> SocketAddr {
             conn_limits: limits,
             metrics: Arc::new(ringgate::metrics::Registry::new(1, "test")),
             log: None,
+            resolver_slots: ringgate::upstream::dns::SystemSlots::new(1),
         };
         let shard = Rc::new(Shard::new(0, config, &shared));
         block_on(driver, async move {

@@ -186,3 +186,72 @@ fn health_readiness_and_exact_counts_after_a_scripted_run() {
     drop(open);
     assert_eq!(proxy.wait_exit(Duration::from_secs(20)), Some(0));
 }
+
+/// A `GET` to the admin endpoint that tolerates being closed unanswered: the status, if any.
+fn try_admin_get(admin: SocketAddr, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect(admin).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out)
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+}
+
+#[test]
+fn clients_trickling_a_head_into_every_admin_slot_are_cut_off_and_health_checks_get_through() {
+    let proxy = Proxy::start(&["--admin", "127.0.0.1:0"]);
+    let admin = admin_addr(&proxy);
+    let started = Instant::now();
+    // As many tricklers as the endpoint has slots (8), each sending a byte a second, for at most
+    // 20 s; each reports when the endpoint closed it.
+    let tricklers: Vec<_> = (0..8)
+        .map(|_| {
+            let mut s = TcpStream::connect(admin).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+            std::thread::spawn(move || {
+                let mut byte = [0u8; 1];
+                for b in b"GET /healthz HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa"
+                    .iter()
+                    .take(20)
+                {
+                    if s.write_all(&[*b]).is_err() {
+                        return Some(Instant::now());
+                    }
+                    match s.read(&mut byte) {
+                        Ok(_) => return Some(Instant::now()),
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                            return Some(Instant::now());
+                        }
+                        Err(_) => {}
+                    }
+                }
+                None
+            })
+        })
+        .collect();
+    // A health check gets through once the tricklers' head deadline (5 s) has passed.
+    let mut healthy = None;
+    while healthy.is_none() && started.elapsed() < Duration::from_secs(10) {
+        if try_admin_get(admin, "/healthz") == Some(200) {
+            healthy = Some(started.elapsed());
+        } else {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert!(
+        healthy.is_some(),
+        "no /healthz answer in 10 s with the slots trickled"
+    );
+    for t in tricklers {
+        let closed = t.join().unwrap();
+        let after = closed.map(|at| at - started);
+        assert!(
+            after.is_some_and(|d| d < Duration::from_secs(8)),
+            "a trickler was not cut off by the head deadline: {after:?}"
+        );
+    }
+}

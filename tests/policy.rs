@@ -8,7 +8,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -164,6 +164,59 @@ fn the_proxy_never_connects_to_itself() {
             (403, "destination is this proxy"),
             "{target}"
         );
+    }
+}
+
+/// This host's address on its default route, if it has one (a UDP `connect` picks it without
+/// sending anything).
+fn own_non_loopback_address() -> Option<std::net::IpAddr> {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    probe.connect("198.51.100.1:9").ok()?;
+    let ip = probe.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[test]
+fn with_bind_source_and_a_wildcard_listener_another_host_address_is_still_a_loop() {
+    // Upstream connections come from 127.0.0.2, so "the connection comes from the address it
+    // went to" no longer tells a loop: the host's own addresses have to be recognised as such.
+    let wildcard = {
+        let probe = TcpListener::bind("0.0.0.0:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let own = own_non_loopback_address();
+    let mut args = vec![
+        "--connect-ports".to_owned(),
+        "any".to_owned(),
+        "--allow-dest".to_owned(),
+        "127.0.0.0/8".to_owned(),
+        "--listen".to_owned(),
+        format!("0.0.0.0:{wildcard}"),
+        "--bind-source".to_owned(),
+        "127.0.0.2".to_owned(),
+    ];
+    if let Some(ip) = own {
+        args.extend(["--allow-dest".to_owned(), format!("{ip}/32")]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let proxy = Proxy::start_strict(&args);
+    let mut targets = vec![format!("127.0.0.3:{wildcard}")];
+    match own {
+        Some(ip) => targets.push(format!("{ip}:{wildcard}")),
+        None => eprintln!("no non-loopback address on this host: only the loopback case checked"),
+    }
+    for target in &targets {
+        for request in [
+            format!("CONNECT {target} HTTP/1.1\r\n\r\n"),
+            format!("GET http://{target}/ HTTP/1.1\r\nConnection: close\r\n\r\n"),
+        ] {
+            let (code, body) = exchange_body(proxy.addr, &request);
+            assert_eq!(
+                (code, body.as_str()),
+                (403, "destination is this proxy"),
+                "{request:?}"
+            );
+        }
     }
 }
 

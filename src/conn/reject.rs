@@ -43,6 +43,7 @@ impl From<&DialError> for Reply {
             DialError::Unreachable => Reply::Unreachable,
             DialError::Timeout => Reply::ConnectTimeout,
             DialError::ResolveTimeout => Reply::ResolveTimeout,
+            DialError::ResolverBusy => Reply::ResolverBusy,
             DialError::Other(_) => Reply::ConnectFailed,
             DialError::Denied(d) => Reply::from(d),
         }

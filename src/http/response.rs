@@ -37,10 +37,11 @@ pub enum Reply {
     TooManyConnections,
     TooManyFromClient,
     TooManyTunnels,
+    ResolverBusy,
 }
 
 impl Reply {
-    const ALL: [Reply; 30] = [
+    const ALL: [Reply; 31] = [
         Reply::Established,
         Reply::MalformedHead,
         Reply::BadConnectTarget,
@@ -71,6 +72,7 @@ impl Reply {
         Reply::TooManyConnections,
         Reply::TooManyFromClient,
         Reply::TooManyTunnels,
+        Reply::ResolverBusy,
     ];
 
     /// Status code, reason phrase, short body (also the log reason).
@@ -150,6 +152,11 @@ impl Reply {
                 "Too Many Requests",
                 "too many connections from your address; retry",
             ),
+            Reply::ResolverBusy => (
+                503,
+                "Service Unavailable",
+                "too many name lookups in flight; retry",
+            ),
         }
     }
 
@@ -188,9 +195,10 @@ impl Reply {
             Reply::MethodNotAllowed => {
                 "Allow: CONNECT, GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE\r\n"
             }
-            Reply::AuthBusy | Reply::TooManyConnections | Reply::TooManyFromClient => {
-                "Retry-After: 1\r\n"
-            }
+            Reply::AuthBusy
+            | Reply::TooManyConnections
+            | Reply::TooManyFromClient
+            | Reply::ResolverBusy => "Retry-After: 1\r\n",
             _ => "",
         };
         format!(

@@ -30,6 +30,9 @@ pub enum DialError {
     Timeout,
     #[error("name resolution timed out")]
     ResolveTimeout,
+    /// Too many lookups in flight: this client's on this worker, or the system resolver's queue.
+    #[error("too many name lookups in flight")]
+    ResolverBusy,
     #[error("denied: {}", .0.reason())]
     Denied(Denial),
     #[error("connect failed: {0}")]
@@ -48,6 +51,7 @@ impl DialError {
             DialError::ResolveTimeout => 5,
             DialError::Other(_) => 6,
             DialError::Denied(_) => 7,
+            DialError::ResolverBusy => 8,
         }
     }
 
@@ -83,7 +87,7 @@ pub async fn dial(
     let addrs: Vec<SocketAddr> = match target.host {
         Host::Ip(ip) => vec![SocketAddr::new(ip, target.port)],
         Host::Name(name) => dns
-            .resolve(name, deadline)
+            .resolve(name, check.request.client, deadline)
             .await?
             .iter()
             .map(|&ip| SocketAddr::new(ip, target.port))
@@ -142,7 +146,7 @@ async fn race(
                 // Two syscalls, only where a loop can hide: behind a wildcard listener.
                 if check.policy.has_wildcard_listener()
                     && let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr())
-                    && check.is_loop(local, peer)
+                    && check.is_loop(local, peer, super::source::is_host_address)
                 {
                     last = Some(DialError::Denied(Denial::Loop));
                     continue;

@@ -1,7 +1,9 @@
-//! Reaching upstream servers: name resolution off the workers (`dns.rs`, with a per-worker cache)
+//! Reaching upstream servers: name resolution that never blocks a worker (`dns.rs`, with a
+//! per-worker cache; `resolv_conf.rs` reads resolv.conf and expands search lists)
 //! and connecting with a deadline, addresses raced Happy Eyeballs style (`dial.rs`), from the
 //! configured source addresses (`source.rs`).
 
 pub mod dial;
 pub mod dns;
+pub mod resolv_conf;
 pub mod source;

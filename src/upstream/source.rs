@@ -85,6 +85,25 @@ async fn connect_from(from: IpAddr, to: SocketAddr) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
+/// Whether `ip` is an address of this host: whether a socket can be bound to it (three syscalls,
+/// none of which waits; `IP_BIND_ADDRESS_NO_PORT` so no port is taken even for a moment). Only an
+/// "address not available" answer means no: on any other error the address counts as ours, so a
+/// loop is never missed because a probe failed (a refused request beats a proxy feeding itself).
+/// With `net.ipv4.ip_nonlocal_bind` on, every address counts as ours.
+pub fn is_host_address(ip: IpAddr) -> bool {
+    let at = SocketAddr::new(ip, 0);
+    let socket = match Socket::new(Domain::for_address(at), Type::STREAM, None) {
+        Ok(s) => s,
+        Err(_) => return true,
+    };
+    // Best effort: without it the bind below only holds an ephemeral port until the close.
+    let _ = sys::bind_address_no_port(&socket);
+    match socket.bind(&at.into()) {
+        Ok(()) => true,
+        Err(e) => e.raw_os_error() != Some(libc::EADDRNOTAVAIL),
+    }
+}
+
 /// Checks at start that every source can be bound (that it is an address of this host), so a typo
 /// fails the start rather than every upstream connection.
 pub fn check(addrs: &[IpAddr]) -> io::Result<()> {
@@ -135,6 +154,12 @@ mod tests {
         let only_v4 = Sources::new(&["10.0.0.1".parse().unwrap()]);
         assert_eq!(only_v4.pick(v6), None, "no IPv6 source: the kernel chooses");
         assert_eq!(Sources::new(&[]).pick(v4), None);
+    }
+
+    #[test]
+    fn host_addresses_are_told_from_foreign_ones() {
+        assert!(is_host_address("127.0.0.3".parse().unwrap()));
+        assert!(!is_host_address("192.0.2.77".parse().unwrap()));
     }
 
     #[test]

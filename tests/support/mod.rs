@@ -50,6 +50,21 @@ impl Proxy {
         Proxy::spawn(shell, &[&LOOPBACK_ORIGINS[..], args].concat())
     }
 
+    /// Starts ringgate (loopback origins allowed) in a mount namespace of its own where `conf` is
+    /// mounted over /etc/resolv.conf, so the system resolver asks only the servers `conf` names.
+    /// If the mount fails, ringgate is not started (and this panics).
+    pub fn start_with_private_resolv_conf(conf: &str, args: &[&str]) -> Proxy {
+        let mut shell = Command::new("unshare");
+        shell.args([
+            "-m",
+            "sh",
+            "-c",
+            &format!("mount --bind '{conf}' /etc/resolv.conf && exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_ringgate"),
+        ]);
+        Proxy::spawn(shell, &[&LOOPBACK_ORIGINS[..], args].concat())
+    }
+
     fn spawn(mut command: Command, args: &[&str]) -> Proxy {
         let mut child = command
             .args(["--listen", "127.0.0.1:0", "--log-level", "debug"])
