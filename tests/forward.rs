@@ -783,3 +783,71 @@ fn connection_bound_origin_auth_keeps_its_origin_connection_for_one_client() {
     assert_eq!(code, 401);
     assert_eq!(connections.load(Ordering::SeqCst), 2);
 }
+
+/// An origin that authenticates TCP connections, NTLM-style: a connection becomes authenticated
+/// by one request with `Authorization: NTLM …`, and every later request on it is then served as
+/// that user's, headers or not; an unauthenticated connection gets a 401 challenge. Each answer
+/// names the origin connection it came on (`X-Conn`) and whether that one was authenticated.
+fn connection_authenticating_origin() -> SocketAddr {
+    let next_id = Arc::new(AtomicUsize::new(0));
+    serve(move |s| {
+        let id = next_id.fetch_add(1, Ordering::SeqCst);
+        let mut authed = false;
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        while let Some(seen) = read_request(&mut r) {
+            authed |= seen
+                .headers
+                .iter()
+                .any(|(k, v)| k == "authorization" && v.starts_with("NTLM "));
+            let answer = if authed {
+                format!("HTTP/1.1 200 OK\r\nX-Conn: {id}\r\nContent-Length: 6\r\n\r\nauthed")
+            } else {
+                format!(
+                    "HTTP/1.1 401 Unauthorized\r\nX-Conn: {id}\r\nWWW-Authenticate: NTLM\r\nContent-Length: 0\r\n\r\n"
+                )
+            };
+            if w.write_all(answer.as_bytes()).is_err() {
+                break;
+            }
+        }
+    })
+}
+
+fn x_conn(head: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix("X-Conn: "))
+        .unwrap_or_else(|| panic!("no X-Conn in {head}"))
+        .to_owned()
+}
+
+#[test]
+fn a_connection_bound_by_origin_ntlm_stays_bound_after_a_plain_exchange() {
+    let o = connection_authenticating_origin();
+    // One worker: one pool, shared by both clients.
+    let proxy = Proxy::start(&["--workers", "1"]);
+    let mut alice = open(&proxy);
+    let get = format!("GET http://{o}/ HTTP/1.1\r\n\r\n");
+    let (code, head, _) = ask(&mut alice, get.as_bytes());
+    assert_eq!(code, 401, "{head}");
+    let authed = format!("GET http://{o}/ HTTP/1.1\r\nAuthorization: NTLM TlRMTVNTUAAD\r\n\r\n");
+    let (code, head, _) = ask(&mut alice, authed.as_bytes());
+    assert_eq!(code, 200, "{head}");
+    let alices = x_conn(&head);
+    // A plain exchange on the bound connection: neither head names NTLM any more.
+    let (code, head, body) = ask(&mut alice, get.as_bytes());
+    assert_eq!((code, body.as_str()), (200, "authed"), "{head}");
+    assert_eq!(x_conn(&head), alices);
+    // Another client's request must not be sent on Alice's authenticated origin connection.
+    let mut bob = open(&proxy);
+    let (code, head, _) = ask(&mut bob, get.as_bytes());
+    assert_ne!(
+        x_conn(&head),
+        alices,
+        "Bob was served on Alice's origin connection: {head}"
+    );
+    assert_eq!(code, 401, "{head}");
+    // Alice keeps hers.
+    let (code, head, _) = ask(&mut alice, get.as_bytes());
+    assert_eq!((code, x_conn(&head)), (200, alices));
+}

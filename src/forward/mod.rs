@@ -95,9 +95,10 @@ pub async fn forward(
         let port = target.authority.port;
         // A connection pinned to this client (origin authentication bound to it) comes first; a
         // kept connection serves this request only if its address passes this request's check.
-        let kept = match pinned.take() {
-            Some(up) if up.key.is(host, port) => Some(*up),
-            _ => shard.upstreams.take(host, port),
+        // A pinned connection to another origin stays pinned for a later request to its own.
+        let kept = match pinned.take_if(|up| up.key.is(host, port)) {
+            Some(up) => Some(*up),
+            None => shard.upstreams.take(host, port),
         };
         let pooled = match kept {
             Some(up) if policy.check_address(&request, up.addr, per_address).is_ok() => Ok(up),
@@ -240,10 +241,13 @@ pub async fn forward(
             },
         });
     }
+    // NTLM or Negotiate with the origin authenticates the connection, not the request: once a
+    // head carried it, the connection stays with this client connection for good, also after
+    // later exchanges without those fields (the origin still treats it as authenticated), and
+    // never serves anyone else. One that cannot be kept is closed (dropped here).
+    up.bound |= binds_connection(&out) || binds_connection(&rbuf[..rhead.len]);
     if clean && !request_cut && !rhead.closes && rhead.body != ResponseBody::UntilClose {
-        if binds_connection(&out) || binds_connection(&rbuf[..rhead.len]) {
-            // NTLM or Negotiate with the origin authenticates the connection, not the request:
-            // it stays with this client connection and never serves anyone else.
+        if up.bound {
             *pinned = Some(Box::new(up));
         } else {
             shard.upstreams.put(up);
@@ -353,7 +357,12 @@ impl Dialer<'_> {
                 Reply::from(&e)
             })?;
         let addr = stream.peer_addr().map_err(|_| Reply::ConnectFailed)?;
-        Ok(Upstream { stream, addr, key })
+        Ok(Upstream {
+            stream,
+            addr,
+            key,
+            bound: false,
+        })
     }
 }
 
