@@ -851,3 +851,118 @@ fn a_connection_bound_by_origin_ntlm_stays_bound_after_a_plain_exchange() {
     let (code, head, _) = ask(&mut alice, get.as_bytes());
     assert_eq!((code, x_conn(&head)), (200, alices));
 }
+
+/// Reads until the peer closes (EOF or a reset); what arrived, or `None` if it was still open
+/// after `within`.
+fn read_until_closed(s: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
+    let deadline = std::time::Instant::now() + within;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return Some(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(got),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_client_that_never_reads_a_large_response_is_cut_off_after_the_idle_timeout() {
+    const SIZE: usize = 64 << 20;
+    // The origin streams 64 MiB and reports how its writing ended.
+    let (tx, ended) = std::sync::mpsc::channel();
+    let o = serve(move |mut s| {
+        let _ = read_head(&mut s);
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {SIZE}\r\n\r\n");
+        let block = vec![b'x'; 64 * 1024];
+        let mut sent = 0;
+        let how = match s.write_all(head.as_bytes()) {
+            Err(_) => "cut",
+            Ok(()) => loop {
+                if sent >= SIZE {
+                    break "finished";
+                }
+                match s.write(&block[..block.len().min(SIZE - sent)]) {
+                    Ok(n) if n > 0 => sent += n,
+                    _ => break "cut",
+                }
+            },
+        };
+        let _ = tx.send(how);
+    });
+    let proxy = Proxy::start(&["--workers", "1", "--idle-timeout", "2"]);
+    let baseline = proxy.fds();
+    let mut s = open(&proxy);
+    s.write_all(format!("GET http://{o}/big HTTP/1.1\r\n\r\n").as_bytes())
+        .unwrap();
+    // Never read: the buffers fill, then nothing moves. The proxy must give up on both sides.
+    assert_eq!(
+        ended.recv_timeout(Duration::from_secs(20)),
+        Ok("cut"),
+        "the origin connection was not closed"
+    );
+    let got = read_until_closed(&mut s, Duration::from_secs(20))
+        .expect("the client connection was not closed");
+    assert!(got.len() < SIZE, "all of it arrived");
+    proxy.assert_fds_return_to(baseline);
+}
+
+#[test]
+fn an_origin_that_never_reads_a_large_upload_is_cut_off_after_the_idle_timeout() {
+    // The origin reads the head, then holds the connection without reading: the test keeps it.
+    let (tx, held) = std::sync::mpsc::channel::<TcpStream>();
+    let stuck = serve(move |mut s| {
+        let _ = read_head(&mut s);
+        let _ = tx.send(s);
+    });
+    let (o, _) = origin(mirror);
+    let proxy = Proxy::start(&["--workers", "1", "--idle-timeout", "2"]);
+    let mut s = open(&proxy);
+    let size: u64 = 64 << 20;
+    s.write_all(
+        format!("POST http://{stuck}/up HTTP/1.1\r\nContent-Length: {size}\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut w = s.try_clone().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let block = vec![b'u'; 64 * 1024];
+        for _ in 0..size / block.len() as u64 {
+            if w.write_all(&block).is_err() {
+                break;
+            }
+        }
+    });
+    let _origin_side = held.recv_timeout(Duration::from_secs(10)).unwrap();
+    let started = std::time::Instant::now();
+    let got = read_until_closed(&mut s, Duration::from_secs(20))
+        .expect("the client connection was still open 20 s later");
+    let text = String::from_utf8_lossy(&got);
+    // The 504 arrives unless the reset of the unread upload overtook it.
+    assert!(got.is_empty() || status(&text) == 504, "{text}");
+    eprintln!(
+        "client cut after {:?}: {:?}",
+        started.elapsed(),
+        text.lines().next()
+    );
+    drop(s);
+    feeder.join().unwrap();
+    // The worker is free: the next client is served.
+    let (code, _, body) = ask(
+        &mut open(&proxy),
+        format!("GET http://{o}/after HTTP/1.1\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(code, 200);
+    assert!(body.starts_with("GET /after\n"), "{body}");
+}

@@ -1,11 +1,16 @@
 //! Streaming one message body from one connection to another under a framing the proxy parsed:
 //! the bytes pass through unchanged (chunked framing included, after the strict scanner checked
 //! it), and what arrives after the body's end is handed back to the caller.
+//!
+//! Every read and every write waits at most the idle timeout for progress: a peer that stops
+//! reading (or sending) ends the exchange instead of holding the task, both sockets and the
+//! buffer forever. A write cut by its timeout loses its buffer to the cancelled operation
+//! (monoio's owned-buffer I/O), so the exchange cannot continue after one: the caller closes.
 
 use std::time::Duration;
 
 use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
 
 use crate::http::chunked::ChunkedScanner;
@@ -23,8 +28,10 @@ pub enum Framing {
 pub enum BodyError {
     /// The sender closed or failed before the body's end.
     Truncated,
-    /// Nothing moved for the idle timeout.
+    /// The sender sent nothing for the idle timeout.
     Timeout,
+    /// The receiver took nothing for the idle timeout.
+    WriteTimeout,
     /// The receiver failed.
     WriteFailed,
     BadChunk,
@@ -37,6 +44,7 @@ impl BodyError {
             BodyError::Truncated => Reply::ClientGone,
             BodyError::WriteFailed => Reply::OriginClosed,
             BodyError::Timeout => Reply::HeaderTimeout,
+            BodyError::WriteTimeout => Reply::OriginTimeout,
             BodyError::BadChunk => Reply::BadFraming,
         }
     }
@@ -61,9 +69,12 @@ pub async fn relay_body(
             Framing::UntilClose => pending.len(),
         };
         if take > 0 {
-            let (res, slice) = dst.write_all(pending.slice(0..take)).await;
-            pending = slice.into_inner();
-            res.map_err(|_| BodyError::WriteFailed)?;
+            let (res, back) = write_within(dst, pending, 0..take, wait).await;
+            pending = back.unwrap_or_default();
+            res.map_err(|e| match e {
+                Stalled::TimedOut => BodyError::WriteTimeout,
+                Stalled::Failed => BodyError::WriteFailed,
+            })?;
             moved += take as u64;
         }
         let done = match &mut framing {
@@ -94,4 +105,38 @@ pub async fn relay_body(
             Ok(_) => {}
         }
     }
+}
+
+/// Why [`write_within`] stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stalled {
+    /// The write failed (the peer closed or reset).
+    Failed,
+    /// The peer took no byte for the wait; the buffer went with the cancelled write.
+    TimedOut,
+}
+
+/// Writes `buf[range]` to `dst`, waiting at most `wait` for each step of progress (a slow reader
+/// that keeps taking bytes is not cut off; one that takes none for `wait` is). Hands the buffer
+/// back, except after a timeout: then it is lost with the cancelled write (`None`), so the
+/// caller must end the exchange.
+pub async fn write_within<B: IoBuf>(
+    dst: &mut TcpStream,
+    mut buf: B,
+    range: std::ops::Range<usize>,
+    wait: Duration,
+) -> (Result<(), Stalled>, Option<B>) {
+    let mut at = range.start;
+    while at < range.end {
+        let write = dst.write(buf.slice(at..range.end));
+        let Ok((res, slice)) = monoio::time::timeout(wait, write).await else {
+            return (Err(Stalled::TimedOut), None);
+        };
+        buf = slice.into_inner();
+        match res {
+            Ok(0) | Err(_) => return (Err(Stalled::Failed), Some(buf)),
+            Ok(n) => at += n,
+        }
+    }
+    (Ok(()), Some(buf))
 }

@@ -11,7 +11,6 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use crate::acl::{self, Policy, Verdict};
@@ -26,7 +25,7 @@ use crate::http::target::parse_absolute_http;
 use crate::http::target::parse_authority;
 use crate::shard::Shard;
 use crate::upstream::dial::{DialError, dial};
-use body::{BodyError, Framing, relay_body};
+use body::{BodyError, Framing, relay_body, write_within};
 use pool::{Key, Upstream};
 
 /// What the connection loop does after a forwarded request.
@@ -121,7 +120,7 @@ pub async fn forward(
     };
     if head.expect_continue && head.body != Body::None {
         // The proxy answers the expectation itself and does not forward it (see rewrite.rs).
-        let (res, _) = client.write_all(INTERIM_100).await;
+        let (res, _) = write_within(client, INTERIM_100, 0..INTERIM_100.len(), wait).await;
         res.map_err(|_| Reply::ClientGone)?;
     }
 
@@ -145,7 +144,13 @@ pub async fn forward(
     let mut request_cut = false;
     let mut rbuf: Vec<u8> = Vec::with_capacity(4096);
     let rhead = loop {
-        let (res, back) = up.stream.write_all(out).await;
+        let len = out.len();
+        let (res, back) = write_within(&mut up.stream, out, 0..len, wait).await;
+        let Some(back) = back else {
+            // The origin took nothing of the head for the idle timeout: the head went with the
+            // cancelled write, and this origin connection is dropped (closed) here.
+            return Err(Reply::OriginTimeout);
+        };
         out = back;
         if res.is_err() {
             if reused && retryable {
@@ -204,8 +209,10 @@ pub async fn forward(
     let response_body = rbuf.split_off(rhead.len);
     shard.metrics.request(head.method as usize, rhead.status);
     tracing::debug!(%peer, host = up.key.host(), status = rhead.status, reused, request_cut, "forwarded");
-    let (res, _) = client.write_all(client_head).await;
+    let len = client_head.len();
+    let (res, _) = write_within(client, client_head, 0..len, wait).await;
     if res.is_err() {
+        // Gone or not reading for the idle timeout: both connections close.
         return Ok(Next::Closed);
     }
     let framing = match rhead.body {
@@ -217,7 +224,8 @@ pub async fn forward(
     let head_len = rhead.len as u64;
     let (clean, body_len) = match framing {
         None => (response_body.is_empty(), 0),
-        // The response has started: a failure now can only cut the client connection.
+        // The response has started: a failure now (either peer gone, or no byte moved for the
+        // idle timeout) can only cut both connections.
         Some(f) => match relay_body(&mut up.stream, client, response_body, f, wait).await {
             Ok((extra, moved)) => (extra.is_empty(), moved),
             Err(_) => return Ok(Next::Closed),
