@@ -966,3 +966,97 @@ fn an_origin_that_never_reads_a_large_upload_is_cut_off_after_the_idle_timeout()
     assert_eq!(code, 200);
     assert!(body.starts_with("GET /after\n"), "{body}");
 }
+
+/// An origin that records each request's head and raw body bytes exactly as they arrived (the
+/// body runs to its final empty line; the test bodies hold no blank line) and answers 200.
+fn recording_origin() -> (SocketAddr, std::sync::mpsc::Receiver<(String, Vec<u8>)>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let addr = serve(move |mut s| {
+        let head = read_head(&mut s);
+        let mut body = Vec::new();
+        let mut byte = [0u8; 1];
+        while !body.ends_with(b"\r\n\r\n") {
+            match s.read(&mut byte) {
+                Ok(1) => body.push(byte[0]),
+                _ => break,
+            }
+        }
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let _ = tx.send((head, body));
+    });
+    (addr, rx)
+}
+
+#[test]
+fn chunk_extensions_and_forbidden_trailer_fields_never_reach_the_origin() {
+    let (o, seen) = recording_origin();
+    let proxy = Proxy::start(&[]);
+    let mut s = open(&proxy);
+    let req = format!(
+        "POST http://{o}/up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+         5;a=1;b=\"x y\"\r\nhello\r\n7 ;q\r\n, world\r\n0;last=1\r\nContent-Length: 5\r\nX-Ok: 1\r\nHost: evil.example\r\n\r\n"
+    );
+    let (code, head, _) = ask(&mut s, req.as_bytes());
+    assert_eq!(code, 200, "{head}");
+    let (head, body) = seen.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(
+        head.contains("\r\nTransfer-Encoding: chunked\r\n"),
+        "{head}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "5\r\nhello\r\n7\r\n, world\r\n0\r\nX-Ok: 1\r\n\r\n"
+    );
+    // The same on the way back.
+    let chunky = serve(|mut s| {
+        let _ = read_head(&mut s);
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=\"v\"\r\nhello\r\n0\r\nSet-Cookie: a=1\r\nX-T: 1\r\n\r\n",
+        );
+    });
+    let mut s = open(&proxy);
+    s.write_all(format!("GET http://{chunky}/ HTTP/1.1\r\n\r\n").as_bytes())
+        .unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 200, "{head}");
+    let mut body = Vec::new();
+    let mut byte = [0u8; 1];
+    while !body.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        body.push(byte[0]);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"
+    );
+}
+
+#[test]
+fn a_malformed_chunk_extension_is_refused_both_ways() {
+    let (o, _seen) = recording_origin();
+    let proxy = Proxy::start(&[]);
+    // Request: an unbalanced quote in an extension is a 400.
+    let resp = exchange(
+        proxy.addr,
+        format!(
+            "POST http://{o}/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;x=\"open\r\nhello\r\n0\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status(&resp), 400, "{resp}");
+    // Response: the head has gone out; the body is cut before any of it is passed on.
+    let bad = serve(|mut s| {
+        let _ = read_head(&mut s);
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=\"open\r\nhello\r\n0\r\n\r\n",
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    let mut s = open(&proxy);
+    s.write_all(format!("GET http://{bad}/ HTTP/1.1\r\n\r\n").as_bytes())
+        .unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 200, "{head}");
+    let rest = read_until_closed(&mut s, Duration::from_secs(20)).expect("still open");
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+}

@@ -1,6 +1,7 @@
 //! Streaming one message body from one connection to another under a framing the proxy parsed:
-//! the bytes pass through unchanged (chunked framing included, after the strict scanner checked
-//! it), and what arrives after the body's end is handed back to the caller.
+//! the bytes pass through unchanged, except a chunked body, which the strict scanner re-states
+//! in the receive buffer itself (extensions and forbidden trailer fields dropped, or de-chunked
+//! for an HTTP/1.0 client); what arrives after the body's end is handed back to the caller.
 //!
 //! Every read and every write waits at most the idle timeout for progress: a peer that stops
 //! reading (or sending) ends the exchange instead of holding the task, both sockets and the
@@ -61,21 +62,29 @@ pub async fn relay_body(
 ) -> Result<(Vec<u8>, u64), BodyError> {
     let mut moved = 0u64;
     loop {
-        let take = match &mut framing {
-            Framing::Length(left) => pending
-                .len()
-                .min(usize::try_from(*left).unwrap_or(usize::MAX)),
-            Framing::Chunked(s) => s.feed(&pending).map_err(|_| BodyError::BadChunk)?,
-            Framing::UntilClose => pending.len(),
+        // `take`: bytes of `pending` that belong to the body; `send`: how many of them, at the
+        // front of `pending`, go out (a chunked body is re-stated in place and may shrink).
+        let (take, send) = match &mut framing {
+            Framing::Length(left) => {
+                let take = pending
+                    .len()
+                    .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                (take, take)
+            }
+            Framing::Chunked(s) => {
+                let got = s.rewrite(&mut pending).map_err(|_| BodyError::BadChunk)?;
+                (got.consumed, got.kept)
+            }
+            Framing::UntilClose => (pending.len(), pending.len()),
         };
-        if take > 0 {
-            let (res, back) = write_within(dst, pending, 0..take, wait).await;
+        if send > 0 {
+            let (res, back) = write_within(dst, pending, 0..send, wait).await;
             pending = back.unwrap_or_default();
             res.map_err(|e| match e {
                 Stalled::TimedOut => BodyError::WriteTimeout,
                 Stalled::Failed => BodyError::WriteFailed,
             })?;
-            moved += take as u64;
+            moved += send as u64;
         }
         let done = match &mut framing {
             Framing::Length(left) => {
@@ -85,16 +94,21 @@ pub async fn relay_body(
             Framing::Chunked(s) => s.is_done(),
             Framing::UntilClose => false,
         };
+        // What was not taken stays: the next message when done; otherwise an incomplete
+        // trailer line the scanner wants again, in front of what comes next.
+        pending.drain(..take);
         if done {
-            pending.drain(..take);
             return Ok((pending, moved));
         }
-        pending.clear();
         if pending.capacity() < CHUNK {
-            pending.reserve(CHUNK);
+            pending.reserve(CHUNK - pending.len());
         }
-        let cap = pending.capacity();
-        let read = src.read(pending.slice_mut(0..cap));
+        let (len, cap) = (pending.len(), pending.capacity());
+        if len == cap {
+            // Cannot happen (a held trailer line is at most 16 KiB): refuse rather than spin.
+            return Err(BodyError::BadChunk);
+        }
+        let read = src.read(pending.slice_mut(len..cap));
         let Ok((res, slice)) = monoio::time::timeout(wait, read).await else {
             return Err(BodyError::Timeout);
         };

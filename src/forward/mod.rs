@@ -16,7 +16,7 @@ use monoio::net::TcpStream;
 use crate::acl::{self, Policy, Verdict};
 use crate::config::MAX_HEADERS_CAP;
 use crate::fill::{Filled, fill};
-use crate::http::chunked::ChunkedScanner;
+use crate::http::chunked::{ChunkedScanner, Output};
 use crate::http::head::{Body, Method, RequestHead};
 use crate::http::response::Reply;
 use crate::http::response_head::{self, ResponseBody};
@@ -130,7 +130,7 @@ pub async fn forward(
     let framing = match head.body {
         Body::None => None,
         Body::Length(n) => Some(Framing::Length(n)),
-        Body::Chunked => Some(Framing::Chunked(ChunkedScanner::new())),
+        Body::Chunked => Some(Framing::Chunked(ChunkedScanner::new(Output::Chunked))),
     };
     // A kept origin connection passed the pool's check but may still have been closed by the
     // origin a moment ago; that shows as a failed write or as EOF before any response byte. A
@@ -218,7 +218,7 @@ pub async fn forward(
     let framing = match rhead.body {
         ResponseBody::None => None,
         ResponseBody::Length(n) => Some(Framing::Length(n)),
-        ResponseBody::Chunked => Some(Framing::Chunked(ChunkedScanner::new())),
+        ResponseBody::Chunked => Some(Framing::Chunked(ChunkedScanner::new(Output::Chunked))),
         ResponseBody::UntilClose => Some(Framing::UntilClose),
     };
     let head_len = rhead.len as u64;
