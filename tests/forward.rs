@@ -1060,3 +1060,114 @@ fn a_malformed_chunk_extension_is_refused_both_ways() {
     let rest = read_until_closed(&mut s, Duration::from_secs(20)).expect("still open");
     assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
 }
+
+/// A chunked body of `content` in pieces of `piece` bytes, no extensions, no trailers.
+fn chunked(content: &[u8], piece: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in content.chunks(piece) {
+        out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// An origin answering every request with `head` (ending in its blank line) and `body`.
+fn fixed_origin(head: &'static str, body: Vec<u8>) -> SocketAddr {
+    serve(move |mut s| {
+        let _ = read_head(&mut s);
+        let _ = s.write_all(head.as_bytes());
+        let _ = s.write_all(&body);
+    })
+}
+
+#[test]
+fn every_transfer_coding_reaches_an_http_1_1_client_with_the_identical_bytes() {
+    // Bytes that look like a gzip stream; the proxy must not care what they are.
+    let content = pattern(3, 300_000);
+    let body = chunked(&content, 100_000);
+    let o = fixed_origin(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        body.clone(),
+    );
+    let proxy = Proxy::start(&[]);
+    let mut s = open(&proxy);
+    s.write_all(format!("GET http://{o}/ HTTP/1.1\r\n\r\n").as_bytes())
+        .unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 200, "{head}");
+    assert!(
+        head.contains("\r\nTransfer-Encoding: gzip, chunked\r\n"),
+        "{head}"
+    );
+    let mut got = vec![0u8; body.len()];
+    s.read_exact(&mut got).unwrap();
+    assert!(got == body, "the body changed on the way");
+    // And to the origin.
+    let (o, seen) = recording_origin();
+    let req = format!(
+        "POST http://{o}/ HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nabcde\r\n0\r\n\r\n"
+    );
+    let (code, head, _) = ask(&mut open(&proxy), req.as_bytes());
+    assert_eq!(code, 200, "{head}");
+    let (head, body) = seen.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(
+        head.contains("\r\nTransfer-Encoding: gzip, chunked\r\n"),
+        "{head}"
+    );
+    assert_eq!(body, b"5\r\nabcde\r\n0\r\n\r\n");
+}
+
+#[test]
+fn an_http_1_0_client_gets_a_chunked_response_de_chunked_and_close_delimited() {
+    let content = pattern(5, 300_000);
+    let mut body = chunked(&content[..299_995], 100_000);
+    // Extensions and a trailer on the way: gone too.
+    body.truncate(body.len() - 5);
+    body.extend_from_slice(b"5;e=\"1\"\r\n");
+    body.extend_from_slice(&content[299_995..]);
+    body.extend_from_slice(b"\r\n0\r\nX-T: 1\r\n\r\n");
+    let o = fixed_origin(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-O: 1\r\n\r\n",
+        body,
+    );
+    let proxy = Proxy::start(&[]);
+    for request in [
+        format!("GET http://{o}/ HTTP/1.0\r\n\r\n"),
+        format!("GET http://{o}/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+    ] {
+        let resp = {
+            let mut s = open(&proxy);
+            s.write_all(request.as_bytes()).unwrap();
+            read_until_closed(&mut s, Duration::from_secs(20)).expect("not close-delimited")
+        };
+        let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&resp[..split]);
+        assert_eq!(status(&head), 200, "{head}");
+        assert!(
+            !head.to_ascii_lowercase().contains("transfer-encoding"),
+            "{head}"
+        );
+        assert!(
+            !head.to_ascii_lowercase().contains("content-length"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+        assert!(head.contains("\r\nX-O: 1\r\n"), "{head}");
+        assert!(
+            resp[split..] == content[..],
+            "{request:?}: the content differs"
+        );
+    }
+    // A coding besides chunked cannot be told to a 1.0 client: 502, not coded bytes unlabelled.
+    let gz = fixed_origin(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        chunked(b"coded", 5),
+    );
+    let resp = exchange(
+        proxy.addr,
+        format!("GET http://{gz}/ HTTP/1.0\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(status(&resp), 502, "{resp}");
+}

@@ -186,7 +186,17 @@ pub async fn forward(
             Ok(h) => break h,
         }
     };
-    let close_client = request_cut || !head.persistent() || rhead.body == ResponseBody::UntilClose;
+    // An HTTP/1.0 client does not understand Transfer-Encoding (RFC 9112 §6.1: never sent to
+    // one): a chunked response reaches it de-chunked and delimited by the close instead. The
+    // origin connection's framing is intact, so it can still be kept.
+    let dechunk = rhead.body == ResponseBody::Chunked && head.minor_version == 0;
+    let close_client =
+        request_cut || dechunk || !head.persistent() || rhead.body == ResponseBody::UntilClose;
+    let client_body = if dechunk {
+        ResponseBody::UntilClose
+    } else {
+        rhead.body
+    };
     let mut client_head = Vec::with_capacity(rhead.len + 64);
     {
         let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS_CAP];
@@ -196,12 +206,20 @@ pub async fn forward(
             &rbuf[..rhead.len],
             &mut headers[..shard.limits.max_headers.min(MAX_HEADERS_CAP)],
         );
+        if dechunk && rewrite::has_other_codings(resp.headers) {
+            // `gzip, chunked` to an HTTP/1.0 client: after de-chunking, the gzip coding could
+            // only be said in Transfer-Encoding, which 1.0 does not have. Relabelling it as
+            // Content-Encoding would change the representation (validators, caches), passing
+            // it on unlabelled would hand over coded bytes as the content, and the proxy does
+            // not decode transfer codings: 502, before anything reached the client.
+            return Err(Reply::BadResponse);
+        }
         rewrite::write_response_head(
             &mut client_head,
             rhead.status,
             resp.reason.unwrap_or(""),
             resp.headers,
-            rhead.body,
+            client_body,
             config.via.as_deref(),
             close_client,
         );
@@ -218,7 +236,11 @@ pub async fn forward(
     let framing = match rhead.body {
         ResponseBody::None => None,
         ResponseBody::Length(n) => Some(Framing::Length(n)),
-        ResponseBody::Chunked => Some(Framing::Chunked(ChunkedScanner::new(Output::Chunked))),
+        ResponseBody::Chunked => Some(Framing::Chunked(ChunkedScanner::new(if dechunk {
+            Output::Data
+        } else {
+            Output::Chunked
+        }))),
         ResponseBody::UntilClose => Some(Framing::UntilClose),
     };
     let head_len = rhead.len as u64;
