@@ -1,7 +1,8 @@
 //! Plain HTTP forwarding of absolute-form requests (`GET http://host/path`): the request head is
 //! rewritten for the origin (`http::rewrite`), bodies are streamed in both directions under the
-//! framing the proxy parsed itself (Content-Length, chunked checked by `http::chunked`, or until
-//! close), and both connections stay open when the framing allows. One origin connection is kept
+//! framing the proxy parsed itself (Content-Length, chunked checked and re-stated by
+//! `http::chunked`, or until close), each read and write bounded by the idle timeout, and both
+//! connections stay open when the framing allows. One origin connection is kept
 //! per client connection and reused for its next request to the same host and port.
 
 mod body;
