@@ -63,7 +63,7 @@ struct Cli {
     /// Seconds to resolve and connect to a CONNECT target, else 504 [default: 10]
     #[arg(long, value_name = "SECS")]
     connect_timeout: Option<u64>,
-    /// Seconds a tunnel may sit with no bytes moving [default: 300]
+    /// Seconds a tunnel or a forwarded body may sit with no bytes moving [default: 300]
     #[arg(long, value_name = "SECS")]
     idle_timeout: Option<u64>,
     /// Seconds open tunnels get to finish on SIGTERM/SIGINT [default: 30]

@@ -425,3 +425,111 @@ fn an_idle_tunnel_keeps_little_heap() {
         );
     }
 }
+
+/// A keep-alive origin: reads each request's head and its `Content-Length` body, answers `ok`.
+fn upload_origin() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+                let mut w = s;
+                loop {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if r.read(&mut byte).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                    let len: usize = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; len];
+                    if r.read_exact(&mut body).is_err()
+                        || w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Sends one 256 KiB upload on `s` through the proxy and reads the answer.
+fn upload(s: &mut TcpStream, origin: SocketAddr) {
+    let body = vec![b'u'; 256 * 1024];
+    let head = format!(
+        "POST http://{origin}/up HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body).unwrap();
+    let want = b"HTTP/1.1 200 OK\r\n";
+    let mut got = vec![0u8; want.len()];
+    read_exactly(s, &mut got);
+    assert_eq!(got, want);
+    // The rest of the head and the 2-byte body.
+    let mut tail = Vec::new();
+    let mut byte = [0u8; 1];
+    while !tail.ends_with(b"\r\n\r\nok") {
+        read_exactly(s, &mut byte);
+        tail.push(byte[0]);
+    }
+}
+
+/// A kept-alive client connection that carried a request body does not keep the body relay's
+/// 64 KiB buffer while it waits for its next request (issue 13): the heap the worker keeps for
+/// it is a head-sized buffer and its task.
+#[test]
+fn an_idle_kept_alive_connection_gives_back_its_body_buffer() {
+    let _turn = take_turn();
+    for driver in [Driver::Uring, Driver::Epoll] {
+        let proxy = serve_counted(driver, config(""));
+        let origin = upload_origin();
+        // Warm: the pool's tables and the runtime's grow for the first ones.
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            let mut s = TcpStream::connect(proxy).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            upload(&mut s, origin);
+            clients.push(s);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let (before, _) = live_bytes();
+        let n = 32;
+        for _ in 0..n {
+            let mut s = TcpStream::connect(proxy).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            upload(&mut s, origin);
+            clients.push(s);
+        }
+        // The answer reaches the client a moment before its task is back to waiting: poll.
+        let limit = 8 * 1024;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let per_connection = loop {
+            let per = (live_bytes().0 - before) as f64 / f64::from(n);
+            if per <= f64::from(limit) || std::time::Instant::now() > deadline {
+                break per;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        eprintln!(
+            "{driver:?}: heap per idle kept-alive connection after an upload: {per_connection:.0} bytes"
+        );
+        drop(clients);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            per_connection <= f64::from(limit),
+            "{driver:?}: an idle connection keeps {per_connection:.0} bytes after a body"
+        );
+    }
+}

@@ -783,3 +783,391 @@ fn connection_bound_origin_auth_keeps_its_origin_connection_for_one_client() {
     assert_eq!(code, 401);
     assert_eq!(connections.load(Ordering::SeqCst), 2);
 }
+
+/// An origin that authenticates TCP connections, NTLM-style: a connection becomes authenticated
+/// by one request with `Authorization: NTLM …`, and every later request on it is then served as
+/// that user's, headers or not; an unauthenticated connection gets a 401 challenge. Each answer
+/// names the origin connection it came on (`X-Conn`) and whether that one was authenticated.
+fn connection_authenticating_origin() -> SocketAddr {
+    let next_id = Arc::new(AtomicUsize::new(0));
+    serve(move |s| {
+        let id = next_id.fetch_add(1, Ordering::SeqCst);
+        let mut authed = false;
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        while let Some(seen) = read_request(&mut r) {
+            authed |= seen
+                .headers
+                .iter()
+                .any(|(k, v)| k == "authorization" && v.starts_with("NTLM "));
+            let answer = if authed {
+                format!("HTTP/1.1 200 OK\r\nX-Conn: {id}\r\nContent-Length: 6\r\n\r\nauthed")
+            } else {
+                format!(
+                    "HTTP/1.1 401 Unauthorized\r\nX-Conn: {id}\r\nWWW-Authenticate: NTLM\r\nContent-Length: 0\r\n\r\n"
+                )
+            };
+            if w.write_all(answer.as_bytes()).is_err() {
+                break;
+            }
+        }
+    })
+}
+
+fn x_conn(head: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix("X-Conn: "))
+        .unwrap_or_else(|| panic!("no X-Conn in {head}"))
+        .to_owned()
+}
+
+#[test]
+fn a_connection_bound_by_origin_ntlm_stays_bound_after_a_plain_exchange() {
+    let o = connection_authenticating_origin();
+    // One worker: one pool, shared by both clients.
+    let proxy = Proxy::start(&["--workers", "1"]);
+    let mut alice = open(&proxy);
+    let get = format!("GET http://{o}/ HTTP/1.1\r\n\r\n");
+    let (code, head, _) = ask(&mut alice, get.as_bytes());
+    assert_eq!(code, 401, "{head}");
+    let authed = format!("GET http://{o}/ HTTP/1.1\r\nAuthorization: NTLM TlRMTVNTUAAD\r\n\r\n");
+    let (code, head, _) = ask(&mut alice, authed.as_bytes());
+    assert_eq!(code, 200, "{head}");
+    let alices = x_conn(&head);
+    // A plain exchange on the bound connection: neither head names NTLM any more.
+    let (code, head, body) = ask(&mut alice, get.as_bytes());
+    assert_eq!((code, body.as_str()), (200, "authed"), "{head}");
+    assert_eq!(x_conn(&head), alices);
+    // Another client's request must not be sent on Alice's authenticated origin connection.
+    let mut bob = open(&proxy);
+    let (code, head, _) = ask(&mut bob, get.as_bytes());
+    assert_ne!(
+        x_conn(&head),
+        alices,
+        "Bob was served on Alice's origin connection: {head}"
+    );
+    assert_eq!(code, 401, "{head}");
+    // Alice keeps hers.
+    let (code, head, _) = ask(&mut alice, get.as_bytes());
+    assert_eq!((code, x_conn(&head)), (200, alices));
+}
+
+/// Reads until the peer closes (EOF or a reset); what arrived, or `None` if it was still open
+/// after `within`.
+fn read_until_closed(s: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
+    let deadline = std::time::Instant::now() + within;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return Some(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(got),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_client_that_never_reads_a_large_response_is_cut_off_after_the_idle_timeout() {
+    const SIZE: usize = 64 << 20;
+    // The origin streams 64 MiB and reports how its writing ended.
+    let (tx, ended) = std::sync::mpsc::channel();
+    let o = serve(move |mut s| {
+        let _ = read_head(&mut s);
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {SIZE}\r\n\r\n");
+        let block = vec![b'x'; 64 * 1024];
+        let mut sent = 0;
+        let how = match s.write_all(head.as_bytes()) {
+            Err(_) => "cut",
+            Ok(()) => loop {
+                if sent >= SIZE {
+                    break "finished";
+                }
+                match s.write(&block[..block.len().min(SIZE - sent)]) {
+                    Ok(n) if n > 0 => sent += n,
+                    _ => break "cut",
+                }
+            },
+        };
+        let _ = tx.send(how);
+    });
+    let proxy = Proxy::start(&["--workers", "1", "--idle-timeout", "2"]);
+    let baseline = proxy.fds();
+    let mut s = open(&proxy);
+    s.write_all(format!("GET http://{o}/big HTTP/1.1\r\n\r\n").as_bytes())
+        .unwrap();
+    // Never read: the buffers fill, then nothing moves. The proxy must give up on both sides.
+    assert_eq!(
+        ended.recv_timeout(Duration::from_secs(20)),
+        Ok("cut"),
+        "the origin connection was not closed"
+    );
+    let got = read_until_closed(&mut s, Duration::from_secs(20))
+        .expect("the client connection was not closed");
+    assert!(got.len() < SIZE, "all of it arrived");
+    proxy.assert_fds_return_to(baseline);
+}
+
+#[test]
+fn an_origin_that_never_reads_a_large_upload_is_cut_off_after_the_idle_timeout() {
+    // The origin reads the head, then holds the connection without reading: the test keeps it.
+    let (tx, held) = std::sync::mpsc::channel::<TcpStream>();
+    let stuck = serve(move |mut s| {
+        let _ = read_head(&mut s);
+        let _ = tx.send(s);
+    });
+    let (o, _) = origin(mirror);
+    let proxy = Proxy::start(&["--workers", "1", "--idle-timeout", "2"]);
+    let mut s = open(&proxy);
+    let size: u64 = 64 << 20;
+    s.write_all(
+        format!("POST http://{stuck}/up HTTP/1.1\r\nContent-Length: {size}\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut w = s.try_clone().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let block = vec![b'u'; 64 * 1024];
+        for _ in 0..size / block.len() as u64 {
+            if w.write_all(&block).is_err() {
+                break;
+            }
+        }
+    });
+    let _origin_side = held.recv_timeout(Duration::from_secs(10)).unwrap();
+    let started = std::time::Instant::now();
+    let got = read_until_closed(&mut s, Duration::from_secs(20))
+        .expect("the client connection was still open 20 s later");
+    let text = String::from_utf8_lossy(&got);
+    // The 504 arrives unless the reset of the unread upload overtook it.
+    assert!(got.is_empty() || status(&text) == 504, "{text}");
+    eprintln!(
+        "client cut after {:?}: {:?}",
+        started.elapsed(),
+        text.lines().next()
+    );
+    drop(s);
+    feeder.join().unwrap();
+    // The worker is free: the next client is served.
+    let (code, _, body) = ask(
+        &mut open(&proxy),
+        format!("GET http://{o}/after HTTP/1.1\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(code, 200);
+    assert!(body.starts_with("GET /after\n"), "{body}");
+}
+
+/// An origin that records each request's head and raw body bytes exactly as they arrived (the
+/// body runs to its final empty line; the test bodies hold no blank line) and answers 200.
+fn recording_origin() -> (SocketAddr, std::sync::mpsc::Receiver<(String, Vec<u8>)>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let addr = serve(move |mut s| {
+        let head = read_head(&mut s);
+        let mut body = Vec::new();
+        let mut byte = [0u8; 1];
+        while !body.ends_with(b"\r\n\r\n") {
+            match s.read(&mut byte) {
+                Ok(1) => body.push(byte[0]),
+                _ => break,
+            }
+        }
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let _ = tx.send((head, body));
+    });
+    (addr, rx)
+}
+
+#[test]
+fn chunk_extensions_and_forbidden_trailer_fields_never_reach_the_origin() {
+    let (o, seen) = recording_origin();
+    let proxy = Proxy::start(&[]);
+    let mut s = open(&proxy);
+    let req = format!(
+        "POST http://{o}/up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+         5;a=1;b=\"x y\"\r\nhello\r\n7 ;q\r\n, world\r\n0;last=1\r\nContent-Length: 5\r\nX-Ok: 1\r\nHost: evil.example\r\n\r\n"
+    );
+    let (code, head, _) = ask(&mut s, req.as_bytes());
+    assert_eq!(code, 200, "{head}");
+    let (head, body) = seen.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(
+        head.contains("\r\nTransfer-Encoding: chunked\r\n"),
+        "{head}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "5\r\nhello\r\n7\r\n, world\r\n0\r\nX-Ok: 1\r\n\r\n"
+    );
+    // The same on the way back.
+    let chunky = serve(|mut s| {
+        let _ = read_head(&mut s);
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=\"v\"\r\nhello\r\n0\r\nSet-Cookie: a=1\r\nX-T: 1\r\n\r\n",
+        );
+    });
+    let mut s = open(&proxy);
+    s.write_all(format!("GET http://{chunky}/ HTTP/1.1\r\n\r\n").as_bytes())
+        .unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 200, "{head}");
+    let mut body = Vec::new();
+    let mut byte = [0u8; 1];
+    while !body.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        body.push(byte[0]);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"
+    );
+}
+
+#[test]
+fn a_malformed_chunk_extension_is_refused_both_ways() {
+    let (o, _seen) = recording_origin();
+    let proxy = Proxy::start(&[]);
+    // Request: an unbalanced quote in an extension is a 400.
+    let resp = exchange(
+        proxy.addr,
+        format!(
+            "POST http://{o}/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;x=\"open\r\nhello\r\n0\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status(&resp), 400, "{resp}");
+    // Response: the head has gone out; the body is cut before any of it is passed on.
+    let bad = serve(|mut s| {
+        let _ = read_head(&mut s);
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=\"open\r\nhello\r\n0\r\n\r\n",
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    let mut s = open(&proxy);
+    s.write_all(format!("GET http://{bad}/ HTTP/1.1\r\n\r\n").as_bytes())
+        .unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 200, "{head}");
+    let rest = read_until_closed(&mut s, Duration::from_secs(20)).expect("still open");
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+}
+
+/// A chunked body of `content` in pieces of `piece` bytes, no extensions, no trailers.
+fn chunked(content: &[u8], piece: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in content.chunks(piece) {
+        out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// An origin answering every request with `head` (ending in its blank line) and `body`.
+fn fixed_origin(head: &'static str, body: Vec<u8>) -> SocketAddr {
+    serve(move |mut s| {
+        let _ = read_head(&mut s);
+        let _ = s.write_all(head.as_bytes());
+        let _ = s.write_all(&body);
+    })
+}
+
+#[test]
+fn every_transfer_coding_reaches_an_http_1_1_client_with_the_identical_bytes() {
+    // Bytes that look like a gzip stream; the proxy must not care what they are.
+    let content = pattern(3, 300_000);
+    let body = chunked(&content, 100_000);
+    let o = fixed_origin(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        body.clone(),
+    );
+    let proxy = Proxy::start(&[]);
+    let mut s = open(&proxy);
+    s.write_all(format!("GET http://{o}/ HTTP/1.1\r\n\r\n").as_bytes())
+        .unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(status(&head), 200, "{head}");
+    assert!(
+        head.contains("\r\nTransfer-Encoding: gzip, chunked\r\n"),
+        "{head}"
+    );
+    let mut got = vec![0u8; body.len()];
+    s.read_exact(&mut got).unwrap();
+    assert!(got == body, "the body changed on the way");
+    // And to the origin.
+    let (o, seen) = recording_origin();
+    let req = format!(
+        "POST http://{o}/ HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nabcde\r\n0\r\n\r\n"
+    );
+    let (code, head, _) = ask(&mut open(&proxy), req.as_bytes());
+    assert_eq!(code, 200, "{head}");
+    let (head, body) = seen.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(
+        head.contains("\r\nTransfer-Encoding: gzip, chunked\r\n"),
+        "{head}"
+    );
+    assert_eq!(body, b"5\r\nabcde\r\n0\r\n\r\n");
+}
+
+#[test]
+fn an_http_1_0_client_gets_a_chunked_response_de_chunked_and_close_delimited() {
+    let content = pattern(5, 300_000);
+    let mut body = chunked(&content[..299_995], 100_000);
+    // Extensions and a trailer on the way: gone too.
+    body.truncate(body.len() - 5);
+    body.extend_from_slice(b"5;e=\"1\"\r\n");
+    body.extend_from_slice(&content[299_995..]);
+    body.extend_from_slice(b"\r\n0\r\nX-T: 1\r\n\r\n");
+    let o = fixed_origin(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-O: 1\r\n\r\n",
+        body,
+    );
+    let proxy = Proxy::start(&[]);
+    for request in [
+        format!("GET http://{o}/ HTTP/1.0\r\n\r\n"),
+        format!("GET http://{o}/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+    ] {
+        let resp = {
+            let mut s = open(&proxy);
+            s.write_all(request.as_bytes()).unwrap();
+            read_until_closed(&mut s, Duration::from_secs(20)).expect("not close-delimited")
+        };
+        let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&resp[..split]);
+        assert_eq!(status(&head), 200, "{head}");
+        assert!(
+            !head.to_ascii_lowercase().contains("transfer-encoding"),
+            "{head}"
+        );
+        assert!(
+            !head.to_ascii_lowercase().contains("content-length"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+        assert!(head.contains("\r\nX-O: 1\r\n"), "{head}");
+        assert!(
+            resp[split..] == content[..],
+            "{request:?}: the content differs"
+        );
+    }
+    // A coding besides chunked cannot be told to a 1.0 client: 502, not coded bytes unlabelled.
+    let gz = fixed_origin(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        chunked(b"coded", 5),
+    );
+    let resp = exchange(
+        proxy.addr,
+        format!("GET http://{gz}/ HTTP/1.0\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(status(&resp), 502, "{resp}");
+}

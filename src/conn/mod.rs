@@ -188,7 +188,13 @@ pub async fn serve(
                 ))
                 .await;
                 match forwarded {
-                    Ok(forward::Next::ReadNext) => continue,
+                    Ok(forward::Next::ReadNext) => {
+                        // A body relay grew the buffer to its 64 KiB chunk; an idle kept-alive
+                        // connection gives that back and waits with a head-sized buffer (what
+                        // the client already sent, a pipelined request, is kept).
+                        buf.shrink_to(INITIAL_BUFFER.min(shard.limits.max_head_bytes));
+                        continue;
+                    }
                     Ok(forward::Next::Closed) => return,
                     Ok(forward::Next::Linger) => return reject::linger(&mut stream, buf).await,
                     Err(reply) => reply,

@@ -1,11 +1,17 @@
 //! Streaming one message body from one connection to another under a framing the proxy parsed:
-//! the bytes pass through unchanged (chunked framing included, after the strict scanner checked
-//! it), and what arrives after the body's end is handed back to the caller.
+//! the bytes pass through unchanged, except a chunked body, which the strict scanner re-states
+//! in the receive buffer itself (extensions and forbidden trailer fields dropped, or de-chunked
+//! for an HTTP/1.0 client); what arrives after the body's end is handed back to the caller.
+//!
+//! Every read and every write waits at most the idle timeout for progress: a peer that stops
+//! reading (or sending) ends the exchange instead of holding the task, both sockets and the
+//! buffer forever. A write cut by its timeout loses its buffer to the cancelled operation
+//! (monoio's owned-buffer I/O), so the exchange cannot continue after one: the caller closes.
 
 use std::time::Duration;
 
 use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
 
 use crate::http::chunked::ChunkedScanner;
@@ -23,8 +29,10 @@ pub enum Framing {
 pub enum BodyError {
     /// The sender closed or failed before the body's end.
     Truncated,
-    /// Nothing moved for the idle timeout.
+    /// The sender sent nothing for the idle timeout.
     Timeout,
+    /// The receiver took nothing for the idle timeout.
+    WriteTimeout,
     /// The receiver failed.
     WriteFailed,
     BadChunk,
@@ -37,6 +45,7 @@ impl BodyError {
             BodyError::Truncated => Reply::ClientGone,
             BodyError::WriteFailed => Reply::OriginClosed,
             BodyError::Timeout => Reply::HeaderTimeout,
+            BodyError::WriteTimeout => Reply::OriginTimeout,
             BodyError::BadChunk => Reply::BadFraming,
         }
     }
@@ -53,18 +62,29 @@ pub async fn relay_body(
 ) -> Result<(Vec<u8>, u64), BodyError> {
     let mut moved = 0u64;
     loop {
-        let take = match &mut framing {
-            Framing::Length(left) => pending
-                .len()
-                .min(usize::try_from(*left).unwrap_or(usize::MAX)),
-            Framing::Chunked(s) => s.feed(&pending).map_err(|_| BodyError::BadChunk)?,
-            Framing::UntilClose => pending.len(),
+        // `take`: bytes of `pending` that belong to the body; `send`: how many of them, at the
+        // front of `pending`, go out (a chunked body is re-stated in place and may shrink).
+        let (take, send) = match &mut framing {
+            Framing::Length(left) => {
+                let take = pending
+                    .len()
+                    .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                (take, take)
+            }
+            Framing::Chunked(s) => {
+                let got = s.rewrite(&mut pending).map_err(|_| BodyError::BadChunk)?;
+                (got.consumed, got.kept)
+            }
+            Framing::UntilClose => (pending.len(), pending.len()),
         };
-        if take > 0 {
-            let (res, slice) = dst.write_all(pending.slice(0..take)).await;
-            pending = slice.into_inner();
-            res.map_err(|_| BodyError::WriteFailed)?;
-            moved += take as u64;
+        if send > 0 {
+            let (res, back) = write_within(dst, pending, 0..send, wait).await;
+            pending = back.unwrap_or_default();
+            res.map_err(|e| match e {
+                Stalled::TimedOut => BodyError::WriteTimeout,
+                Stalled::Failed => BodyError::WriteFailed,
+            })?;
+            moved += send as u64;
         }
         let done = match &mut framing {
             Framing::Length(left) => {
@@ -74,16 +94,21 @@ pub async fn relay_body(
             Framing::Chunked(s) => s.is_done(),
             Framing::UntilClose => false,
         };
+        // What was not taken stays: the next message when done; otherwise an incomplete
+        // trailer line the scanner wants again, in front of what comes next.
+        pending.drain(..take);
         if done {
-            pending.drain(..take);
             return Ok((pending, moved));
         }
-        pending.clear();
         if pending.capacity() < CHUNK {
-            pending.reserve(CHUNK);
+            pending.reserve(CHUNK - pending.len());
         }
-        let cap = pending.capacity();
-        let read = src.read(pending.slice_mut(0..cap));
+        let (len, cap) = (pending.len(), pending.capacity());
+        if len == cap {
+            // Cannot happen (a held trailer line is at most 16 KiB): refuse rather than spin.
+            return Err(BodyError::BadChunk);
+        }
+        let read = src.read(pending.slice_mut(len..cap));
         let Ok((res, slice)) = monoio::time::timeout(wait, read).await else {
             return Err(BodyError::Timeout);
         };
@@ -94,4 +119,38 @@ pub async fn relay_body(
             Ok(_) => {}
         }
     }
+}
+
+/// Why [`write_within`] stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stalled {
+    /// The write failed (the peer closed or reset).
+    Failed,
+    /// The peer took no byte for the wait; the buffer went with the cancelled write.
+    TimedOut,
+}
+
+/// Writes `buf[range]` to `dst`, waiting at most `wait` for each step of progress (a slow reader
+/// that keeps taking bytes is not cut off; one that takes none for `wait` is). Hands the buffer
+/// back, except after a timeout: then it is lost with the cancelled write (`None`), so the
+/// caller must end the exchange.
+pub async fn write_within<B: IoBuf>(
+    dst: &mut TcpStream,
+    mut buf: B,
+    range: std::ops::Range<usize>,
+    wait: Duration,
+) -> (Result<(), Stalled>, Option<B>) {
+    let mut at = range.start;
+    while at < range.end {
+        let write = dst.write(buf.slice(at..range.end));
+        let Ok((res, slice)) = monoio::time::timeout(wait, write).await else {
+            return (Err(Stalled::TimedOut), None);
+        };
+        buf = slice.into_inner();
+        match res {
+            Ok(0) | Err(_) => return (Err(Stalled::Failed), Some(buf)),
+            Ok(n) => at += n,
+        }
+    }
+    (Ok(()), Some(buf))
 }

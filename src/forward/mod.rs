@@ -1,7 +1,8 @@
 //! Plain HTTP forwarding of absolute-form requests (`GET http://host/path`): the request head is
 //! rewritten for the origin (`http::rewrite`), bodies are streamed in both directions under the
-//! framing the proxy parsed itself (Content-Length, chunked checked by `http::chunked`, or until
-//! close), and both connections stay open when the framing allows. One origin connection is kept
+//! framing the proxy parsed itself (Content-Length, chunked checked and re-stated by
+//! `http::chunked`, or until close), each read and write bounded by the idle timeout, and both
+//! connections stay open when the framing allows. One origin connection is kept
 //! per client connection and reused for its next request to the same host and port.
 
 mod body;
@@ -11,13 +12,12 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use crate::acl::{self, Policy, Verdict};
 use crate::config::MAX_HEADERS_CAP;
 use crate::fill::{Filled, fill};
-use crate::http::chunked::ChunkedScanner;
+use crate::http::chunked::{ChunkedScanner, Output};
 use crate::http::head::{Body, Method, RequestHead};
 use crate::http::response::Reply;
 use crate::http::response_head::{self, ResponseBody};
@@ -26,7 +26,7 @@ use crate::http::target::parse_absolute_http;
 use crate::http::target::parse_authority;
 use crate::shard::Shard;
 use crate::upstream::dial::{DialError, dial};
-use body::{BodyError, Framing, relay_body};
+use body::{BodyError, Framing, relay_body, write_within};
 use pool::{Key, Upstream};
 
 /// What the connection loop does after a forwarded request.
@@ -95,9 +95,10 @@ pub async fn forward(
         let port = target.authority.port;
         // A connection pinned to this client (origin authentication bound to it) comes first; a
         // kept connection serves this request only if its address passes this request's check.
-        let kept = match pinned.take() {
-            Some(up) if up.key.is(host, port) => Some(*up),
-            _ => shard.upstreams.take(host, port),
+        // A pinned connection to another origin stays pinned for a later request to its own.
+        let kept = match pinned.take_if(|up| up.key.is(host, port)) {
+            Some(up) => Some(*up),
+            None => shard.upstreams.take(host, port),
         };
         let pooled = match kept {
             Some(up) if policy.check_address(&request, up.addr, per_address).is_ok() => Ok(up),
@@ -120,7 +121,7 @@ pub async fn forward(
     };
     if head.expect_continue && head.body != Body::None {
         // The proxy answers the expectation itself and does not forward it (see rewrite.rs).
-        let (res, _) = client.write_all(INTERIM_100).await;
+        let (res, _) = write_within(client, INTERIM_100, 0..INTERIM_100.len(), wait).await;
         res.map_err(|_| Reply::ClientGone)?;
     }
 
@@ -130,7 +131,7 @@ pub async fn forward(
     let framing = match head.body {
         Body::None => None,
         Body::Length(n) => Some(Framing::Length(n)),
-        Body::Chunked => Some(Framing::Chunked(ChunkedScanner::new())),
+        Body::Chunked => Some(Framing::Chunked(ChunkedScanner::new(Output::Chunked))),
     };
     // A kept origin connection passed the pool's check but may still have been closed by the
     // origin a moment ago; that shows as a failed write or as EOF before any response byte. A
@@ -144,7 +145,13 @@ pub async fn forward(
     let mut request_cut = false;
     let mut rbuf: Vec<u8> = Vec::with_capacity(4096);
     let rhead = loop {
-        let (res, back) = up.stream.write_all(out).await;
+        let len = out.len();
+        let (res, back) = write_within(&mut up.stream, out, 0..len, wait).await;
+        let Some(back) = back else {
+            // The origin took nothing of the head for the idle timeout: the head went with the
+            // cancelled write, and this origin connection is dropped (closed) here.
+            return Err(Reply::OriginTimeout);
+        };
         out = back;
         if res.is_err() {
             if reused && retryable {
@@ -180,7 +187,17 @@ pub async fn forward(
             Ok(h) => break h,
         }
     };
-    let close_client = request_cut || !head.persistent() || rhead.body == ResponseBody::UntilClose;
+    // An HTTP/1.0 client does not understand Transfer-Encoding (RFC 9112 §6.1: never sent to
+    // one): a chunked response reaches it de-chunked and delimited by the close instead. The
+    // origin connection's framing is intact, so it can still be kept.
+    let dechunk = rhead.body == ResponseBody::Chunked && head.minor_version == 0;
+    let close_client =
+        request_cut || dechunk || !head.persistent() || rhead.body == ResponseBody::UntilClose;
+    let client_body = if dechunk {
+        ResponseBody::UntilClose
+    } else {
+        rhead.body
+    };
     let mut client_head = Vec::with_capacity(rhead.len + 64);
     {
         let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS_CAP];
@@ -190,12 +207,20 @@ pub async fn forward(
             &rbuf[..rhead.len],
             &mut headers[..shard.limits.max_headers.min(MAX_HEADERS_CAP)],
         );
+        if dechunk && rewrite::has_other_codings(resp.headers) {
+            // `gzip, chunked` to an HTTP/1.0 client: after de-chunking, the gzip coding could
+            // only be said in Transfer-Encoding, which 1.0 does not have. Relabelling it as
+            // Content-Encoding would change the representation (validators, caches), passing
+            // it on unlabelled would hand over coded bytes as the content, and the proxy does
+            // not decode transfer codings: 502, before anything reached the client.
+            return Err(Reply::BadResponse);
+        }
         rewrite::write_response_head(
             &mut client_head,
             rhead.status,
             resp.reason.unwrap_or(""),
             resp.headers,
-            rhead.body,
+            client_body,
             config.via.as_deref(),
             close_client,
         );
@@ -203,20 +228,27 @@ pub async fn forward(
     let response_body = rbuf.split_off(rhead.len);
     shard.metrics.request(head.method as usize, rhead.status);
     tracing::debug!(%peer, host = up.key.host(), status = rhead.status, reused, request_cut, "forwarded");
-    let (res, _) = client.write_all(client_head).await;
+    let len = client_head.len();
+    let (res, _) = write_within(client, client_head, 0..len, wait).await;
     if res.is_err() {
+        // Gone or not reading for the idle timeout: both connections close.
         return Ok(Next::Closed);
     }
     let framing = match rhead.body {
         ResponseBody::None => None,
         ResponseBody::Length(n) => Some(Framing::Length(n)),
-        ResponseBody::Chunked => Some(Framing::Chunked(ChunkedScanner::new())),
+        ResponseBody::Chunked => Some(Framing::Chunked(ChunkedScanner::new(if dechunk {
+            Output::Data
+        } else {
+            Output::Chunked
+        }))),
         ResponseBody::UntilClose => Some(Framing::UntilClose),
     };
     let head_len = rhead.len as u64;
     let (clean, body_len) = match framing {
         None => (response_body.is_empty(), 0),
-        // The response has started: a failure now can only cut the client connection.
+        // The response has started: a failure now (either peer gone, or no byte moved for the
+        // idle timeout) can only cut both connections.
         Some(f) => match relay_body(&mut up.stream, client, response_body, f, wait).await {
             Ok((extra, moved)) => (extra.is_empty(), moved),
             Err(_) => return Ok(Next::Closed),
@@ -240,10 +272,13 @@ pub async fn forward(
             },
         });
     }
+    // NTLM or Negotiate with the origin authenticates the connection, not the request: once a
+    // head carried it, the connection stays with this client connection for good, also after
+    // later exchanges without those fields (the origin still treats it as authenticated), and
+    // never serves anyone else. One that cannot be kept is closed (dropped here).
+    up.bound |= binds_connection(&out) || binds_connection(&rbuf[..rhead.len]);
     if clean && !request_cut && !rhead.closes && rhead.body != ResponseBody::UntilClose {
-        if binds_connection(&out) || binds_connection(&rbuf[..rhead.len]) {
-            // NTLM or Negotiate with the origin authenticates the connection, not the request:
-            // it stays with this client connection and never serves anyone else.
+        if up.bound {
             *pinned = Some(Box::new(up));
         } else {
             shard.upstreams.put(up);
@@ -353,7 +388,12 @@ impl Dialer<'_> {
                 Reply::from(&e)
             })?;
         let addr = stream.peer_addr().map_err(|_| Reply::ConnectFailed)?;
-        Ok(Upstream { stream, addr, key })
+        Ok(Upstream {
+            stream,
+            addr,
+            key,
+            bound: false,
+        })
     }
 }
 

@@ -50,6 +50,10 @@ pub struct Upstream {
     /// The origin's address (what the policy checked when it was dialled).
     pub addr: SocketAddr,
     pub key: Key,
+    /// Carried connection-bound origin authentication (NTLM, Negotiate): the origin treats it as
+    /// one user's. Set once and never cleared; such a connection is never put in the pool, only
+    /// reused by the client connection that bound it, and closed when that cannot be.
+    pub bound: bool,
 }
 
 struct Idle {
@@ -136,7 +140,8 @@ impl Pool {
     /// Keeps `up` for reuse, making room by closing the oldest connection of its key, or of all
     /// keys, when full.
     pub fn put(&self, up: Upstream) {
-        if self.per_key == 0 {
+        // A bound connection belongs to one client (see `Upstream::bound`): never shared.
+        if self.per_key == 0 || up.bound {
             return;
         }
         let mut idle = self.idle.borrow_mut();

@@ -211,7 +211,16 @@ pub(crate) fn scan_fields(
                 .next()
                 .map(trim)
                 .unwrap_or_default();
-            if !last.eq_ignore_ascii_case(b"chunked") {
+            // Chunked last, and only there (RFC 9112 §6.1: never applied twice): the codings
+            // are passed on as a list, and `chunked, chunked` would be read twice by the next.
+            let chunked_before_last = te
+                .split(|&b| b == b',')
+                .map(trim)
+                .filter(|c| !c.is_empty())
+                .filter(|c| c.eq_ignore_ascii_case(b"chunked"))
+                .count()
+                > 1;
+            if !last.eq_ignore_ascii_case(b"chunked") || chunked_before_last {
                 return Err(HeadError::BadFraming);
             }
             Body::Chunked
@@ -376,7 +385,7 @@ mod tests {
     #[test]
     fn fields_table() {
         type Want = Result<(Body, bool, bool, bool), HeadError>;
-        let rows: [(&str, Want); 18] = [
+        let rows: [(&str, Want); 20] = [
             ("", Ok((Body::None, false, false, true))),
             (
                 "Content-Length: 5\r\n",
@@ -411,6 +420,14 @@ mod tests {
             (
                 "Transfer-Encoding: chunked, gzip\r\n",
                 Err(HeadError::BadFraming),
+            ),
+            (
+                "Transfer-Encoding: chunked, chunked\r\n",
+                Err(HeadError::BadFraming),
+            ),
+            (
+                "Transfer-Encoding: gzip, , chunked\r\n",
+                Ok((Body::Chunked, false, false, true)),
             ),
             (
                 "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n",

@@ -1,7 +1,8 @@
 //! The heads a forward proxy passes on (RFC 9110 §7.6, RFC 9112 §3.2): to the origin, the
 //! origin-form target with `Host` from the request-target; to the client, the origin's status and
 //! fields. Both ways hop-by-hop fields (and those `Connection` names) are removed, the framing is
-//! re-stated from what the proxy parsed, and `Via` is added. Pure functions writing into a buffer.
+//! re-stated from what the proxy parsed (every transfer coding kept: `gzip, chunked` stays
+//! `gzip, chunked`), and `Via` is added. Pure functions writing into a buffer.
 
 use std::io::Write as _;
 use std::net::IpAddr;
@@ -43,6 +44,40 @@ fn named_by_connection(name: &str, headers: &[httparse::Header<'_>]) -> bool {
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))
         .flat_map(|h| h.value.split(|&b| b == b','))
         .any(|token| token.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+}
+
+/// The codings of the `Transfer-Encoding` field (`scan_fields` allowed only one such field).
+fn transfer_codings<'h>(headers: &[httparse::Header<'h>]) -> impl Iterator<Item = &'h [u8]> {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
+        .flat_map(|h| h.value.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty())
+}
+
+/// Whether the message carries a transfer coding besides `chunked` (e.g. `gzip, chunked`).
+pub fn has_other_codings(headers: &[httparse::Header<'_>]) -> bool {
+    transfer_codings(headers).any(|c| !c.eq_ignore_ascii_case(b"chunked"))
+}
+
+/// `Transfer-Encoding: …` for a chunked message: the codings as sent, normalised as a list
+/// (`chunked` is the last; `scan_fields` checked it). Dropping the others would pass on, say,
+/// gzip-coded bytes as if they were the content.
+fn write_transfer_encoding(out: &mut Vec<u8>, headers: &[httparse::Header<'_>]) {
+    out.extend_from_slice(b"Transfer-Encoding: ");
+    let mut any = false;
+    for coding in transfer_codings(headers) {
+        if any {
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(coding);
+        any = true;
+    }
+    if !any {
+        out.extend_from_slice(b"chunked");
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Appends the request head for the origin to `out`.
@@ -87,7 +122,7 @@ pub fn write_request_head(
         Body::Length(n) => {
             let _ = write!(out, "Content-Length: {n}\r\n");
         }
-        Body::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        Body::Chunked => write_transfer_encoding(out, headers),
     }
     if let Some(via) = add.via {
         let _ = write!(out, "Via: 1.1 {via}\r\n");
@@ -132,7 +167,7 @@ pub fn write_response_head(
         ResponseBody::Length(n) => {
             let _ = write!(out, "Content-Length: {n}\r\n");
         }
-        ResponseBody::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        ResponseBody::Chunked => write_transfer_encoding(out, headers),
     }
     if let Some(via) = via {
         let _ = write!(out, "Via: 1.1 {via}\r\n");
@@ -178,6 +213,26 @@ mod tests {
             out,
             "HTTP/1.1 200 OK\r\nServer: o\r\nWWW-Authenticate: Basic realm=\"o\"\r\nTransfer-Encoding: chunked\r\nVia: 1.1 ringgate\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn responses_keep_every_transfer_coding() {
+        let text = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+        let out = rewrite_response(text, ResponseBody::Chunked, false);
+        assert!(
+            out.contains("\r\nTransfer-Encoding: gzip, chunked\r\n"),
+            "{out}"
+        );
+        assert_eq!(out.matches("Transfer-Encoding").count(), 1, "{out}");
+        let mut headers = [httparse::EMPTY_HEADER; 4];
+        let mut resp = httparse::Response::new(&mut headers);
+        resp.parse(text.as_bytes()).unwrap();
+        assert!(has_other_codings(resp.headers));
+        let mut headers = [httparse::EMPTY_HEADER; 4];
+        let mut resp = httparse::Response::new(&mut headers);
+        resp.parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n")
+            .unwrap();
+        assert!(!has_other_codings(resp.headers));
     }
 
     #[test]
@@ -256,7 +311,12 @@ mod tests {
         let req = "POST http://a/ HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
         assert_eq!(
             rewrite(req, Body::Chunked, PLAIN),
-            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+        );
+        let req = "POST http://a/ HTTP/1.1\r\nTransfer-Encoding:  gzip,,Chunked \r\n\r\n";
+        assert_eq!(
+            rewrite(req, Body::Chunked, PLAIN),
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n"
         );
     }
 
