@@ -359,9 +359,22 @@ impl RawConfig {
         let credential_ttl = secs("credential_ttl_secs", self.credential_ttl_secs)?;
         // 0: a session lasts as long as the credential that opened it is trusted.
         let session_ttl = match req("session_ttl_secs", self.session_ttl_secs)? {
-            0 => credential_ttl,
-            n => secs("session_ttl_secs", Some(n))?,
+            0 => None,
+            n => Some(secs("session_ttl_secs", Some(n))?),
         };
+        let guess_rate = bounded(
+            "auth_guess_rate_per_client",
+            self.auth_guess_rate_per_client,
+            0,
+            1_000_000,
+        )?;
+        if guess_rate > 0 && delay_max == 0 {
+            return Err(invalid(
+                "auth_guess_rate_per_client",
+                guess_rate,
+                "needs auth_failure_delay_max_ms above 0 (the longest wait for a spent budget), or 0",
+            ));
+        }
         let via = req("via", self.via)?;
         if via.len() > 64 || !via.bytes().all(is_via_byte) {
             return Err(invalid(
@@ -394,13 +407,8 @@ impl RawConfig {
             users,
             users_watch: (watch > 0).then(|| Duration::from_secs(watch)),
             credential_ttl,
-            session_ttl,
-            auth_guess_rate_per_client: bounded(
-                "auth_guess_rate_per_client",
-                self.auth_guess_rate_per_client,
-                0,
-                1_000_000,
-            )?,
+            session_ttl_secs: session_ttl,
+            auth_guess_rate_per_client: guess_rate,
             max_password_bytes: bounded("max_password_bytes", self.max_password_bytes, 1, 65_536)?,
             max_challenges_per_connection: bounded(
                 "max_challenges_per_connection",
@@ -555,8 +563,9 @@ pub struct Config {
     /// How often user files are checked for changes; `None`: only on SIGHUP.
     pub users_watch: Option<Duration>,
     pub credential_ttl: Duration,
-    /// How long an authenticated connection may omit credentials before it must send them again.
-    pub session_ttl: Duration,
+    /// How long an authenticated connection may omit credentials before it must send them again;
+    /// `None`: as long as `credential_ttl` (see [`Config::session_ttl`]).
+    pub session_ttl_secs: Option<Duration>,
     /// New wrong guesses per second one client may make across all user names before its new
     /// guesses wait; 0 = no such budget.
     pub auth_guess_rate_per_client: u32,
@@ -654,6 +663,11 @@ impl PolicyConfig {
 }
 
 impl Config {
+    /// How long a session lasts: `session_ttl_secs`, or `credential_ttl_secs` when that is 0.
+    pub fn session_ttl(&self) -> Duration {
+        self.session_ttl_secs.unwrap_or(self.credential_ttl)
+    }
+
     /// Layers the embedded default, an optional file and the flags' layer, then validates.
     pub fn load(
         file: Option<&Path>,
@@ -707,7 +721,7 @@ impl Config {
             verifier_queue: Some(self.verifier_queue),
             auth_failure_delay_ms: Some(self.auth_failure_delay.as_millis() as u64),
             auth_failure_delay_max_ms: Some(self.auth_failure_delay_max.as_millis() as u64),
-            session_ttl_secs: Some(self.session_ttl.as_secs()),
+            session_ttl_secs: Some(self.session_ttl_secs.map_or(0, |d| d.as_secs())),
             auth_guess_rate_per_client: Some(self.auth_guess_rate_per_client),
             max_password_bytes: Some(self.max_password_bytes),
             max_challenges_per_connection: Some(self.max_challenges_per_connection),

@@ -251,11 +251,18 @@ impl AccessLog {
 /// its `@` on. Absolute URLs (`scheme://user:password@host/…`) and authorities (`user:pw@host:443`,
 /// as a CONNECT may send) alike; an `@` in a path or query is not user info.
 fn split_userinfo(target: &[u8]) -> Option<(&[u8], &[u8])> {
+    let scheme = |s: &[u8]| {
+        s.first().is_some_and(u8::is_ascii_alphabetic)
+            && s.iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    };
+    // `://` counts only right after a scheme (RFC 3986 §3.1): `bob:pw@h/?u=http://x` is an
+    // authority with user info, not a URL whose authority starts in its query.
     let start = match target.windows(3).position(|w| w == b"://") {
-        Some(scheme_end) => scheme_end + 3,
+        Some(scheme_end) if scheme(&target[..scheme_end]) => scheme_end + 3,
         // Origin-form (`/path`) and `*` have no authority.
-        None if matches!(target.first(), Some(b'/' | b'*') | None) => return None,
-        None => 0,
+        _ if matches!(target.first(), Some(b'/' | b'*') | None) => return None,
+        _ => 0,
     };
     let authority_end = target[start..]
         .iter()
@@ -478,6 +485,8 @@ mod tests {
             (b"*", b"*"),
             (b"", b""),
             (b"HTTP://u:p@h", b"HTTP://***@h"),
+            (b"bob:pw@h/p?u=http://x", b"***@h/p?u=http://x"),
+            (b"bob:pw@h:443", b"***@h:443"),
         ] {
             assert_eq!(&*without_userinfo(target), want);
             let mut line = Vec::new();

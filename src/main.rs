@@ -114,10 +114,10 @@ struct Cli {
     /// Longest such delay in milliseconds [default: 3000]
     #[arg(long, value_name = "MS")]
     auth_failure_delay_max: Option<u64>,
-    /// New wrong guesses per second per client across all users; 0 = no budget [default: 10]
+    /// New wrong guesses per second per client and worker, all users; 0 = none [default: 10]
     #[arg(long, value_name = "N")]
     auth_guess_rate_per_client: Option<u32>,
-    /// Seconds an authenticated connection may omit credentials ; 0 = the credential TTL [default: 0]
+    /// Seconds an authenticated connection may omit credentials; 0 = the credential TTL [default: 0]
     #[arg(long, value_name = "SECS")]
     session_ttl: Option<u64>,
     /// Longest Basic user name or password checked; longer ones get 407 [default: 1024]

@@ -220,11 +220,14 @@ fn a_warmed_connection_answers_10000_challenges_without_allocating() {
                  failed_credential_ttl_secs = 3600",
             ),
         );
-        // Without credentials, and with a stale password (known wrong after its first check).
+        // Without credentials, with a stale password and with a malformed value (both known
+        // after their first check).
         for request in [
             &b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n"[..],
             b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\
               Proxy-Authorization: Basic YWxpY2U6d3Jvbmc=\r\n\r\n",
+            b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\
+              Proxy-Authorization: Basic bm9jb2xvbg==\r\n\r\n",
         ] {
             let mut s = TcpStream::connect(proxy).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();

@@ -21,14 +21,34 @@ const B64: GeneralPurpose = GeneralPurpose::new(
 /// encodes both parts as latin-1): bytes that are not valid UTF-8 are read as ISO-8859-1 and
 /// turned into UTF-8, the only reading under which they mean anything.
 pub fn decode(token68: &[u8]) -> Option<(String, Secret)> {
-    let decoded = Zeroizing::new(B64.decode(token68).ok()?);
-    let colon = decoded.iter().position(|&b| b == b':')?;
+    decode_within(token68, usize::MAX).ok()
+}
+
+/// Why a Basic value was refused before any check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    Malformed,
+    /// The user-id or the password is over the bound, counted in the bytes the client sent
+    /// (before an ISO-8859-1 reading makes them longer).
+    TooLong,
+}
+
+/// [`decode`], refusing a user-id or password of more than `max` bytes.
+pub fn decode_within(token68: &[u8], max: usize) -> Result<(String, Secret), Refused> {
+    let decoded = Zeroizing::new(B64.decode(token68).map_err(|_| Refused::Malformed)?);
+    let colon = decoded
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or(Refused::Malformed)?;
+    if colon > max || decoded.len() - colon - 1 > max {
+        return Err(Refused::TooLong);
+    }
     let user = utf8_or_latin1(&decoded[..colon]);
     if user.chars().any(char::is_control) {
-        return None;
+        return Err(Refused::Malformed);
     }
     let password = Zeroizing::new(utf8_or_latin1(&decoded[colon + 1..]));
-    Some((user, Secret::new(password.as_bytes())))
+    Ok((user, Secret::new(password.as_bytes())))
 }
 
 fn utf8_or_latin1(bytes: &[u8]) -> String {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::creds::Secret;
 use crate::creds::credential_cache::{CredentialCache, Lookup};
-use crate::creds::throttle::Throttle;
+use crate::creds::throttle::{Outcome, Throttle};
 use crate::creds::user_db::{LoadError, UserDb, UserRecord, Users};
 use crate::creds::verifier::Verifier;
 use crate::http::head::Field;
@@ -123,7 +123,7 @@ impl Shared {
             cache_entries: config.credential_cache_entries,
             ttl: config.credential_ttl,
             failure_ttl: config.failed_credential_ttl,
-            session_ttl: config.session_ttl,
+            session_ttl: config.session_ttl(),
             delay: config.auth_failure_delay,
             delay_max: config.auth_failure_delay_max,
             guess_rate: config.auth_guess_rate_per_client,
@@ -153,16 +153,21 @@ pub struct Gate {
     metrics: Arc<WorkerMetrics>,
 }
 
-/// Marks a credential check from one client as in flight until dropped (also when the
-/// connection goes away mid-check).
+/// A new guess from one client for one user name, in flight until dropped; it settles the
+/// throttle's charge with its outcome, which stays [`Outcome::Wrong`] unless set (a connection
+/// that goes away mid-check gets nothing back).
 struct Pending<'a> {
     throttle: &'a RefCell<Throttle>,
     client: IpAddr,
+    user: u64,
+    outcome: Outcome,
 }
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
-        self.throttle.borrow_mut().end(self.client);
+        self.throttle
+            .borrow_mut()
+            .end(self.client, self.user, self.outcome);
     }
 }
 
@@ -265,7 +270,7 @@ impl Gate {
                 return Decision::Allow;
             }
             // Known to be wrong: answered at once, and not a new guess (it teaches nothing).
-            Lookup::Invalid => return self.refuse(session, peer, now, "wrong credentials"),
+            Lookup::Invalid(reason) => return self.refuse(session, peer, now, reason),
             Lookup::Miss => {}
         }
         // A credential this worker has not judged: the slow path, boxed so that its state (a
@@ -283,24 +288,37 @@ impl Gate {
         db: Arc<UserDb>,
         peer: IpAddr,
     ) -> Decision {
-        let Some((user, password)) = basic::decode(token) else {
-            // Nothing was checked, so nothing was learnt: answered at once, never cached.
-            return self.refuse(session, peer, Instant::now(), "malformed credentials");
+        let (user, password) = match basic::decode_within(token, self.shared.max_password_bytes) {
+            Ok(parts) => parts,
+            Err(refused) => {
+                // Nothing was checked, so nothing was learnt: answered at once, and remembered
+                // like a wrong value so that its repeats cost no decoding.
+                let reason = match refused {
+                    basic::Refused::Malformed => "malformed credentials",
+                    basic::Refused::TooLong => "credentials too long",
+                };
+                let now = Instant::now();
+                self.cache
+                    .borrow_mut()
+                    .insert_refused(token, reason, db.generation, now);
+                return self.refuse(session, peer, now, reason);
+            }
         };
-        let max = self.shared.max_password_bytes;
-        if user.len() > max || password.expose().len() > max {
-            return self.refuse(session, peer, Instant::now(), "credentials too long");
-        }
         let client = client_key(peer, self.shared.client_ipv6_prefix);
         let name = self.names.hash_one(&*user);
-        if !self.throttle.borrow_mut().begin(client, Instant::now()) {
+        let Some(wait) = self
+            .throttle
+            .borrow_mut()
+            .begin(client, name, Instant::now())
+        else {
             return Decision::Busy;
-        }
-        let _pending = Pending {
+        };
+        let mut pending = Pending {
             throttle: &self.throttle,
             client,
+            user: name,
+            outcome: Outcome::Wrong,
         };
-        let wait = self.throttle.borrow().penalty(client, name, Instant::now());
         if !wait.is_zero() {
             monoio::time::sleep(wait).await;
         }
@@ -329,7 +347,7 @@ impl Gate {
                     self.cache
                         .borrow_mut()
                         .insert_valid(token, record, current.generation, now);
-                self.throttle.borrow_mut().success(client, name);
+                pending.outcome = Outcome::Right;
                 *session = Some(Session {
                     user,
                     id,
@@ -338,14 +356,22 @@ impl Gate {
                 });
                 Decision::Allow
             }
-            Checked::Busy => Decision::Busy,
+            Checked::Busy => {
+                pending.outcome = Outcome::Void;
+                Decision::Busy
+            }
             Checked::Invalid => {
                 let mut cache = self.cache.borrow_mut();
-                // The same value checked on several connections at once is one guess: only the
-                // first verdict strikes.
-                if cache.lookup(token, &current, now) != Lookup::Invalid {
-                    cache.insert_invalid(token, current.generation, now);
-                    self.throttle.borrow_mut().failure(client, name, now);
+                match cache.lookup(token, &current, now) {
+                    // The same value checked on several connections at once is one guess: only
+                    // the first verdict strikes.
+                    Lookup::Invalid(_) => pending.outcome = Outcome::Void,
+                    // Another connection's check found it right meanwhile (after a reload):
+                    // its verdict stands.
+                    Lookup::Valid { .. } => {}
+                    // Kept under the snapshot it was judged against: after a reload meanwhile it
+                    // is judged again, never refused on the old snapshot's word.
+                    Lookup::Miss => cache.insert_invalid(token, db.generation, now),
                 }
                 drop(cache);
                 self.metrics.auth_failure.inc();

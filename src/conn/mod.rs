@@ -117,7 +117,7 @@ pub async fn serve(
         if let Some(gate) = &shard.auth {
             let field = head.proxy_authorization;
             match gate.admit(&mut session, field, &buf, peer.ip()).await {
-                Decision::Allow => challenges = 0,
+                Decision::Allow => {}
                 Decision::Deny { delay, reason } => {
                     if !delay.is_zero() {
                         monoio::time::sleep(delay).await;

@@ -32,7 +32,8 @@ pub enum Lookup {
         user: Rc<str>,
         id: u64,
     },
-    Invalid,
+    /// Judged wrong, for this reason (`"wrong credentials"`, `"malformed credentials"`, …).
+    Invalid(&'static str),
     Miss,
 }
 
@@ -102,7 +103,8 @@ impl<T> Shelf<T> {
 /// here (`max_password_bytes`).
 pub struct CredentialCache {
     valid: Shelf<Holder>,
-    invalid: Shelf<()>,
+    /// Each with the reason it was refused for.
+    invalid: Shelf<&'static str>,
     /// Keyed once; each tag starts from a copy of this state.
     mac: Hmac<Sha256>,
     ttl: Duration,
@@ -177,7 +179,7 @@ impl CredentialCache {
                 self.invalid.entries.remove(&key);
                 return Lookup::Miss;
             }
-            return Lookup::Invalid;
+            return Lookup::Invalid(entry.holder);
         }
         Lookup::Miss
     }
@@ -208,6 +210,18 @@ impl CredentialCache {
 
     /// Remembers `token` as wrong for a short while, so repeating it costs no hash and no wait.
     pub fn insert_invalid(&mut self, token: &[u8], generation: u64, now: Instant) {
+        self.insert_refused(token, "wrong credentials", generation, now);
+    }
+
+    /// Remembers `token` as refused for `reason` (a wrong password, or a value that cannot be
+    /// right whatever the database holds: undecodable, too long) for a short while.
+    pub fn insert_refused(
+        &mut self,
+        token: &[u8],
+        reason: &'static str,
+        generation: u64,
+        now: Instant,
+    ) {
         if self.failure_ttl.is_zero() {
             return;
         }
@@ -217,7 +231,7 @@ impl CredentialCache {
             tag,
             generation,
             expires: now + self.failure_ttl,
-            holder: (),
+            holder: reason,
         };
         self.invalid.put(key, entry, now);
     }
@@ -276,7 +290,10 @@ mod tests {
         let mut c = cache();
         let now = Instant::now();
         c.insert_invalid(b"Basic bad", 1, now);
-        assert_eq!(c.lookup(b"Basic bad", &d, now), Lookup::Invalid);
+        assert_eq!(
+            c.lookup(b"Basic bad", &d, now),
+            Lookup::Invalid("wrong credentials")
+        );
         assert_eq!(
             c.lookup(b"Basic bad", &d, now + Duration::from_secs(5)),
             Lookup::Miss
@@ -318,7 +335,10 @@ mod tests {
         assert!(c.len() <= 4 + 1);
         let long = vec![b'x'; 4000];
         c.insert_invalid(&long, 1, now);
-        assert_eq!(c.lookup(&long, &d, now), Lookup::Invalid);
+        assert_eq!(
+            c.lookup(&long, &d, now),
+            Lookup::Invalid("wrong credentials")
+        );
     }
 
     #[test]

@@ -51,10 +51,6 @@ impl<K: Hash + Eq + Copy, V> Recent<K, V> {
         }
     }
 
-    fn get(&self, key: &K) -> Option<&V> {
-        self.map.get(key).map(|(v, _)| v)
-    }
-
     /// The entry for `key`, made (from `new`) if absent, and marked most recently used. When full,
     /// the least recently used entry that `keep` does not hold on to goes.
     fn touch(&mut self, key: K, new: impl FnOnce() -> V, keep: impl Fn(&V) -> bool) -> &mut V {
@@ -63,13 +59,17 @@ impl<K: Hash + Eq + Copy, V> Recent<K, V> {
         if !self.map.contains_key(&key) && self.map.len() >= self.capacity {
             self.evict(keep);
         }
+        // The map is stamped before the queue is compacted, so the pair pushed now survives it:
+        // every key in the map has its live pair in the queue, and can be evicted.
+        self.map.entry(key).or_insert_with(|| (new(), stamp)).1 = stamp;
         self.order.push_back((key, stamp));
         if self.order.len() > 2 * self.capacity + 16 {
             self.compact();
         }
-        let slot = self.map.entry(key).or_insert_with(|| (new(), stamp));
-        slot.1 = stamp;
-        &mut slot.0
+        match self.map.get_mut(&key) {
+            Some(slot) => &mut slot.0,
+            None => unreachable!("inserted above"),
+        }
     }
 
     fn get_mut(&mut self, key: &K) -> Option<&mut V> {
@@ -115,9 +115,23 @@ struct Strikes {
 /// One client across all user names.
 struct Client {
     /// When the client's budget of new wrong guesses is spent up to (GCRA's theoretical arrival
-    /// time): each new wrong guess moves it on by one interval.
+    /// time): each new guess moves it on by one interval, and a guess that proves right (or was
+    /// not a new one after all) gives its interval back.
     spent_until: Instant,
     pending: u32,
+}
+
+/// How a guess started with [`Throttle::begin`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Wrong: the charge stays. Also what a check abandoned midway (the connection went) counts
+    /// as, so dropping connections earns no refund.
+    Wrong,
+    /// Right: the pair's strikes are cleared and this guess's share of the budget comes back.
+    Right,
+    /// Not a guess after all (the value was judged wrong meanwhile by a check that ran at the
+    /// same time, or no verdict was reached): the charge comes back.
+    Void,
 }
 
 pub struct Throttle {
@@ -154,27 +168,34 @@ impl Throttle {
         }
     }
 
-    /// How long a new guess from `client` for the user whose name hashes to `user` must wait
-    /// now, before it is checked.
-    pub fn penalty(&self, client: IpAddr, user: u64, now: Instant) -> Duration {
-        let pair = match self.pairs.get(&(client, user)) {
-            Some(s) if s.count > 0 && now.saturating_duration_since(s.last) < FORGET_AFTER => {
-                self.base.saturating_mul(1u32 << (s.count - 1).min(20))
-            }
-            _ => Duration::ZERO,
-        };
-        let budget = match self.clients.get(&client) {
-            Some(c) if !self.interval.is_zero() => c
-                .spent_until
+    /// Starts a new guess from `client` for the user whose name hashes to `user`: returns how
+    /// long it must wait before it is checked, or `None` when the client already has
+    /// [`MAX_PENDING`] checks in flight or has spent its budget further ahead than `max` (503).
+    ///
+    /// The guess is charged now, before its verdict (a strike for the pair, an interval of the
+    /// budget), so that checks running at the same time see each other: 32 concurrent guesses
+    /// wait as 32 consecutive ones would. [`Throttle::end`] settles the charge.
+    pub fn begin(&mut self, client: IpAddr, user: u64, now: Instant) -> Option<Duration> {
+        let c = self
+            .clients
+            .touch(client, || idle_client(now), |c| c.pending > 0);
+        if c.pending >= MAX_PENDING {
+            return None;
+        }
+        let budget = if self.interval.is_zero() {
+            Duration::ZERO
+        } else {
+            c.spent_until
                 .saturating_duration_since(now)
-                .saturating_sub(self.burst),
-            _ => Duration::ZERO,
+                .saturating_sub(self.burst)
         };
-        pair.max(budget).min(self.max)
-    }
-
-    /// Records a new wrong guess from `client` for `user` at `now`.
-    pub fn failure(&mut self, client: IpAddr, user: u64, now: Instant) {
+        if budget > self.max {
+            return None;
+        }
+        c.pending += 1;
+        if !self.interval.is_zero() {
+            c.spent_until = c.spent_until.max(now) + self.interval;
+        }
         let s = self.pairs.touch(
             (client, user),
             || Strikes {
@@ -186,40 +207,31 @@ impl Throttle {
         if now.saturating_duration_since(s.last) >= FORGET_AFTER {
             s.count = 0;
         }
+        let pair = match s.count {
+            0 => Duration::ZERO,
+            n => self.base.saturating_mul(1u32 << (n - 1).min(20)),
+        };
         s.count = s.count.saturating_add(1);
         s.last = now;
-        if !self.interval.is_zero() {
-            let c = self
-                .clients
-                .touch(client, || idle_client(now), |c| c.pending > 0);
-            c.spent_until = c.spent_until.max(now) + self.interval;
-        }
+        Some(pair.max(budget).min(self.max))
     }
 
-    /// A success for the pair clears its strikes (the client's budget stays spent: a right
-    /// guess among many wrong ones does not refill it).
-    pub fn success(&mut self, client: IpAddr, user: u64) {
-        if let Some(s) = self.pairs.get_mut(&(client, user)) {
-            s.count = 0;
-        }
-    }
-
-    /// Starts a check from `client`; false when it already has [`MAX_PENDING`] in flight.
-    pub fn begin(&mut self, client: IpAddr, now: Instant) -> bool {
-        let c = self
-            .clients
-            .touch(client, || idle_client(now), |c| c.pending > 0);
-        if c.pending >= MAX_PENDING {
-            return false;
-        }
-        c.pending += 1;
-        true
-    }
-
-    /// Ends a check started with [`Throttle::begin`].
-    pub fn end(&mut self, client: IpAddr) {
+    /// Ends a guess started with [`Throttle::begin`].
+    pub fn end(&mut self, client: IpAddr, user: u64, outcome: Outcome) {
         if let Some(c) = self.clients.get_mut(&client) {
             c.pending = c.pending.saturating_sub(1);
+            if outcome != Outcome::Wrong
+                && let Some(back) = c.spent_until.checked_sub(self.interval)
+            {
+                c.spent_until = back;
+            }
+        }
+        if let Some(s) = self.pairs.get_mut(&(client, user)) {
+            match outcome {
+                Outcome::Wrong => {}
+                Outcome::Right => s.count = 0,
+                Outcome::Void => s.count = s.count.saturating_sub(1),
+            }
         }
     }
 }
@@ -240,74 +252,130 @@ mod tests {
     const ALICE: u64 = 1;
     const CAROL: u64 = 3;
 
+    /// One guess, checked and settled at once: its wait.
+    fn guess(t: &mut Throttle, client: IpAddr, user: u64, now: Instant, outcome: Outcome) -> u128 {
+        let wait = t.begin(client, user, now).expect("admitted");
+        t.end(client, user, outcome);
+        wait.as_millis()
+    }
+
     #[test]
     fn the_wait_doubles_with_each_failure_of_a_pair_and_is_capped() {
         let mut t = Throttle::new(Duration::from_millis(100), Duration::from_millis(500), 0);
         let now = Instant::now();
-        let mut waits = Vec::new();
-        for _ in 0..6 {
-            waits.push(t.penalty(A, CAROL, now).as_millis());
-            t.failure(A, CAROL, now);
-        }
+        let waits: Vec<u128> = (0..6)
+            .map(|_| guess(&mut t, A, CAROL, now, Outcome::Wrong))
+            .collect();
         assert_eq!(waits, [0, 100, 200, 400, 500, 500]);
-        assert_eq!(t.penalty(B, CAROL, now), Duration::ZERO, "other clients");
         assert_eq!(
-            t.penalty(A, ALICE, now),
-            Duration::ZERO,
+            guess(&mut t, B, CAROL, now, Outcome::Wrong),
+            0,
+            "other clients"
+        );
+        assert_eq!(
+            guess(&mut t, A, ALICE, now, Outcome::Right),
+            0,
             "carol's failures do not delay alice from the same address"
         );
+    }
+
+    #[test]
+    fn guesses_checked_at_the_same_time_wait_as_consecutive_ones_would() {
+        let mut t = Throttle::new(Duration::from_millis(100), Duration::from_secs(5), 0);
+        let now = Instant::now();
+        let waits: Vec<u128> = (0..4)
+            .map(|_| t.begin(A, CAROL, now).unwrap().as_millis())
+            .collect();
+        assert_eq!(waits, [0, 100, 200, 400]);
+        // Two turned out to be the same value (void), two wrong: two strikes remain.
+        t.end(A, CAROL, Outcome::Void);
+        t.end(A, CAROL, Outcome::Void);
+        t.end(A, CAROL, Outcome::Wrong);
+        t.end(A, CAROL, Outcome::Wrong);
+        assert_eq!(guess(&mut t, A, CAROL, now, Outcome::Wrong), 200);
     }
 
     #[test]
     fn success_and_time_forgive() {
         let mut t = Throttle::new(Duration::from_millis(100), Duration::from_secs(5), 0);
         let now = Instant::now();
-        t.failure(A, CAROL, now);
-        t.failure(A, CAROL, now);
-        t.success(A, CAROL);
-        assert_eq!(t.penalty(A, CAROL, now), Duration::ZERO);
-        t.failure(A, CAROL, now);
-        assert_eq!(t.penalty(A, CAROL, now), Duration::from_millis(100));
-        assert_eq!(t.penalty(A, CAROL, now + FORGET_AFTER), Duration::ZERO);
-        t.failure(A, CAROL, now + FORGET_AFTER);
-        assert_eq!(
-            t.penalty(A, CAROL, now + FORGET_AFTER),
-            Duration::from_millis(100)
-        );
+        guess(&mut t, A, CAROL, now, Outcome::Wrong);
+        guess(&mut t, A, CAROL, now, Outcome::Wrong);
+        assert_eq!(guess(&mut t, A, CAROL, now, Outcome::Right), 200);
+        assert_eq!(guess(&mut t, A, CAROL, now, Outcome::Wrong), 0);
+        assert_eq!(guess(&mut t, A, CAROL, now, Outcome::Wrong), 100);
+        let later = now + FORGET_AFTER;
+        assert_eq!(guess(&mut t, A, CAROL, later, Outcome::Wrong), 0);
+        assert_eq!(guess(&mut t, A, CAROL, later, Outcome::Wrong), 100);
     }
 
     #[test]
     fn spraying_many_names_from_one_client_spends_its_budget() {
-        // 10 new wrong guesses a second, a second's worth of burst.
+        // 10 new guesses a second, a second's worth of burst.
         let mut t = Throttle::new(Duration::from_millis(100), Duration::from_secs(5), 10);
         let now = Instant::now();
-        for user in 100..110 {
-            assert_eq!(t.penalty(A, user, now), Duration::ZERO, "within the burst");
-            t.failure(A, user, now);
+        for user in 100..111 {
+            assert_eq!(
+                guess(&mut t, A, user, now, Outcome::Wrong),
+                0,
+                "within the burst"
+            );
         }
-        // The burst is spent: one more new name waits one interval.
-        assert_eq!(t.penalty(A, 200, now), Duration::ZERO);
-        t.failure(A, 200, now);
-        assert_eq!(t.penalty(A, 201, now), Duration::from_millis(100));
-        // A second later the budget has come back.
+        // The burst is spent: the next new name waits one interval, the one after two.
+        assert_eq!(guess(&mut t, A, 200, now, Outcome::Wrong), 100);
+        assert_eq!(guess(&mut t, A, 201, now, Outcome::Wrong), 200);
+        // Later the budget has come back.
+        let later = now + Duration::from_millis(1300);
+        assert_eq!(guess(&mut t, A, 202, later, Outcome::Wrong), 0);
         assert_eq!(
-            t.penalty(A, 201, now + Duration::from_millis(1100)),
-            Duration::ZERO
+            guess(&mut t, B, 201, now, Outcome::Wrong),
+            0,
+            "other clients"
         );
-        assert_eq!(t.penalty(B, 201, now), Duration::ZERO, "other clients");
+    }
+
+    #[test]
+    fn right_guesses_give_their_share_of_the_budget_back() {
+        let mut t = Throttle::new(Duration::from_millis(100), Duration::from_secs(5), 10);
+        let now = Instant::now();
+        for _ in 0..100 {
+            assert_eq!(guess(&mut t, A, ALICE, now, Outcome::Right), 0);
+        }
+    }
+
+    #[test]
+    fn a_budget_spent_beyond_max_is_refused_and_stops_growing() {
+        let max = Duration::from_millis(500);
+        let mut t = Throttle::new(Duration::ZERO, max, 10);
+        let now = Instant::now();
+        let mut refused = 0;
+        for user in 0..100 {
+            match t.begin(A, user, now) {
+                Some(wait) => {
+                    assert!(wait <= max);
+                    t.end(A, user, Outcome::Wrong);
+                }
+                None => refused += 1,
+            }
+        }
+        // 1 s of burst and 0.5 s of waits at 10 a second: 16 admitted (the last waits 0.5 s).
+        assert_eq!(refused, 100 - 16);
+        // Once the attack stops, the client is whole again within burst + max.
+        let later = now + Duration::from_millis(1700);
+        assert_eq!(guess(&mut t, A, ALICE, later, Outcome::Right), 0);
     }
 
     #[test]
     fn in_flight_checks_per_client_are_bounded() {
         let mut t = Throttle::new(Duration::ZERO, Duration::ZERO, 0);
         let now = Instant::now();
-        for _ in 0..MAX_PENDING {
-            assert!(t.begin(A, now));
+        for user in 0..u64::from(MAX_PENDING) {
+            assert!(t.begin(A, user, now).is_some());
         }
-        assert!(!t.begin(A, now));
-        assert!(t.begin(B, now));
-        t.end(A);
-        assert!(t.begin(A, now));
+        assert!(t.begin(A, 999, now).is_none());
+        assert!(t.begin(B, 999, now).is_some());
+        t.end(A, 0, Outcome::Wrong);
+        assert!(t.begin(A, 999, now).is_some());
     }
 
     #[test]
@@ -315,54 +383,67 @@ mod tests {
         let mut t = Throttle::new(Duration::ZERO, Duration::from_secs(5), 0);
         let now = Instant::now();
         for _ in 0..10 {
-            t.failure(A, CAROL, now);
+            assert_eq!(guess(&mut t, A, CAROL, now, Outcome::Wrong), 0);
         }
-        assert_eq!(t.penalty(A, CAROL, now), Duration::ZERO);
-        assert_eq!(t.penalty(A, ALICE, now), Duration::ZERO);
     }
 
     #[test]
     fn a_full_table_forgets_its_oldest_entry_and_tracks_newcomers() {
-        let mut t =
-            Throttle::with_capacity(Duration::from_millis(100), Duration::from_secs(5), 0, 8);
+        let base = Duration::from_millis(100);
+        let mut t = Throttle::with_capacity(base, Duration::from_secs(5), 0, 8);
         let now = Instant::now();
-        t.failure(A, CAROL, now);
+        guess(&mut t, A, CAROL, now, Outcome::Wrong);
         for i in 0..8u32 {
             let ip = IpAddr::V6(std::net::Ipv6Addr::from(u128::from(i) + 1));
-            t.failure(ip, CAROL, now);
+            guess(&mut t, ip, CAROL, now, Outcome::Wrong);
             assert_eq!(
-                t.penalty(ip, CAROL, now),
-                Duration::from_millis(100),
+                guess(&mut t, ip, CAROL, now, Outcome::Wrong),
+                100,
                 "tracked"
             );
         }
         assert!(t.pairs.len() <= 8);
-        assert_eq!(t.penalty(A, CAROL, now), Duration::ZERO, "the oldest went");
+        assert_eq!(
+            guess(&mut t, A, CAROL, now, Outcome::Wrong),
+            0,
+            "the oldest went"
+        );
     }
 
     #[test]
     fn checks_in_flight_survive_a_full_table() {
         let mut t = Throttle::with_capacity(Duration::ZERO, Duration::ZERO, 0, 4);
         let now = Instant::now();
-        for _ in 0..MAX_PENDING {
-            assert!(t.begin(A, now));
+        for user in 0..u64::from(MAX_PENDING) {
+            assert!(t.begin(A, user, now).is_some());
         }
         for i in 0..100u32 {
             let ip = IpAddr::V6(std::net::Ipv6Addr::from(u128::from(i) + 1));
-            assert!(t.begin(ip, now));
-            t.end(ip);
+            assert!(t.begin(ip, 1, now).is_some());
+            t.end(ip, 1, Outcome::Wrong);
         }
-        assert!(!t.begin(A, now), "A's checks in flight were not forgotten");
+        assert!(
+            t.begin(A, 999, now).is_none(),
+            "A's checks in flight were not forgotten"
+        );
         assert!(t.clients.len() <= 4);
     }
 
     #[test]
-    fn the_recency_queue_stays_bounded() {
+    fn the_table_stays_bounded_whatever_the_touch_pattern() {
         let mut r: Recent<u32, ()> = Recent::new(4);
         for i in 0..10_000u32 {
             r.touch(i % 3, || (), |_| false);
         }
         assert!(r.order.len() <= 2 * 4 + 16 + 1);
         assert_eq!(r.len(), 3);
+        // Hammer one key until the queue compacts, then move on: the map must stay bounded.
+        let mut r: Recent<u32, ()> = Recent::new(4);
+        for key in 0..40u32 {
+            for _ in 0..(2 * 4 + 17) {
+                r.touch(key, || (), |_| false);
+            }
+            assert!(r.len() <= 4, "{} entries after key {key}", r.len());
+        }
     }
 }
