@@ -16,6 +16,8 @@ use crate::acl::{Action, Policy, PolicyError, PolicySpec, RuleSpec};
 use crate::creds::Secret;
 use crate::creds::user_db::Sources;
 
+pub mod keys;
+
 /// The configuration `ringgate` runs on when given no arguments; documented key by key in README.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
 
