@@ -8,7 +8,7 @@
 
 use std::sync::OnceLock;
 
-use super::EMBEDDED_DEFAULT;
+use super::{EMBEDDED_DEFAULT, MAX_HEADERS_CAP};
 
 /// What a reload (SIGHUP or a changed config file) does with a key's new value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub struct Key {
     pub reload: Reload,
     /// What an empty default (`""`, `[]`) means, shown as `[default: …]`; else `none`.
     pub empty_default: Option<&'static str>,
+    /// The values a number may take, both ends included; validation reads it from here.
+    pub range: Option<(u64, u64)>,
 }
 
 const fn flag(name: &'static str, flag: &'static str, help: &'static str) -> Key {
@@ -40,6 +42,7 @@ const fn flag(name: &'static str, flag: &'static str, help: &'static str) -> Key
         help,
         reload: Reload::Restart,
         empty_default: None,
+        range: None,
     }
 }
 
@@ -51,6 +54,7 @@ const fn file_only(name: &'static str, help: &'static str) -> Key {
         help,
         reload: Reload::Restart,
         empty_default: None,
+        range: None,
     }
 }
 
@@ -58,6 +62,13 @@ impl Key {
     const fn reloaded(self) -> Key {
         Key {
             reload: Reload::Applied,
+            ..self
+        }
+    }
+
+    const fn range(self, lo: u64, hi: u64) -> Key {
+        Key {
+            range: Some((lo, hi)),
             ..self
         }
     }
@@ -95,18 +106,21 @@ pub static KEYS: &[Key] = &[
         "copy_buffer",
         "copy-buffer",
         "Per-worker buffer of the copy relay in bytes",
-    ),
+    )
+    .range(1024, 16 << 20),
     flag(
         "max_head_bytes",
         "max-head-bytes",
         "Largest request head, else 431",
-    ),
+    )
+    .range(256, 1 << 20),
     flag(
         "max_target_bytes",
         "max-target-bytes",
         "Longest request-target, else 414",
     ),
-    flag("max_headers", "max-headers", "Most header fields, else 431"),
+    flag("max_headers", "max-headers", "Most header fields, else 431")
+    .range(1, MAX_HEADERS_CAP as u64),
     flag(
         "header_timeout_secs",
         "header-timeout",
@@ -126,17 +140,20 @@ pub static KEYS: &[Key] = &[
         "shutdown_grace_secs",
         "shutdown-grace",
         "Seconds open tunnels get to finish on SIGTERM/SIGINT",
-    ),
+    )
+    .range(0, 24 * 3600),
     flag(
         "resolver_threads",
         "resolver-threads",
         "Threads for getaddrinfo (dns_resolver = \"system\")",
-    ),
+    )
+    .range(1, 256),
     flag(
         "resolver_queue",
         "resolver-queue",
         "getaddrinfo lookups waiting for or on those threads at once, beyond which 503",
-    ),
+    )
+    .range(1, 1_000_000),
     flag(
         "log_level",
         "log-level",
@@ -166,7 +183,8 @@ pub static KEYS: &[Key] = &[
         "users_watch_secs",
         "users-watch",
         "Seconds between checks of htpasswd files for changes; 0 = SIGHUP only",
-    ),
+    )
+    .range(0, 3600),
     flag(
         "credential_ttl_secs",
         "credential-ttl",
@@ -176,37 +194,44 @@ pub static KEYS: &[Key] = &[
         "failed_credential_ttl_secs",
         "failed-credential-ttl",
         "Seconds a wrong credential is remembered as wrong; 0 = not at all",
-    ),
+    )
+    .range(0, 3600),
     flag(
         "credential_cache_entries",
         "credential-cache-entries",
         "Verified credentials each worker caches",
-    ),
+    )
+    .range(1, 10_000_000),
     flag(
         "verifier_threads",
         "verifier-threads",
         "Threads that run slow password hashes",
-    ),
+    )
+    .range(1, 64),
     flag(
         "verifier_queue",
         "verifier-queue",
         "Credential checks that may wait for a verifier thread, else 503",
-    ),
+    )
+    .range(1, 1_000_000),
     flag(
         "auth_failure_delay_ms",
         "auth-failure-delay",
         "Milliseconds of delay for repeated auth failures from one address; 0 = off",
-    ),
+    )
+    .range(0, 60_000),
     flag(
         "auth_failure_delay_max_ms",
         "auth-failure-delay-max",
         "Longest such delay in milliseconds",
-    ),
+    )
+    .range(0, 600_000),
     flag(
         "auth_guess_rate_per_client",
         "auth-guess-rate-per-client",
         "New wrong guesses per second per client across all users; 0 = no budget",
-    ),
+    )
+    .range(0, 1_000_000),
     flag(
         "session_ttl_secs",
         "session-ttl",
@@ -216,22 +241,26 @@ pub static KEYS: &[Key] = &[
         "max_password_bytes",
         "max-password-bytes",
         "Longest Basic user name or password checked; longer ones get 407",
-    ),
+    )
+    .range(1, 65_536),
     flag(
         "max_challenges_per_connection",
         "max-challenges-per-connection",
         "407s one connection may receive; the last one closes it",
-    ),
+    )
+    .range(1, 1_000_000),
     flag(
         "client_ipv6_prefix",
         "client-ipv6-prefix",
         "Leading bits that identify an IPv6 client for limits and the throttle",
-    ),
+    )
+    .range(0, 128),
     flag(
         "discard_body_bytes",
         "discard-body-bytes",
         "Largest request body read and dropped to keep a connection after a 407",
-    ),
+    )
+    .range(0, 1 << 30),
     flag(
         "keepalive_timeout_secs",
         "keepalive-timeout",
@@ -261,12 +290,14 @@ pub static KEYS: &[Key] = &[
         "upstream_pool_size",
         "upstream-pool-size",
         "Idle origin connections kept per worker; 0 = no reuse",
-    ),
+    )
+    .range(0, 1_000_000),
     flag(
         "upstream_pool_per_host",
         "upstream-pool-per-host",
         "Idle origin connections kept per worker for one host and port",
-    ),
+    )
+    .range(0, 1_000_000),
     flag(
         "clients",
         "client",
@@ -303,7 +334,8 @@ pub static KEYS: &[Key] = &[
         "max_connections",
         "max-connections",
         "Open client connections in all, beyond which new ones get 503; 0 = from the fd limit",
-    ),
+    )
+    .range(0, 100_000_000),
     flag(
         "max_connections_per_client",
         "max-connections-per-client",
@@ -354,18 +386,22 @@ pub static KEYS: &[Key] = &[
         "dns_ttl_secs",
         "dns-ttl",
         "Seconds a system resolver answer is kept",
-    ),
+    )
+    .range(0, 86_400),
     flag(
         "dns_negative_ttl_secs",
         "dns-negative-ttl",
         "Seconds \"no such name\" or a failed lookup is remembered",
-    ),
+    )
+    .range(0, 3600),
     flag(
         "dns_timeout_ms",
         "dns-timeout",
         "Milliseconds one name server has to answer (unless resolv.conf sets timeout)",
-    ),
-    file_only("dns_cache_entries", "Names each worker caches"),
+    )
+    .range(10, 60_000),
+    file_only("dns_cache_entries", "Names each worker caches")
+    .range(1, 10_000_000),
     flag(
         "bind_source",
         "bind-source",
@@ -433,9 +469,13 @@ pub fn flag_help(name: &str) -> String {
     let Some(key) = get(name) else {
         return format!("(undocumented key {name})");
     };
+    let range = key
+        .range
+        .map(|(lo, hi)| format!(" ({lo}–{hi})"))
+        .unwrap_or_default();
     match default_text(key) {
-        Some(d) => format!("{} [default: {d}]", key.help),
-        None => key.help.to_owned(),
+        Some(d) => format!("{}{range} [default: {d}]", key.help),
+        None => format!("{}{range}", key.help),
     }
 }
 
