@@ -668,6 +668,36 @@ mod tests {
         }
     }
 
+    /// A range README's meaning column states, as `(LO–HI`, is the table's.
+    #[test]
+    fn ranges_readme_states_are_the_tables() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let mut checked = 0;
+        for key in KEYS {
+            let Some((lo, hi)) = key.range else { continue };
+            let Some(row) = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", key.name)))
+            else {
+                continue;
+            };
+            for (before, after) in row.split('(').skip(1).filter_map(|p| p.split_once('–')) {
+                let digits = |s: &str| -> Option<u64> {
+                    let d: String = s.chars().take_while(char::is_ascii_digit).collect();
+                    d.parse().ok()
+                };
+                if before.chars().all(|c| c.is_ascii_digit())
+                    && let (Some(l), Some(h)) = (digits(before), digits(after))
+                {
+                    assert_eq!((l, h), (lo, hi), "README's range of {}", key.name);
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 5, "{checked} ranges checked in README");
+    }
+
     #[test]
     fn reload_behaviour_is_the_tables() {
         let applied: Vec<&str> = KEYS
