@@ -16,6 +16,8 @@ use crate::acl::{Action, Policy, PolicyError, PolicySpec, RuleSpec};
 use crate::creds::Secret;
 use crate::creds::user_db::Sources;
 
+pub mod keys;
+
 /// The configuration `ringgate` runs on when given no arguments; documented key by key in README.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
 
@@ -296,18 +298,8 @@ impl RawConfig {
                 &format!("above /proc/sys/fs/pipe-max-size ({max})"),
             ));
         }
-        let max_headers = req("max_headers", self.max_headers)?;
-        if !(1..=MAX_HEADERS_CAP).contains(&max_headers) {
-            return Err(invalid("max_headers", max_headers, "between 1 and 512"));
-        }
-        let max_head_bytes = req("max_head_bytes", self.max_head_bytes)?;
-        if !(256..=1 << 20).contains(&max_head_bytes) {
-            return Err(invalid(
-                "max_head_bytes",
-                max_head_bytes,
-                "between 256 and 1048576",
-            ));
-        }
+        let max_headers = ranged("max_headers", self.max_headers)?;
+        let max_head_bytes = ranged("max_head_bytes", self.max_head_bytes)?;
         let max_target_bytes = req("max_target_bytes", self.max_target_bytes)?;
         if max_target_bytes < 16 || max_target_bytes >= max_head_bytes {
             return Err(invalid(
@@ -336,18 +328,8 @@ impl RawConfig {
             inline: inline_users(req("users", self.users)?)?,
             allow_plain: req("htpasswd_plaintext", self.htpasswd_plaintext)?,
         };
-        let delay = bounded(
-            "auth_failure_delay_ms",
-            self.auth_failure_delay_ms,
-            0,
-            60_000,
-        )?;
-        let delay_max = bounded(
-            "auth_failure_delay_max_ms",
-            self.auth_failure_delay_max_ms,
-            0,
-            600_000,
-        )?;
+        let delay = ranged("auth_failure_delay_ms", self.auth_failure_delay_ms)?;
+        let delay_max = ranged("auth_failure_delay_max_ms", self.auth_failure_delay_max_ms)?;
         if delay_max < delay {
             return Err(invalid(
                 "auth_failure_delay_max_ms",
@@ -355,18 +337,16 @@ impl RawConfig {
                 "below auth_failure_delay_ms",
             ));
         }
-        let watch = bounded("users_watch_secs", self.users_watch_secs, 0, 3600)?;
+        let watch = ranged("users_watch_secs", self.users_watch_secs)?;
         let credential_ttl = secs("credential_ttl_secs", self.credential_ttl_secs)?;
         // 0: a session lasts as long as the credential that opened it is trusted.
         let session_ttl = match req("session_ttl_secs", self.session_ttl_secs)? {
             0 => None,
             n => Some(secs("session_ttl_secs", Some(n))?),
         };
-        let guess_rate = bounded(
+        let guess_rate = ranged(
             "auth_guess_rate_per_client",
             self.auth_guess_rate_per_client,
-            0,
-            1_000_000,
         )?;
         if guess_rate > 0 && delay_max == 0 {
             return Err(invalid(
@@ -383,13 +363,8 @@ impl RawConfig {
                 "up to 64 letters, digits or . _ - : (empty = no Via field)",
             ));
         }
-        let pool_size = bounded("upstream_pool_size", self.upstream_pool_size, 0, 1_000_000)?;
-        let per_host = bounded(
-            "upstream_pool_per_host",
-            self.upstream_pool_per_host,
-            0,
-            1_000_000,
-        )?;
+        let pool_size = ranged("upstream_pool_size", self.upstream_pool_size)?;
+        let per_host = ranged("upstream_pool_per_host", self.upstream_pool_per_host)?;
         let policy = PolicyConfig {
             open_proxy: req("open_proxy", self.open_proxy)?,
             clients: req("clients", self.clients)?,
@@ -409,31 +384,25 @@ impl RawConfig {
             credential_ttl,
             session_ttl_secs: session_ttl,
             auth_guess_rate_per_client: guess_rate,
-            max_password_bytes: bounded("max_password_bytes", self.max_password_bytes, 1, 65_536)?,
-            max_challenges_per_connection: bounded(
+            max_password_bytes: ranged("max_password_bytes", self.max_password_bytes)?,
+            max_challenges_per_connection: ranged(
                 "max_challenges_per_connection",
                 self.max_challenges_per_connection,
-                1,
-                1_000_000,
             )?,
-            client_ipv6_prefix: bounded("client_ipv6_prefix", self.client_ipv6_prefix, 0, 128)?,
-            failed_credential_ttl: Duration::from_secs(bounded(
+            client_ipv6_prefix: ranged("client_ipv6_prefix", self.client_ipv6_prefix)?,
+            failed_credential_ttl: Duration::from_secs(ranged(
                 "failed_credential_ttl_secs",
                 self.failed_credential_ttl_secs,
-                0,
-                3600,
             )?),
-            credential_cache_entries: bounded(
+            credential_cache_entries: ranged(
                 "credential_cache_entries",
                 self.credential_cache_entries,
-                1,
-                10_000_000,
             )?,
-            verifier_threads: bounded("verifier_threads", self.verifier_threads, 1, 64)?,
-            verifier_queue: bounded("verifier_queue", self.verifier_queue, 1, 1_000_000)?,
+            verifier_threads: ranged("verifier_threads", self.verifier_threads)?,
+            verifier_queue: ranged("verifier_queue", self.verifier_queue)?,
             auth_failure_delay: Duration::from_millis(delay),
             auth_failure_delay_max: Duration::from_millis(delay_max),
-            discard_body_bytes: bounded("discard_body_bytes", self.discard_body_bytes, 0, 1 << 30)?,
+            discard_body_bytes: ranged("discard_body_bytes", self.discard_body_bytes)?,
             keepalive_timeout: secs("keepalive_timeout_secs", self.keepalive_timeout_secs)?,
             via: (!via.is_empty()).then_some(via),
             forwarded_for: req("forwarded_for", self.forwarded_for)?,
@@ -456,20 +425,13 @@ impl RawConfig {
                 p => p,
             },
             dns_servers: socket_addrs("dns_servers", &req("dns_servers", self.dns_servers)?)?,
-            dns_ttl: Duration::from_secs(bounded("dns_ttl_secs", self.dns_ttl_secs, 0, 86_400)?),
-            dns_negative_ttl: Duration::from_secs(bounded(
+            dns_ttl: Duration::from_secs(ranged("dns_ttl_secs", self.dns_ttl_secs)?),
+            dns_negative_ttl: Duration::from_secs(ranged(
                 "dns_negative_ttl_secs",
                 self.dns_negative_ttl_secs,
-                0,
-                3600,
             )?),
-            dns_timeout: Duration::from_millis(bounded(
-                "dns_timeout_ms",
-                self.dns_timeout_ms,
-                10,
-                60_000,
-            )?),
-            dns_cache_entries: bounded("dns_cache_entries", self.dns_cache_entries, 1, 10_000_000)?,
+            dns_timeout: Duration::from_millis(ranged("dns_timeout_ms", self.dns_timeout_ms)?),
+            dns_cache_entries: ranged("dns_cache_entries", self.dns_cache_entries)?,
             bind_source: source_addrs(&req("bind_source", self.bind_source)?)?,
             max_connection_rate_per_client: req(
                 "max_connection_rate_per_client",
@@ -486,7 +448,7 @@ impl RawConfig {
                 "user_bandwidth_bytes_per_sec",
                 self.user_bandwidth_bytes_per_sec,
             )?,
-            max_connections: bounded("max_connections", self.max_connections, 0, 100_000_000)?,
+            max_connections: ranged("max_connections", self.max_connections)?,
             max_connections_per_client: req(
                 "max_connections_per_client",
                 self.max_connections_per_client,
@@ -498,21 +460,19 @@ impl RawConfig {
             backlog: positive("backlog", self.backlog)?,
             pipe_size,
             pipe_pool: req("pipe_pool", self.pipe_pool)?,
-            copy_buffer: bounded("copy_buffer", self.copy_buffer, 1024, 16 << 20)?,
+            copy_buffer: ranged("copy_buffer", self.copy_buffer)?,
             max_head_bytes,
             max_target_bytes,
             max_headers,
             header_timeout: secs("header_timeout_secs", self.header_timeout_secs)?,
             connect_timeout: secs("connect_timeout_secs", self.connect_timeout_secs)?,
             idle_timeout: secs("idle_timeout_secs", self.idle_timeout_secs)?,
-            shutdown_grace: Duration::from_secs(bounded(
+            shutdown_grace: Duration::from_secs(ranged(
                 "shutdown_grace_secs",
                 self.shutdown_grace_secs,
-                0,
-                24 * 3600,
             )?),
-            resolver_threads: bounded("resolver_threads", self.resolver_threads, 1, 256)?,
-            resolver_queue: bounded("resolver_queue", self.resolver_queue, 1, 1_000_000)?,
+            resolver_threads: ranged("resolver_threads", self.resolver_threads)?,
+            resolver_queue: ranged("resolver_queue", self.resolver_queue)?,
             log_level,
         })
     }
@@ -871,17 +831,19 @@ fn positive(key: &'static str, v: Option<u32>) -> Result<u32, ConfigError> {
     }
 }
 
-fn bounded<T: PartialOrd + fmt::Display>(
+/// A number within the range the key table gives `key`.
+fn ranged<T: Copy + fmt::Display + TryInto<u64>>(
     key: &'static str,
     v: Option<T>,
-    lo: T,
-    hi: T,
 ) -> Result<T, ConfigError> {
     let n = req(key, v)?;
-    if lo <= n && n <= hi {
-        Ok(n)
-    } else {
-        Err(invalid(key, n, &format!("between {lo} and {hi}")))
+    // A key validated here without a range in the table fails the embedded default's own test.
+    let Some((lo, hi)) = keys::get(key).and_then(|k| k.range) else {
+        return Err(invalid(key, n, "no range in the key table"));
+    };
+    match n.try_into() {
+        Ok(x) if (lo..=hi).contains(&x) => Ok(n),
+        _ => Err(invalid(key, n, &format!("between {lo} and {hi}"))),
     }
 }
 
@@ -1068,6 +1030,24 @@ mod tests {
             assert!(err.contains(key), "{text:?} → {err:?} does not name {key}");
             assert!(!err.contains('\n'), "{text:?} → multi-line error {err:?}");
         }
+    }
+
+    /// Validation takes its ranges from the key table: just past either end fails naming the key.
+    #[test]
+    fn numbers_outside_the_key_tables_range_name_their_key() {
+        let mut checked = 0;
+        for key in keys::KEYS {
+            let Some((lo, hi)) = key.range else { continue };
+            let outside = [lo.checked_sub(1), hi.checked_add(1)];
+            for n in outside.into_iter().flatten() {
+                let text = format!("{} = {n}", key.name);
+                let err = load_text(&text).expect_err(&text).to_string();
+                let named = format!("`{}` = {n}: between {lo} and {hi}", key.name);
+                assert!(err.contains(&named), "{text:?} → {err:?}");
+            }
+            checked += 1;
+        }
+        assert!(checked > 20, "{checked} ranged keys");
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod acl;
 pub mod admin;
 pub mod auth;
 pub mod check_host;
+pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod creds;

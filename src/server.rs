@@ -42,17 +42,6 @@ pub struct Reload {
     pub file: Option<std::path::PathBuf>,
 }
 
-/// Settings a reload applies to running workers; any other change needs a restart.
-const RELOADABLE: [&str; 7] = [
-    "clients",
-    "open_proxy",
-    "connect_ports",
-    "allow_dest",
-    "default_action",
-    "groups",
-    "rules",
-];
-
 pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
     let Reload { load, file } = reload;
     // The config file as it is now, before anything starts: a change made while the proxy starts
@@ -272,7 +261,7 @@ fn reload_policy(
     swap.store(Arc::new(policy));
     let restart: Vec<String> = changed_keys(running, &new)
         .into_iter()
-        .filter(|k| !RELOADABLE.contains(&k.as_str()))
+        .filter(|k| !crate::config::keys::applied_on_reload(k))
         .collect();
     tracing::info!(
         rules = new.policy.rules.len(),

@@ -192,3 +192,79 @@ fn check_host_prints_the_table_and_fails_when_the_fd_limit_is_too_low() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stdout).contains("CRITICAL"));
 }
+
+/// `--help` shows the defaults of the embedded default config (it said 65536 and 64 for these two,
+/// which are 262144 and 16); `config::keys` checks every flag against default.toml.
+#[test]
+fn help_shows_the_embedded_defaults() {
+    let out = ringgate(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    // Each option's entry: its flag line and its help, up to the next option.
+    let entry_of = |flag: &str| {
+        help.split("\n      --")
+            .find(|e| e.starts_with(flag))
+            .unwrap_or_else(|| panic!("{flag} not in {help}"))
+            .to_owned()
+    };
+    for (flag, default) in [
+        ("pipe-size ", "[default: 262144]"),
+        ("pipe-pool ", "[default: 16]"),
+        ("listen ", "[default: 127.0.0.1:3128]"),
+        ("io-driver ", "[default: auto]"),
+        ("admin ", "[default: off]"),
+    ] {
+        let entry = entry_of(flag);
+        assert!(entry.contains(default), "{entry}");
+    }
+}
+
+/// The flags `--help` lists, without their dashes.
+fn help_flags() -> Vec<String> {
+    let out = ringgate(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let flags: Vec<String> = help
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("--"))
+        .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect();
+    assert!(flags.len() > 50, "{help}");
+    flags
+}
+
+#[test]
+fn generated_man_page_and_completions_name_every_flag() {
+    let flags = help_flags();
+    let man = ringgate(&["generate", "man"]);
+    assert!(man.status.success());
+    // roff writes a dash as `\-`.
+    let page = String::from_utf8_lossy(&man.stdout).replace("\\-", "-");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH ringgate"),
+        "{page}"
+    );
+    for flag in &flags {
+        assert!(
+            page.contains(&format!("--{flag}")),
+            "man page lacks --{flag}"
+        );
+    }
+    assert!(
+        page.contains("[default: 262144]"),
+        "man page shows no pipe_size default"
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let out = ringgate(&["generate", "completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(!script.trim().is_empty(), "{shell}");
+        for flag in &flags {
+            assert!(
+                script.contains(flag.as_str()),
+                "{shell} completions lack --{flag}"
+            );
+        }
+    }
+}
