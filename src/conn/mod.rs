@@ -202,10 +202,7 @@ pub async fn serve(
                     }
                     Ok(forward::Next::Closed) => return,
                     Ok(forward::Next::Linger) => return reject::linger(&mut stream, buf).await,
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %e, "forwarding failed");
-                        Reply::from(&e)
-                    }
+                    Err(e) => Reply::from(&e),
                 }
             }
             _ => Reply::NotAProxyRequest,
