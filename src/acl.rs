@@ -24,6 +24,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::http::target::{Authority, Host};
+use crate::labels::DenialKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -166,14 +167,14 @@ pub enum Denial {
 }
 
 impl Denial {
-    /// Its place in `metrics::DENIALS`.
-    pub fn index(&self) -> usize {
+    /// Its metrics label.
+    pub fn kind(&self) -> DenialKind {
         match self {
-            Denial::Client => 0,
-            Denial::Port => 1,
-            Denial::Destination(_) => 2,
-            Denial::Loop => 3,
-            Denial::Rule(_) => 4,
+            Denial::Client => DenialKind::Client,
+            Denial::Port => DenialKind::Port,
+            Denial::Destination(_) => DenialKind::Destination,
+            Denial::Loop => DenialKind::Loop,
+            Denial::Rule(_) => DenialKind::Rule,
         }
     }
 

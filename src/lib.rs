@@ -13,6 +13,7 @@ pub mod creds;
 pub mod fill;
 pub mod forward;
 pub mod http;
+pub mod labels;
 pub mod limits;
 pub mod log;
 pub mod metrics;

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::acl::canonical;
-use crate::http::response::Reply;
+use crate::labels::LimitKind;
 
 const SLOTS: usize = 1 << 16;
 
@@ -198,14 +198,15 @@ impl ConnLimits {
         }))
     }
 
-    /// A place for a new connection from `client`, or the answer that refuses it.
-    pub fn admit(self: &Arc<Self>, client: IpAddr) -> Result<Permit, Reply> {
+    /// A place for a new connection from `client`, or the limit that refuses it (`conn::reject`
+    /// turns it into the answer).
+    pub fn admit(self: &Arc<Self>, client: IpAddr) -> Result<Permit, LimitKind> {
         if !self.within_rate(client) {
-            return Err(Reply::TooManyFromClient);
+            return Err(LimitKind::PerClient);
         }
         if self.open.fetch_add(1, Ordering::Relaxed) >= self.max {
             self.open.fetch_sub(1, Ordering::Relaxed);
-            return Err(Reply::TooManyConnections);
+            return Err(LimitKind::MaxConnections);
         }
         let mut permit = Permit {
             limits: Arc::clone(self),
@@ -215,7 +216,7 @@ impl ConnLimits {
             let slot = self.slot(client_key(client, self.v6_prefix));
             if self.slots[slot].fetch_add(1, Ordering::Relaxed) >= self.per_client {
                 self.slots[slot].fetch_sub(1, Ordering::Relaxed);
-                return Err(Reply::TooManyFromClient);
+                return Err(LimitKind::PerClient);
             }
             permit.slot = Some(slot);
         }
@@ -266,9 +267,9 @@ mod tests {
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let p1 = l.admit(a).unwrap();
         let p2 = l.admit(mapped).unwrap();
-        assert_eq!(l.admit(a).err(), Some(Reply::TooManyFromClient));
+        assert_eq!(l.admit(a).err(), Some(LimitKind::PerClient));
         let p3 = l.admit(b).unwrap();
-        assert_eq!(l.admit(b).err(), Some(Reply::TooManyConnections));
+        assert_eq!(l.admit(b).err(), Some(LimitKind::MaxConnections));
         assert_eq!(l.open(), 3);
         drop(p1);
         let _p4 = l.admit(a).unwrap();
@@ -276,7 +277,7 @@ mod tests {
         assert_eq!(l.open(), 1);
         let unlimited = Arc::new(ConnLimits::new(10, 0, 0, 0, 0));
         let held: Vec<_> = (0..10).map(|_| unlimited.admit(a).unwrap()).collect();
-        assert_eq!(unlimited.admit(b).err(), Some(Reply::TooManyConnections));
+        assert_eq!(unlimited.admit(b).err(), Some(LimitKind::MaxConnections));
         drop(held);
         assert_eq!(unlimited.open(), 0);
     }
@@ -312,7 +313,7 @@ mod tests {
         let held: Vec<_> = (0..3).map(|_| l.admit(a).unwrap()).collect();
         // The rate counts new connections, not open ones: closing does not give one back.
         drop(held);
-        assert_eq!(l.admit(a).err(), Some(Reply::TooManyFromClient));
+        assert_eq!(l.admit(a).err(), Some(LimitKind::PerClient));
         assert!(l.admit(b).is_ok());
         let t1 = l.admit_tunnel("alice").unwrap();
         let _t2 = l.admit_tunnel("alice").unwrap();

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::labels::Termination;
 use crate::metrics::Registry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -48,9 +49,12 @@ pub struct Entry<'a> {
     pub bytes_down: u64,
     pub duration: Duration,
     pub upstream: Option<SocketAddr>,
-    /// How it ended: `completed`, `closed`, `idle_timeout`, `client_error`, `upstream_error`,
-    /// `denied_acl`, `auth_failed`, `limit`, `error`.
-    pub end: &'a str,
+    /// How it ended (JSON's `termination`), whose doing it was: a forwarded request
+    /// `completed` or `upstream_early_answer`; a tunnel `closed` or `idle_timeout`; the client's
+    /// `client_error` (400, 405, 414, 431, or a failure mid-tunnel) or `client_timeout` (408); the
+    /// origin's `upstream_error` (502, or a failure mid-tunnel) or `upstream_timeout` (504); the
+    /// policy's `denied_acl` (403); `auth_failed` (407); `limit` (429, 503); ours `local_error`.
+    pub end: Termination,
 }
 
 struct Batch {
@@ -390,7 +394,7 @@ struct JsonLine<'a> {
     bytes_down: u64,
     duration_ms: f64,
     upstream: Option<String>,
-    termination: &'a str,
+    termination: &'static str,
 }
 
 fn json(out: &mut Vec<u8>, e: &Entry<'_>) -> io::Result<()> {
@@ -412,7 +416,7 @@ fn json(out: &mut Vec<u8>, e: &Entry<'_>) -> io::Result<()> {
         bytes_down: e.bytes_down,
         duration_ms: e.duration.as_secs_f64() * 1000.0,
         upstream: e.upstream.map(|u| u.to_string()),
-        termination: e.end,
+        termination: e.end.name(),
     };
     serde_json::to_writer(&mut *out, &line).map_err(io::Error::other)?;
     out.push(b'\n');
@@ -434,7 +438,7 @@ mod tests {
             bytes_down: 2048,
             duration: Duration::from_millis(1234),
             upstream: Some("93.184.216.34:443".parse().unwrap()),
-            end: "closed",
+            end: Termination::Closed,
         }
     }
 

@@ -9,6 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::http::head::Method;
+use crate::labels::{ChallengeReason, DenialKind, DialErrorKind, LimitKind};
+
 /// A number only its worker writes.
 #[derive(Default)]
 pub struct Counter(AtomicU64);
@@ -67,44 +70,8 @@ impl Histogram {
     }
 }
 
-/// Request methods as counted (the parser's set; anything else is `other`).
-pub const METHODS: [&str; 10] = [
-    "CONNECT", "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "other",
-];
+/// Status codes counted per method (100–599; 0 for a request that got no response).
 const STATUSES: usize = 600;
-
-/// Why a request got a 407.
-pub const CHALLENGE_REASONS: [&str; 10] = [
-    "no credentials",
-    "repeated credentials",
-    "unsupported scheme",
-    "wrong credentials",
-    "malformed credentials",
-    "credentials too long",
-    "session expired",
-    "session ended by a password change",
-    "too many challenges",
-    "other",
-];
-
-/// Why a dial failed.
-pub const DIAL_ERRORS: [&str; 9] = [
-    "resolve",
-    "no_address",
-    "refused",
-    "unreachable",
-    "timeout",
-    "resolve_timeout",
-    "other",
-    "denied",
-    "resolver_busy",
-];
-
-/// Which policy layer denied.
-pub const DENIALS: [&str; 5] = ["client", "port", "destination", "loop", "rule"];
-
-/// Which limit refused.
-pub const LIMITS: [&str; 3] = ["max_connections", "per_client", "tunnels_per_user"];
 
 /// One worker's numbers; only that worker writes them. Aligned so that two workers' metrics never
 /// share a cache line.
@@ -114,7 +81,7 @@ pub struct WorkerMetrics {
     pub connections_active: Counter,
     /// Per method, per status code (100–599; 0 for a request that got no response).
     requests: Box<[Counter]>,
-    pub challenges: [Counter; CHALLENGE_REASONS.len()],
+    challenges: [Counter; ChallengeReason::ALL.len()],
     pub auth_success: Counter,
     pub auth_failure: Counter,
     pub credential_cache_hits: Counter,
@@ -123,11 +90,11 @@ pub struct WorkerMetrics {
     pub tunnels_total: Counter,
     pub bytes_up: Counter,
     pub bytes_down: Counter,
-    pub dial_errors: [Counter; DIAL_ERRORS.len()],
+    dial_errors: [Counter; DialErrorKind::ALL.len()],
     pub dns_cache_hits: Counter,
     pub dns_lookups: Counter,
-    pub denials: [Counter; DENIALS.len()],
-    pub limits: [Counter; LIMITS.len()],
+    denials: [Counter; DenialKind::ALL.len()],
+    limits: [Counter; LimitKind::ALL.len()],
     pub pipes_pooled: Counter,
     pub tunnel_setup: Histogram,
     pub request_duration: Histogram,
@@ -138,7 +105,7 @@ impl Default for WorkerMetrics {
         WorkerMetrics {
             connections_accepted: Counter::default(),
             connections_active: Counter::default(),
-            requests: (0..METHODS.len() * STATUSES)
+            requests: (0..Method::ALL.len() * STATUSES)
                 .map(|_| Counter::default())
                 .collect(),
             challenges: Default::default(),
@@ -163,22 +130,31 @@ impl Default for WorkerMetrics {
 }
 
 impl WorkerMetrics {
-    /// Counts a request answered with `status` (`method` as in [`METHODS`]).
-    pub fn request(&self, method: usize, status: u16) {
+    /// Counts a request answered with `status`.
+    pub fn request(&self, method: Method, status: u16) {
         let status = if (100..600).contains(&status) {
             usize::from(status)
         } else {
             0
         };
-        self.requests[method.min(METHODS.len() - 1) * STATUSES + status].inc();
+        self.requests[method as usize * STATUSES + status].inc();
     }
 
-    pub fn challenge(&self, reason: &str) {
-        let i = CHALLENGE_REASONS
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(CHALLENGE_REASONS.len() - 1);
-        self.challenges[i].inc();
+    /// Counts a 407. Hot path: an array index, no string compared.
+    pub fn challenge(&self, reason: ChallengeReason) {
+        self.challenges[reason as usize].inc();
+    }
+
+    pub fn dial_error(&self, kind: DialErrorKind) {
+        self.dial_errors[kind as usize].inc();
+    }
+
+    pub fn denial(&self, kind: DenialKind) {
+        self.denials[kind as usize].inc();
+    }
+
+    pub fn limit(&self, kind: LimitKind) {
+        self.limits[kind as usize].inc();
     }
 }
 
@@ -242,13 +218,14 @@ impl Registry {
             "counter",
             "Requests answered, by method and status (0: no response).",
         );
-        for (mi, method) in METHODS.iter().enumerate() {
+        for method in Method::ALL {
+            let mi = method as usize;
             for status in 0..STATUSES {
                 let n = self.sum(|m| m.requests[mi * STATUSES + status].get());
                 if n > 0 {
                     w.value(
                         "requests_total",
-                        &format!("method=\"{method}\",status=\"{status}\""),
+                        &format!("method=\"{}\",status=\"{status}\"", method.name()),
                         n,
                     );
                 }
@@ -259,11 +236,11 @@ impl Registry {
             "counter",
             "407 answers, by reason.",
         );
-        for (i, reason) in CHALLENGE_REASONS.iter().enumerate() {
+        for reason in ChallengeReason::ALL {
             w.value(
                 "auth_challenges_total",
-                &format!("reason=\"{reason}\""),
-                self.sum(|m| m.challenges[i].get()),
+                &format!("reason=\"{}\"", reason.name()),
+                self.sum(|m| m.challenges[reason as usize].get()),
             );
         }
         w.family(
@@ -320,11 +297,11 @@ impl Registry {
             "counter",
             "Failed dials, by kind.",
         );
-        for (i, kind) in DIAL_ERRORS.iter().enumerate() {
+        for kind in DialErrorKind::ALL {
             w.value(
                 "upstream_connect_errors_total",
-                &format!("kind=\"{kind}\""),
-                self.sum(|m| m.dial_errors[i].get()),
+                &format!("kind=\"{}\"", kind.name()),
+                self.sum(|m| m.dial_errors[kind as usize].get()),
             );
         }
         w.family(
@@ -347,11 +324,11 @@ impl Registry {
             "counter",
             "Requests denied by the egress policy, by layer.",
         );
-        for (i, kind) in DENIALS.iter().enumerate() {
+        for kind in DenialKind::ALL {
             w.value(
                 "policy_denials_total",
-                &format!("kind=\"{kind}\""),
-                self.sum(|m| m.denials[i].get()),
+                &format!("kind=\"{}\"", kind.name()),
+                self.sum(|m| m.denials[kind as usize].get()),
             );
         }
         w.family(
@@ -359,11 +336,11 @@ impl Registry {
             "counter",
             "Connections or tunnels refused by a limit.",
         );
-        for (i, limit) in LIMITS.iter().enumerate() {
+        for limit in LimitKind::ALL {
             w.value(
                 "limit_refusals_total",
-                &format!("limit=\"{limit}\""),
-                self.sum(|m| m.limits[i].get()),
+                &format!("limit=\"{}\"", limit.name()),
+                self.sum(|m| m.limits[limit as usize].get()),
             );
         }
         w.family("log_lines_total", "counter", "Access log lines, by fate.");
@@ -464,11 +441,11 @@ mod tests {
         let r = Registry::new(2, "io_uring");
         r.workers[0].connections_accepted.add(3);
         r.workers[1].connections_accepted.add(4);
-        r.workers[0].request(1, 200);
-        r.workers[1].request(1, 200);
-        r.workers[1].request(0, 407);
-        r.workers[0].challenge("no credentials");
-        r.workers[0].challenge("something new");
+        r.workers[0].request(Method::Get, 200);
+        r.workers[1].request(Method::Get, 200);
+        r.workers[1].request(Method::Connect, 407);
+        r.workers[0].challenge(ChallengeReason::NoCredentials);
+        r.workers[0].challenge(ChallengeReason::Other);
         r.workers[1]
             .tunnel_setup
             .observe(Duration::from_micros(300));

@@ -346,3 +346,85 @@ fn user_info_in_a_target_never_reaches_a_log_line_in_any_format() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Each end is logged as whose doing it was (before, every 502 and 504 was `error`, and a
+/// stalled request body a head timeout): one row per end, with its status and JSON termination.
+#[test]
+fn json_terminations_say_whose_fault_each_end_was() {
+    let silent = serve(|mut s| {
+        let _ = read_head(&mut s);
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    let origin = http_origin("logged");
+    // Reads whatever it is sent and never answers.
+    let sink = serve(|mut s| {
+        let _ = s.read_to_end(&mut Vec::new());
+    });
+    let path = scratch("access-log-terminations").join("json.log");
+    let proxy = Proxy::start(&[
+        "--access-log",
+        path.to_str().unwrap(),
+        "--access-log-format",
+        "json",
+        "--response-timeout",
+        "1",
+        "--idle-timeout",
+        "1",
+    ]);
+    let closed = closed_port();
+    let rows: [(String, u16, &str); 6] = [
+        (
+            format!("GET http://127.0.0.1:{closed}/gone HTTP/1.1\r\n\r\n"),
+            502,
+            "upstream_error",
+        ),
+        (
+            format!("GET http://{silent}/slow HTTP/1.1\r\n\r\n"),
+            504,
+            "upstream_timeout",
+        ),
+        (
+            "GET /not-a-proxy-request HTTP/1.1\r\n\r\n".into(),
+            400,
+            "client_error",
+        ),
+        (
+            "CONNECT 169.254.169.254:443 HTTP/1.1\r\n\r\n".into(),
+            403,
+            "denied_acl",
+        ),
+        (
+            // Half of the body, then nothing: the body's own 408.
+            format!(
+                "POST http://{sink}/stalled HTTP/1.1\r\nContent-Length: 100000\r\n\r\n{}",
+                "x".repeat(50_000)
+            ),
+            408,
+            "client_timeout",
+        ),
+        (
+            format!("GET http://{origin}/fine HTTP/1.1\r\nConnection: close\r\n\r\n"),
+            200,
+            "completed",
+        ),
+    ];
+    for (request, want, _) in &rows {
+        let resp = exchange(proxy.addr, request.as_bytes());
+        assert_eq!(status(&resp), *want, "{request:.80}: {resp}");
+    }
+    let lines = lines_of(&path, rows.len());
+    assert_eq!(lines.len(), rows.len(), "{lines:?}");
+    let parsed: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (request, want, termination) in &rows {
+        assert!(
+            parsed
+                .iter()
+                .any(|v| v["status"] == *want && v["termination"] == *termination),
+            "{request:.80}: no {want} {termination} in {lines:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}

@@ -1171,3 +1171,35 @@ fn an_http_1_0_client_gets_a_chunked_response_de_chunked_and_close_delimited() {
     );
     assert_eq!(status(&resp), 502, "{resp}");
 }
+
+/// A client that stops sending in the middle of a request body is answered 408 for the body, not
+/// for a head it sent long ago, and only its own connection waits: the worker serves others.
+#[test]
+fn a_stalled_request_body_gets_its_own_408_and_others_are_served_meanwhile() {
+    let (o, _) = origin(mirror);
+    let proxy = Proxy::start(&["--workers", "1", "--idle-timeout", "2"]);
+    let mut s = open(&proxy);
+    s.write_all(
+        format!("POST http://{o}/up HTTP/1.1\r\nContent-Length: 100000\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    s.write_all(&[b'x'; 1000]).unwrap();
+    // While that body stalls, another client on the same worker is served.
+    let (code, _, body) = ask(
+        &mut open(&proxy),
+        format!("GET http://{o}/meanwhile HTTP/1.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(code, 200);
+    assert!(body.starts_with("GET /meanwhile\n"), "{body}");
+    let got = read_until_closed(&mut s, Duration::from_secs(20))
+        .expect("the stalled client was still open 20 s later");
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("\r\n\r\nrequest body not received in time\n"),
+        "{text}"
+    );
+}

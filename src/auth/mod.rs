@@ -28,6 +28,7 @@ use crate::creds::throttle::{Outcome, Throttle};
 use crate::creds::user_db::{LoadError, UserDb, UserRecord, Users};
 use crate::creds::verifier::Verifier;
 use crate::http::head::Field;
+use crate::labels::ChallengeReason;
 use crate::limits::client_key;
 use crate::metrics::WorkerMetrics;
 use challenge::{Challenges, Persistence};
@@ -60,10 +61,10 @@ impl<'a> Credentials<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     Allow,
-    /// Answer 407 after `delay` (the failure throttle); `reason` is fixed text for logs.
+    /// Answer 407 after `delay` (the failure throttle); `reason` is counted and logged.
     Deny {
         delay: Duration,
-        reason: &'static str,
+        reason: ChallengeReason,
     },
     /// The verifier queue is full: answer 503 and let the client retry.
     Busy,
@@ -224,15 +225,15 @@ impl Gate {
         let value = match field {
             Field::Absent => {
                 let reason = match session {
-                    Some(s) if now >= s.expires => "session expired",
+                    Some(s) if now >= s.expires => ChallengeReason::SessionExpired,
                     Some(s) if s.generation == db.generation => return Decision::Allow,
                     // A reload since: the session holds while its entry (user and password) does.
                     Some(s) if db.get(&s.user).is_some_and(|r| r.id == s.id) => {
                         s.generation = db.generation;
                         return Decision::Allow;
                     }
-                    Some(_) => "session ended by a password change",
-                    None => "no credentials",
+                    Some(_) => ChallengeReason::PasswordChanged,
+                    None => ChallengeReason::NoCredentials,
                 };
                 *session = None;
                 return Decision::Deny {
@@ -240,17 +241,17 @@ impl Gate {
                     reason,
                 };
             }
-            Field::Repeated => return self.refuse(session, peer, now, "repeated credentials"),
+            Field::Repeated => return self.refuse(session, peer, now, ChallengeReason::Repeated),
             Field::One(span) => span.get(buf),
         };
         let token = match Credentials::parse(value) {
             Credentials::Basic(token) => canonical(token),
             Credentials::Unsupported => {
-                return self.refuse(session, peer, now, "unsupported scheme");
+                return self.refuse(session, peer, now, ChallengeReason::UnsupportedScheme);
             }
         };
         if token.len() > max_token_len(self.shared.max_password_bytes) {
-            return self.refuse(session, peer, now, "credentials too long");
+            return self.refuse(session, peer, now, ChallengeReason::TooLong);
         }
         let looked_up = self.cache.borrow_mut().lookup(token, &db, now);
         if matches!(looked_up, Lookup::Miss) {
@@ -294,8 +295,8 @@ impl Gate {
                 // Nothing was checked, so nothing was learnt: answered at once, and remembered
                 // like a wrong value so that its repeats cost no decoding.
                 let reason = match refused {
-                    basic::Refused::Malformed => "malformed credentials",
-                    basic::Refused::TooLong => "credentials too long",
+                    basic::Refused::Malformed => ChallengeReason::Malformed,
+                    basic::Refused::TooLong => ChallengeReason::TooLong,
                 };
                 let now = Instant::now();
                 self.cache
@@ -375,12 +376,12 @@ impl Gate {
                 }
                 drop(cache);
                 self.metrics.auth_failure.inc();
-                self.log_failure(peer, "wrong credentials", now);
+                self.log_failure(peer, ChallengeReason::Wrong.name(), now);
                 *session = None;
                 // The wait was served before the check.
                 Decision::Deny {
                     delay: Duration::ZERO,
-                    reason: "wrong credentials",
+                    reason: ChallengeReason::Wrong,
                 }
             }
         }
@@ -393,7 +394,7 @@ impl Gate {
         session: &mut Option<Session>,
         peer: IpAddr,
         now: Instant,
-        reason: &'static str,
+        reason: ChallengeReason,
     ) -> Decision {
         *session = None;
         self.metrics.auth_failure.inc();

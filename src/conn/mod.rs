@@ -5,7 +5,7 @@
 //! tunnel runs: what is left of the connection is its two sockets and the relay's small state.
 
 mod challenge;
-mod reject;
+pub mod reject;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
-use crate::acl::{self, Denial, Verdict};
+use crate::acl::{self, Verdict};
 use crate::auth::{Decision, Session};
 use crate::fill::{Filled, fill};
 use crate::http::head::{self, Limits, Method, RequestHead};
 use crate::http::response::Reply;
 use crate::http::target::parse_authority;
-use crate::metrics::{METHODS, WorkerMetrics};
+use crate::labels::{ChallengeReason, DenialKind, LimitKind, Termination};
+use crate::metrics::WorkerMetrics;
 use crate::shard::Shard;
 use crate::upstream::dial::DialError;
 use crate::{forward, log, proxy_protocol, tunnel, upstream};
@@ -47,10 +48,10 @@ pub async fn serve(
     }
     let _permit = match shard.conn_limits.admit(peer.ip()) {
         Ok(permit) => permit,
-        Err(reply) => {
-            let limit = usize::from(reply != Reply::TooManyConnections);
-            shard.metrics.limits[limit].inc();
-            shard.metrics.request(METHODS.len() - 1, reply.status());
+        Err(limit) => {
+            shard.metrics.limit(limit);
+            let reply = Reply::from(limit);
+            shard.metrics.request(Method::Other, reply.status());
             if let Some(log) = &shard.log {
                 log.record(&log::Entry {
                     client: peer,
@@ -62,7 +63,7 @@ pub async fn serve(
                     bytes_down: 0,
                     duration: Duration::ZERO,
                     upstream: None,
-                    end: "limit",
+                    end: reject::fate(reply).termination,
                 });
             }
             // No lingering here: the point is to give the connection's resources back at once.
@@ -124,9 +125,13 @@ pub async fn serve(
                     }
                     challenges += 1;
                     let last = challenges >= shard.config.max_challenges_per_connection;
-                    let reason = if last { "too many challenges" } else { reason };
-                    tracing::debug!(%peer, reason, "407");
-                    shard.metrics.request(head.method as usize, 407);
+                    let reason = if last {
+                        ChallengeReason::TooManyChallenges
+                    } else {
+                        reason
+                    };
+                    tracing::debug!(%peer, reason = reason.name(), "407");
+                    shard.metrics.request(head.method, 407);
                     shard.metrics.challenge(reason);
                     if let Some(log) = &shard.log {
                         log.record(&log::Entry {
@@ -139,7 +144,7 @@ pub async fn serve(
                             bytes_down: 0,
                             duration: Duration::ZERO,
                             upstream: None,
-                            end: "auth_failed",
+                            end: Termination::AuthFailed,
                         });
                     }
                     match challenge::answer(&mut stream, &mut buf, &head, gate, &shard, last).await
@@ -197,7 +202,7 @@ pub async fn serve(
                     }
                     Ok(forward::Next::Closed) => return,
                     Ok(forward::Next::Linger) => return reject::linger(&mut stream, buf).await,
-                    Err(reply) => reply,
+                    Err(e) => Reply::from(&e),
                 }
             }
             _ => Reply::NotAProxyRequest,
@@ -342,9 +347,11 @@ async fn refuse(
     let redacted = log::without_userinfo(target);
     let target = redacted.as_ref();
     let status = reply.status();
+    let fate = reject::fate(reply);
+    debug_assert!(fate.close, "{reply:?} refuses but keeps the connection");
     shard
         .metrics
-        .request(method.map_or(METHODS.len() - 1, |m| m as usize), status);
+        .request(method.unwrap_or(Method::Other), status);
     if let Some(log) = &shard.log {
         log.record(&log::Entry {
             client: peer,
@@ -356,17 +363,14 @@ async fn refuse(
             bytes_down: 0,
             duration: Duration::ZERO,
             upstream: None,
-            end: match status {
-                403 => "denied_acl",
-                429 | 503 => "limit",
-                _ => "error",
-            },
+            end: fate.termination,
         });
     }
     tracing::info!(
         %peer,
         status = reply.status(),
         reason = reply.reason(),
+        party = ?fate.party,
         target = ?String::from_utf8_lossy(&target[..target.len().min(200)]),
         "refused"
     );
@@ -392,16 +396,16 @@ impl<F: FnMut()> Drop for OnDrop<F> {
 fn admits_client(shard: &Shard, peer: SocketAddr) -> bool {
     let admitted = shard.policy().admits_client(peer.ip());
     if !admitted {
-        shard.metrics.denials[Denial::Client.index()].inc();
+        shard.metrics.denial(DenialKind::Client);
     }
     admitted
 }
 
 /// Counts a failed dial by kind, and a policy denial by layer.
 pub(crate) fn count_dial_error(metrics: &WorkerMetrics, e: &DialError) {
-    metrics.dial_errors[e.kind_index()].inc();
+    metrics.dial_error(e.kind());
     if let DialError::Denied(d) = e {
-        metrics.denials[d.index()].inc();
+        metrics.denial(d.kind());
     }
 }
 
@@ -418,12 +422,12 @@ async fn connect(
     let started = Instant::now();
     let _tunnel_permit = match user.map(|u| shard.conn_limits.admit_tunnel(u)) {
         Some(None) => {
-            shard.metrics.limits[2].inc();
+            shard.metrics.limit(LimitKind::TunnelsPerUser);
             let target = head.target.get(&buf).to_vec();
             return refuse(
                 shard,
                 client,
-                Reply::TooManyTunnels,
+                Reply::from(LimitKind::TunnelsPerUser),
                 Some(Method::Connect),
                 peer,
                 &target,
@@ -501,7 +505,7 @@ async fn connect(
     let upstream_addr = logged.then(|| upstream.peer_addr().ok()).flatten();
     let (res, _) = client.write_all(Reply::Established.bytes()).await;
     let metrics = &shard.metrics;
-    metrics.request(Method::Connect as usize, 200);
+    metrics.request(Method::Connect, 200);
     metrics.tunnel_setup.observe(started.elapsed());
     if res.is_err() {
         return;
@@ -535,7 +539,7 @@ async fn connect(
             bytes_down: end.down,
             duration: started.elapsed(),
             upstream: upstream_addr,
-            end: end.reason.name(),
+            end: end.reason,
         });
     }
     tracing::debug!(

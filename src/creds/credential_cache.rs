@@ -23,6 +23,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::user_db::{UserDb, UserRecord};
+use crate::labels::ChallengeReason;
 
 /// What the cache says about a header value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +33,8 @@ pub enum Lookup {
         user: Rc<str>,
         id: u64,
     },
-    /// Judged wrong, for this reason (`"wrong credentials"`, `"malformed credentials"`, …).
-    Invalid(&'static str),
+    /// Judged wrong, for this reason (a wrong password, a malformed or over-long value).
+    Invalid(ChallengeReason),
     Miss,
 }
 
@@ -104,7 +105,7 @@ impl<T> Shelf<T> {
 pub struct CredentialCache {
     valid: Shelf<Holder>,
     /// Each with the reason it was refused for.
-    invalid: Shelf<&'static str>,
+    invalid: Shelf<ChallengeReason>,
     /// Keyed once; each tag starts from a copy of this state.
     mac: Hmac<Sha256>,
     ttl: Duration,
@@ -210,7 +211,7 @@ impl CredentialCache {
 
     /// Remembers `token` as wrong for a short while, so repeating it costs no hash and no wait.
     pub fn insert_invalid(&mut self, token: &[u8], generation: u64, now: Instant) {
-        self.insert_refused(token, "wrong credentials", generation, now);
+        self.insert_refused(token, ChallengeReason::Wrong, generation, now);
     }
 
     /// Remembers `token` as refused for `reason` (a wrong password, or a value that cannot be
@@ -218,7 +219,7 @@ impl CredentialCache {
     pub fn insert_refused(
         &mut self,
         token: &[u8],
-        reason: &'static str,
+        reason: ChallengeReason,
         generation: u64,
         now: Instant,
     ) {
@@ -292,7 +293,7 @@ mod tests {
         c.insert_invalid(b"Basic bad", 1, now);
         assert_eq!(
             c.lookup(b"Basic bad", &d, now),
-            Lookup::Invalid("wrong credentials")
+            Lookup::Invalid(ChallengeReason::Wrong)
         );
         assert_eq!(
             c.lookup(b"Basic bad", &d, now + Duration::from_secs(5)),
@@ -337,7 +338,7 @@ mod tests {
         c.insert_invalid(&long, 1, now);
         assert_eq!(
             c.lookup(&long, &d, now),
-            Lookup::Invalid("wrong credentials")
+            Lookup::Invalid(ChallengeReason::Wrong)
         );
     }
 

@@ -15,7 +15,6 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
 
 use crate::http::chunked::ChunkedScanner;
-use crate::http::response::Reply;
 
 const CHUNK: usize = 64 * 1024;
 
@@ -25,30 +24,21 @@ pub enum Framing {
     UntilClose,
 }
 
-#[derive(Debug)]
+/// Why a body relay stopped. The sender's failures (`Truncated`, `Timeout`, `BadChunk`) are the
+/// fault of whoever sends the body, the receiver's (`WriteTimeout`, `WriteFailed`) of the other
+/// side; for a request body `conn::reject` turns each into its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
-    /// The sender closed or failed before the body's end.
+    #[error("the sender closed or failed before the body's end")]
     Truncated,
-    /// The sender sent nothing for the idle timeout.
+    #[error("the sender sent nothing for the idle timeout")]
     Timeout,
-    /// The receiver took nothing for the idle timeout.
+    #[error("the receiver took nothing for the idle timeout")]
     WriteTimeout,
-    /// The receiver failed.
+    #[error("the receiver failed")]
     WriteFailed,
+    #[error("invalid chunked framing")]
     BadChunk,
-}
-
-impl BodyError {
-    /// The answer when a *request* body failed (nothing has been sent to the client yet).
-    pub fn reply_for_request(&self) -> Reply {
-        match self {
-            BodyError::Truncated => Reply::ClientGone,
-            BodyError::WriteFailed => Reply::OriginClosed,
-            BodyError::Timeout => Reply::HeaderTimeout,
-            BodyError::WriteTimeout => Reply::OriginTimeout,
-            BodyError::BadChunk => Reply::BadFraming,
-        }
-    }
 }
 
 /// Relays a body from `src` to `dst`; `pending` holds bytes already read from `src` (they come

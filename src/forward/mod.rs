@@ -5,7 +5,7 @@
 //! connections stay open when the framing allows. One origin connection is kept
 //! per client connection and reused for its next request to the same host and port.
 
-mod body;
+pub mod body;
 pub mod pool;
 
 use std::mem::MaybeUninit;
@@ -14,16 +14,16 @@ use std::time::Instant;
 
 use monoio::net::TcpStream;
 
-use crate::acl::{self, Policy, Verdict};
+use crate::acl::{self, Denial, Policy, Verdict};
 use crate::config::MAX_HEADERS_CAP;
 use crate::fill::{Filled, fill};
 use crate::http::chunked::{ChunkedScanner, Output};
 use crate::http::head::{Body, Method, RequestHead};
-use crate::http::response::Reply;
 use crate::http::response_head::{self, ResponseBody};
 use crate::http::rewrite::{self, Additions};
 use crate::http::target::parse_absolute_http;
 use crate::http::target::parse_authority;
+use crate::labels::Termination;
 use crate::shard::Shard;
 use crate::upstream::dial::{DialError, dial};
 use body::{BodyError, Framing, relay_body, write_within};
@@ -38,6 +38,42 @@ pub enum Next {
     Linger,
 }
 
+/// Why a forwarded request ended before the origin's response reached the client; `conn::reject`
+/// turns each into its answer (and says whose fault it was).
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// The client's: not an `http://` URL the proxy forwards.
+    #[error("not an http:// URL")]
+    BadUrl,
+    /// The client's.
+    #[error("malformed request head")]
+    MalformedHead,
+    /// The client went away before its body was asked for (`100 Continue`).
+    #[error("client gone")]
+    ClientGone,
+    /// The request body failed: the client's fault or the origin's, as [`BodyError`] says.
+    #[error("request body: {0}")]
+    RequestBody(BodyError),
+    /// The policy's.
+    #[error("denied: {}", .0.reason())]
+    Denied(Denial),
+    /// Dialing the origin failed (its own error says whose fault).
+    #[error(transparent)]
+    Dial(DialError),
+    /// The origin's: it took or answered nothing in time.
+    #[error("origin timed out")]
+    OriginTimeout,
+    /// The origin's: it closed without a response.
+    #[error("origin closed without a response")]
+    OriginClosed,
+    /// The origin's: an invalid response head.
+    #[error("invalid response from the origin")]
+    BadResponse,
+    /// The origin's: a transfer coding besides chunked, to an HTTP/1.0 client.
+    #[error("a transfer coding an HTTP/1.0 client cannot be given")]
+    UnlabelledCoding,
+}
+
 const INTERIM_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// Forwards one request whose head is at the start of `buf`. On `ReadNext`, `buf` holds what the
@@ -50,7 +86,7 @@ pub async fn forward(
     peer: SocketAddr,
     user: Option<&str>,
     pinned: &mut Option<Box<Upstream>>,
-) -> Result<Next, Reply> {
+) -> Result<Next, ForwardError> {
     let config = &shard.config;
     let policy = shard.policy();
     let wait = config.idle_timeout;
@@ -60,13 +96,13 @@ pub async fn forward(
     // The head for the origin, built while the request's bytes are borrowed, and an origin
     // connection: a kept one if the pool has one, else a new one.
     let (out, pooled, per_address) = {
-        let target = parse_absolute_http(head.target.get(buf)).map_err(|_| Reply::BadUrl)?;
+        let target = parse_absolute_http(head.target.get(buf)).map_err(|_| ForwardError::BadUrl)?;
         let request = acl::Request::new(peer.ip(), user, &target.authority, false);
         let per_address = match policy.check_request(&request) {
             Verdict::Deny(denial) => {
-                shard.metrics.denials[denial.index()].inc();
+                shard.metrics.denial(denial.kind());
                 tracing::info!(%peer, user, reason = denial.reason(), "denied by policy");
-                return Err(Reply::from(&denial));
+                return Err(ForwardError::Denied(denial));
             }
             verdict => verdict == Verdict::PerAddress,
         };
@@ -77,7 +113,7 @@ pub async fn forward(
             &mut headers[..shard.limits.max_headers.min(MAX_HEADERS_CAP)],
         );
         let (Ok(httparse::Status::Complete(_)), Some(method)) = (parsed, req.method) else {
-            return Err(Reply::MalformedHead);
+            return Err(ForwardError::MalformedHead);
         };
         let mut out = Vec::with_capacity(head.len + 64);
         rewrite::write_request_head(
@@ -122,7 +158,7 @@ pub async fn forward(
     if head.expect_continue && head.body != Body::None {
         // The proxy answers the expectation itself and does not forward it (see rewrite.rs).
         let (res, _) = write_within(client, INTERIM_100, 0..INTERIM_100.len(), wait).await;
-        res.map_err(|_| Reply::ClientGone)?;
+        res.map_err(|_| ForwardError::ClientGone)?;
     }
 
     // Request: head, then the body under the client's framing.
@@ -150,7 +186,7 @@ pub async fn forward(
         let Some(back) = back else {
             // The origin took nothing of the head for the idle timeout: the head went with the
             // cancelled write, and this origin connection is dropped (closed) here.
-            return Err(Reply::OriginTimeout);
+            return Err(ForwardError::OriginTimeout);
         };
         out = back;
         if res.is_err() {
@@ -158,7 +194,7 @@ pub async fn forward(
                 (up, reused) = (dialer.dial(up.key).await?, false);
                 continue;
             }
-            return Err(Reply::OriginClosed);
+            return Err(ForwardError::OriginClosed);
         }
         if let Some(p) = pending.take() {
             *buf = match framing.take() {
@@ -172,16 +208,16 @@ pub async fn forward(
                         request_cut = true;
                         Vec::new()
                     }
-                    Err(e) => return Err(e.reply_for_request()),
+                    Err(e) => return Err(ForwardError::RequestBody(e)),
                 },
             };
         }
         match read_response_head(&mut up.stream, &mut rbuf, shard, head.method).await {
-            Err(Reply::OriginClosed) if reused && retryable && rbuf.is_empty() => {
+            Err(ForwardError::OriginClosed) if reused && retryable && rbuf.is_empty() => {
                 (up, reused) = (dialer.dial(up.key).await?, false);
             }
-            Err(Reply::OriginClosed | Reply::BadResponse) if request_cut => {
-                return Err(Reply::OriginClosed);
+            Err(ForwardError::OriginClosed | ForwardError::BadResponse) if request_cut => {
+                return Err(ForwardError::OriginClosed);
             }
             Err(reply) => return Err(reply),
             Ok(h) => break h,
@@ -213,7 +249,7 @@ pub async fn forward(
             // Content-Encoding would change the representation (validators, caches), passing
             // it on unlabelled would hand over coded bytes as the content, and the proxy does
             // not decode transfer codings: 502, before anything reached the client.
-            return Err(Reply::BadResponse);
+            return Err(ForwardError::UnlabelledCoding);
         }
         rewrite::write_response_head(
             &mut client_head,
@@ -226,7 +262,7 @@ pub async fn forward(
         );
     }
     let response_body = rbuf.split_off(rhead.len);
-    shard.metrics.request(head.method as usize, rhead.status);
+    shard.metrics.request(head.method, rhead.status);
     tracing::debug!(%peer, host = up.key.host(), status = rhead.status, reused, request_cut, "forwarded");
     let len = client_head.len();
     let (res, _) = write_within(client, client_head, 0..len, wait).await;
@@ -266,9 +302,9 @@ pub async fn forward(
             duration: started.elapsed(),
             upstream: Some(up.addr),
             end: if request_cut {
-                "upstream_early_answer"
+                Termination::UpstreamEarlyAnswer
             } else {
-                "completed"
+                Termination::Completed
             },
         });
     }
@@ -327,7 +363,7 @@ async fn read_response_head(
     rbuf: &mut Vec<u8>,
     shard: &Shard,
     method: Method,
-) -> Result<response_head::ResponseHead, Reply> {
+) -> Result<response_head::ResponseHead, ForwardError> {
     let deadline = Instant::now() + shard.config.response_timeout;
     loop {
         match response_head::parse(rbuf, &shard.limits, method) {
@@ -335,18 +371,18 @@ async fn read_response_head(
                 rbuf.drain(..h.len);
                 continue;
             }
-            Ok(Some(h)) if h.status == 101 => return Err(Reply::BadResponse),
+            Ok(Some(h)) if h.status == 101 => return Err(ForwardError::BadResponse),
             Ok(Some(h)) => return Ok(h),
             Ok(None) => {}
-            Err(_) => return Err(Reply::BadResponse),
+            Err(_) => return Err(ForwardError::BadResponse),
         }
         if rbuf.len() == rbuf.capacity() {
             rbuf.reserve(rbuf.capacity().max(4096));
         }
         let left = deadline.saturating_duration_since(Instant::now());
         match fill(origin, rbuf, left).await {
-            Filled::TimedOut => return Err(Reply::OriginTimeout),
-            Filled::Closed => return Err(Reply::OriginClosed),
+            Filled::TimedOut => return Err(ForwardError::OriginTimeout),
+            Filled::Closed => return Err(ForwardError::OriginClosed),
             Filled::Read(_) => {}
         }
     }
@@ -363,10 +399,10 @@ struct Dialer<'a> {
 
 impl Dialer<'_> {
     /// A new connection to the origin `key` names.
-    async fn dial(&self, key: Key) -> Result<Upstream, Reply> {
+    async fn dial(&self, key: Key) -> Result<Upstream, ForwardError> {
         // Re-parse the key's text (it came from a validated target).
         let text = format!("{}:{}", key.host(), key.port());
-        let authority = parse_authority(text.as_bytes()).map_err(|_| Reply::BadUrl)?;
+        let authority = parse_authority(text.as_bytes()).map_err(|_| ForwardError::BadUrl)?;
         let check = acl::Check {
             policy: self.policy,
             request: acl::Request::new(self.peer.ip(), self.user, &authority, false),
@@ -385,9 +421,11 @@ impl Dialer<'_> {
                 if let DialError::Denied(d) = &e {
                     tracing::info!(peer = %self.peer, user = self.user, reason = d.reason(), "denied by policy");
                 }
-                Reply::from(&e)
+                ForwardError::Dial(e)
             })?;
-        let addr = stream.peer_addr().map_err(|_| Reply::ConnectFailed)?;
+        let addr = stream
+            .peer_addr()
+            .map_err(|e| ForwardError::Dial(DialError::Other(e)))?;
         Ok(Upstream {
             stream,
             addr,

@@ -63,19 +63,21 @@ impl Span {
     }
 }
 
-/// Request methods the proxy distinguishes; `Other` is any other valid token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Connect,
-    Get,
-    Head,
-    Post,
-    Put,
-    Delete,
-    Options,
-    Patch,
-    Trace,
-    Other,
+crate::labels::label_enum! {
+    /// Request methods the proxy distinguishes; `Other` is any other valid token.
+    pub enum Method {
+        Connect => "CONNECT",
+        Get => "GET",
+        Head => "HEAD",
+        Post => "POST",
+        Put => "PUT",
+        Delete => "DELETE",
+        Options => "OPTIONS",
+        Patch => "PATCH",
+        Trace => "TRACE",
+        /// Any other valid token (named `other`).
+        Other => "other",
+    }
 }
 
 impl Method {
@@ -93,11 +95,6 @@ impl Method {
             "TRACE" => Method::Trace,
             _ => Method::Other,
         }
-    }
-
-    /// The method's token (`other` for a method the proxy does not know).
-    pub fn name(self) -> &'static str {
-        crate::metrics::METHODS[self as usize]
     }
 }
 

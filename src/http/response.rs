@@ -13,6 +13,7 @@ pub enum Reply {
     NotAProxyRequest,
     MethodNotAllowed,
     HeaderTimeout,
+    BodyTimeout,
     TargetTooLong,
     HeadTooLarge,
     TooManyHeaders,
@@ -41,13 +42,14 @@ pub enum Reply {
 }
 
 impl Reply {
-    const ALL: [Reply; 31] = [
+    pub const ALL: [Reply; 32] = [
         Reply::Established,
         Reply::MalformedHead,
         Reply::BadConnectTarget,
         Reply::NotAProxyRequest,
         Reply::MethodNotAllowed,
         Reply::HeaderTimeout,
+        Reply::BodyTimeout,
         Reply::TargetTooLong,
         Reply::HeadTooLarge,
         Reply::TooManyHeaders,
@@ -90,6 +92,7 @@ impl Reply {
                 (405, "Method Not Allowed", "method not served by this proxy")
             }
             Reply::HeaderTimeout => (408, "Request Timeout", "request head not received in time"),
+            Reply::BodyTimeout => (408, "Request Timeout", "request body not received in time"),
             Reply::TargetTooLong => (414, "URI Too Long", "request-target too long"),
             Reply::HeadTooLarge => (
                 431,

@@ -20,34 +20,10 @@ use std::time::{Duration, Instant};
 use monoio::net::TcpStream;
 
 use crate::config::RelayKind;
+use crate::labels::Termination;
 use crate::limits::UserRate;
 use crate::shard::Shard;
 use crate::sys;
-
-/// Why a tunnel ended; a fixed name for logs and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndReason {
-    /// Both sides finished sending (EOF each way).
-    Closed,
-    /// No byte moved either way for the idle timeout.
-    Idle,
-    ClientError,
-    UpstreamError,
-    /// A local resource ran out (pipes, fds).
-    LocalError,
-}
-
-impl EndReason {
-    pub const fn name(self) -> &'static str {
-        match self {
-            EndReason::Closed => "closed",
-            EndReason::Idle => "idle_timeout",
-            EndReason::ClientError => "client_error",
-            EndReason::UpstreamError => "upstream_error",
-            EndReason::LocalError => "local_error",
-        }
-    }
-}
 
 /// How a finished tunnel went.
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +32,7 @@ pub struct TunnelEnd {
     pub up: u64,
     /// Bytes upstream → client.
     pub down: u64,
-    pub reason: EndReason,
+    pub reason: Termination,
 }
 
 /// Which side of one direction failed.
@@ -76,18 +52,19 @@ enum Direction {
 }
 
 impl Fault {
-    /// Whose failure ended the tunnel, given the direction it happened in; logs the error.
-    fn end(self, dir: Direction) -> EndReason {
+    /// Whose failure ended the tunnel, given the direction it happened in (the source of the
+    /// upward direction and the destination of the downward one are the client); logs the error.
+    fn end(self, dir: Direction) -> Termination {
         let (reason, e) = match (self, dir) {
             (Fault::Src(e), Direction::Up) | (Fault::Dst(e), Direction::Down) => {
-                (EndReason::ClientError, e)
+                (Termination::ClientError, e)
             }
             (Fault::Src(e), Direction::Down) | (Fault::Dst(e), Direction::Up) => {
-                (EndReason::UpstreamError, e)
+                (Termination::UpstreamError, e)
             }
-            (Fault::Local(e), _) => (EndReason::LocalError, e),
+            (Fault::Local(e), _) => (Termination::LocalError, e),
         };
-        if reason == EndReason::LocalError {
+        if reason == Termination::LocalError {
             tracing::warn!(error = %e, "tunnel ended: local resource error");
         } else {
             tracing::debug!(error = %e, direction = ?dir, end = reason.name(), "tunnel ended by error");
@@ -161,7 +138,7 @@ pub async fn relay(
             let idle = pin!(shard.idle.watch(&activity, shard.config.idle_timeout));
             both_ways(upward, downward, idle).await
         }
-        _ => EndReason::LocalError,
+        _ => Termination::LocalError,
     };
     TunnelEnd {
         up: up.moved.get(),
@@ -189,7 +166,7 @@ fn both_ways(
     mut upward: Pin<&mut impl Future<Output = Result<(), Fault>>>,
     mut downward: Pin<&mut impl Future<Output = Result<(), Fault>>>,
     mut idle: Pin<&mut impl Future<Output = ()>>,
-) -> impl Future<Output = EndReason> {
+) -> impl Future<Output = Termination> {
     let (mut up_done, mut down_done) = (false, false);
     std::future::poll_fn(move |cx| {
         if !up_done && let Poll::Ready(r) = upward.as_mut().poll(cx) {
@@ -205,10 +182,10 @@ fn both_ways(
             }
         }
         if up_done && down_done {
-            return Poll::Ready(EndReason::Closed);
+            return Poll::Ready(Termination::Closed);
         }
         if idle.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(EndReason::Idle);
+            return Poll::Ready(Termination::IdleTimeout);
         }
         Poll::Pending
     })

@@ -14,6 +14,7 @@ use monoio::net::TcpStream;
 use super::dns::Resolver;
 use crate::acl::{Check, Denial};
 use crate::http::target::{Authority, Host};
+use crate::labels::DialErrorKind;
 
 /// Why a dial failed; all are the upstream's (or the network's) fault.
 #[derive(Debug, thiserror::Error)]
@@ -40,18 +41,18 @@ pub enum DialError {
 }
 
 impl DialError {
-    /// Its place in `metrics::DIAL_ERRORS`.
-    pub fn kind_index(&self) -> usize {
+    /// Its metrics label.
+    pub fn kind(&self) -> DialErrorKind {
         match self {
-            DialError::Resolve(_) => 0,
-            DialError::NoAddress => 1,
-            DialError::Refused => 2,
-            DialError::Unreachable => 3,
-            DialError::Timeout => 4,
-            DialError::ResolveTimeout => 5,
-            DialError::Other(_) => 6,
-            DialError::Denied(_) => 7,
-            DialError::ResolverBusy => 8,
+            DialError::Resolve(_) => DialErrorKind::Resolve,
+            DialError::NoAddress => DialErrorKind::NoAddress,
+            DialError::Refused => DialErrorKind::Refused,
+            DialError::Unreachable => DialErrorKind::Unreachable,
+            DialError::Timeout => DialErrorKind::Timeout,
+            DialError::ResolveTimeout => DialErrorKind::ResolveTimeout,
+            DialError::Other(_) => DialErrorKind::Other,
+            DialError::Denied(_) => DialErrorKind::Denied,
+            DialError::ResolverBusy => DialErrorKind::ResolverBusy,
         }
     }
 
