@@ -8,6 +8,8 @@
 //!   authentication off: the gate adds nothing on the way to the dial.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{Read, Write};
@@ -20,9 +22,10 @@ use std::time::Duration;
 use base64::Engine as _;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use ringgate::auth::{self, Decision, Gate};
-use ringgate::config::{Config, EMBEDDED_DEFAULT, Machine, RawConfig};
+use ringgate::config::Config;
 use ringgate::http::head;
 use ringgate::shard::Shard;
+use support::{echo_server, loopback_config};
 
 /// Counts allocations made on threads that opted in; everything else goes straight to `System`.
 struct Counting;
@@ -110,21 +113,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn config(toml: &str) -> Arc<Config> {
-    let raw = RawConfig::parse(EMBEDDED_DEFAULT, "embedded default")
-        .unwrap()
-        .overlay(RawConfig::parse(toml, "test").unwrap())
-        // The tests' origins are on loopback, on any port.
-        .overlay(
-            RawConfig::parse(
-                "allow_dest = [\"127.0.0.0/8\"]\nconnect_ports = [\"any\"]",
-                "test",
-            )
-            .unwrap(),
-        );
-    Arc::new(raw.validate(&Machine::probe()).unwrap())
-}
-
 fn basic(user: &str, password: &str) -> String {
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     format!("Basic {token}")
@@ -186,24 +174,6 @@ fn serve_counted(driver: Driver, config: Arc<Config>) -> SocketAddr {
     addr
 }
 
-fn echo_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut s in l.incoming().map_while(Result::ok) {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 1024];
-                while let Ok(n @ 1..) = s.read(&mut buf) {
-                    if s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 fn read_exactly(s: &mut TcpStream, buf: &mut [u8]) {
     s.read_exact(buf).unwrap();
 }
@@ -215,7 +185,7 @@ fn a_warmed_connection_answers_10000_challenges_without_allocating() {
         // One connection for all of them: the bound on 407s per connection is lifted.
         let proxy = serve_counted(
             driver,
-            config(
+            loopback_config(
                 "users = [\"alice:pw\"]\nmax_challenges_per_connection = 1000000\n\
                  failed_credential_ttl_secs = 3600",
             ),
@@ -276,7 +246,7 @@ fn a_warmed_connection_answers_10000_challenges_without_allocating() {
 #[test]
 fn ten_thousand_credential_cache_hits_allocate_nothing() {
     let _turn = take_turn();
-    let config = config("users = [\"alice:pw\"]");
+    let config = loopback_config("users = [\"alice:pw\"]");
     let shared = auth::Shared::start(&config).unwrap().unwrap();
     let gate = Gate::new(shared, Default::default());
     let buf = format!(
@@ -336,9 +306,14 @@ fn an_authenticated_connect_allocates_no_more_than_an_open_one() {
     let _turn = take_turn();
     for driver in [Driver::Uring, Driver::Epoll] {
         let n = 2_000;
-        let open = allocations_per_connect(driver, config(""), "", n);
+        let open = allocations_per_connect(driver, loopback_config(""), "", n);
         let header = format!("Proxy-Authorization: {}\r\n", basic("alice", "pw"));
-        let authed = allocations_per_connect(driver, config("users = [\"alice:pw\"]"), &header, n);
+        let authed = allocations_per_connect(
+            driver,
+            loopback_config("users = [\"alice:pw\"]"),
+            &header,
+            n,
+        );
         eprintln!(
             "{driver:?}: allocations per CONNECT (accept → tunnel → close): auth off {open:.3}, \
              auth on (cache hit) {authed:.3}"
@@ -389,7 +364,7 @@ fn ping(s: &mut TcpStream) {
 fn an_idle_tunnel_keeps_little_heap() {
     let _turn = take_turn();
     for driver in [Driver::Uring, Driver::Epoll] {
-        let proxy = serve_counted(driver, config("users = [\"alice:pw\"]"));
+        let proxy = serve_counted(driver, loopback_config("users = [\"alice:pw\"]"));
         let echo = echo_server();
         let mut tunnels = Vec::new();
         // Warm: the runtime's and the worker's tables grow to hold the first ones.
@@ -493,7 +468,7 @@ fn upload(s: &mut TcpStream, origin: SocketAddr) {
 fn an_idle_kept_alive_connection_gives_back_its_body_buffer() {
     let _turn = take_turn();
     for driver in [Driver::Uring, Driver::Epoll] {
-        let proxy = serve_counted(driver, config(""));
+        let proxy = serve_counted(driver, loopback_config(""));
         let origin = upload_origin();
         // Warm: the pool's tables and the runtime's grow for the first ones.
         let mut clients = Vec::new();

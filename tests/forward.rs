@@ -119,18 +119,6 @@ fn mirror(seen: &Seen) -> Vec<u8> {
     .into_bytes()
 }
 
-fn ask(s: &mut TcpStream, request: &[u8]) -> (u16, String, String) {
-    s.write_all(request).unwrap();
-    let (head, body) = read_response(s);
-    (status(&head), head, body)
-}
-
-fn open(proxy: &Proxy) -> TcpStream {
-    let s = TcpStream::connect(proxy.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s
-}
-
 #[test]
 fn requests_are_rewritten_for_the_origin_and_answers_come_back_with_via() {
     let (o, _) = origin(mirror);
@@ -658,13 +646,10 @@ fn bulk_origin() -> SocketAddr {
     })
 }
 
-fn curl(proxy: &Proxy, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("curl")
-        .args(["-s", "-S", "--fail", "--max-time", "120", "-x"])
-        .arg(format!("http://{}", proxy.addr))
-        .args(args)
-        .output()
-        .unwrap();
+/// curl through `proxy` (`--fail`: an error status fails the test); what it downloaded.
+fn curl_via(proxy: &Proxy, args: &[&str]) -> Vec<u8> {
+    let px = format!("http://{}", proxy.addr);
+    let out = curl(&[&["--fail", "-x", &px][..], args].concat());
     assert!(
         out.status.success(),
         "curl {args:?}: {}",
@@ -692,7 +677,7 @@ fn sixty_four_mib_bodies_stream_both_ways_with_every_byte_intact() {
         args.extend_from_slice(extra);
         args.push(&url);
         assert_eq!(
-            String::from_utf8_lossy(&curl(&proxy, &args)),
+            String::from_utf8_lossy(&curl_via(&proxy, &args)),
             up_want,
             "{extra:?}"
         );
@@ -700,7 +685,7 @@ fn sixty_four_mib_bodies_stream_both_ways_with_every_byte_intact() {
     // Downloads with a Content-Length and chunked.
     let down_want = sha256_hex(&pattern(7, SIZE));
     for kind in ["cl", "chunked"] {
-        let got = curl(&proxy, &[&format!("http://{o}/{kind}/{SIZE}")]);
+        let got = curl_via(&proxy, &[&format!("http://{o}/{kind}/{SIZE}")]);
         assert_eq!(got.len() as u64, SIZE, "{kind}");
         assert_eq!(sha256_hex(&got), down_want, "{kind}");
     }

@@ -3,20 +3,13 @@
 //! user; wrong ones end the session; a user removed at reload loses open sessions' later requests.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-use std::sync::Arc;
+mod support;
 
 use base64::Engine as _;
 use monoio::{LegacyDriver, RuntimeBuilder};
 use ringgate::auth::{self, Decision, Gate, Session};
-use ringgate::config::{Config, EMBEDDED_DEFAULT, Machine, RawConfig};
 use ringgate::http::head::{self, Field, Limits};
-
-fn config(toml: &str) -> Arc<Config> {
-    let raw = RawConfig::parse(EMBEDDED_DEFAULT, "embedded default")
-        .unwrap()
-        .overlay(RawConfig::parse(toml, "test").unwrap());
-    Arc::new(raw.validate(&Machine::probe()).unwrap())
-}
+use support::config;
 
 /// A request head carrying `header` (if any), and its parsed `Proxy-Authorization` field.
 fn request(header: Option<(&str, &str)>) -> (Vec<u8>, Field) {

@@ -10,29 +10,16 @@ mod support;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::*;
-
-/// An origin that counts its connections and answers one small HTTP response on each.
-fn counting_origin() -> (SocketAddr, Arc<AtomicUsize>) {
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    let addr = serve(move |mut s| {
-        seen.fetch_add(1, Ordering::SeqCst);
-        let _ = read_head(&mut s);
-        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\norigin");
-    });
-    (addr, count)
-}
 
 const DEST: &str = "destination address not allowed";
 
 #[test]
 fn every_spelling_of_a_forbidden_destination_is_refused_before_connecting() {
-    let (o, count) = counting_origin();
+    let origin = counting_origin("origin", After::Close);
+    let o = origin.addr;
     let port = o.port();
     let proxy = Proxy::start_strict(&["--connect-ports", "any"]);
     let baseline = proxy.fds();
@@ -80,7 +67,7 @@ fn every_spelling_of_a_forbidden_destination_is_refused_before_connecting() {
         assert_eq!((code, body.as_str()), (403, want), "{request:?}");
     }
     assert_eq!(
-        count.load(Ordering::SeqCst),
+        origin.connections(),
         0,
         "a forbidden destination was reached"
     );
@@ -90,7 +77,8 @@ fn every_spelling_of_a_forbidden_destination_is_refused_before_connecting() {
 
 #[test]
 fn connect_is_limited_to_port_443_unless_configured_and_allow_dest_opens_loopback() {
-    let (o, count) = counting_origin();
+    let origin = counting_origin("origin", After::Close);
+    let o = origin.addr;
     let port = o.port();
     let proxy = Proxy::start_strict(&[]);
     let (code, body) = exchange_body(
@@ -107,7 +95,7 @@ fn connect_is_limited_to_port_443_unless_configured_and_allow_dest_opens_loopbac
         &format!("GET http://127.0.0.1:{port}/ HTTP/1.1\r\n\r\n"),
     );
     assert_eq!((code, body.as_str()), (403, DEST));
-    assert_eq!(count.load(Ordering::SeqCst), 0);
+    assert_eq!(origin.connections(), 0);
 
     let list = format!("443,{}-{}", port - 1, port + 1);
     let proxy = Proxy::start_strict(&["--connect-ports", &list, "--allow-dest", "127.0.0.0/8"]);
@@ -127,7 +115,7 @@ fn connect_is_limited_to_port_443_unless_configured_and_allow_dest_opens_loopbac
         &format!("GET http://[::1]:{port}/ HTTP/1.1\r\n\r\n"),
     );
     assert_eq!((code, body.as_str()), (403, DEST));
-    assert_eq!(count.load(Ordering::SeqCst), 2);
+    assert_eq!(origin.connections(), 2);
 }
 
 #[test]
@@ -222,7 +210,7 @@ fn with_bind_source_and_a_wildcard_listener_another_host_address_is_still_a_loop
 
 #[test]
 fn without_authentication_only_allowed_clients_get_in() {
-    let (o, _) = counting_origin();
+    let o = counting_origin("origin", After::Close).addr;
     let proxy = Proxy::start(&["--client", "127.0.0.2/32"]);
     let request = format!("GET http://{o}/ HTTP/1.1\r\nConnection: close\r\n\r\n");
     // From 127.0.0.1: refused before any request is read.
@@ -279,7 +267,8 @@ fn an_accidental_open_proxy_does_not_start() {
 
 #[test]
 fn rules_from_a_config_file_decide_by_user_group_host_destination_and_method() {
-    let (o, count) = counting_origin();
+    let origin = counting_origin("origin", After::Close);
+    let o = origin.addr;
     let port = o.port();
     let dir = scratch("policy-rules");
     let config = dir.join("rules.toml");
@@ -374,7 +363,7 @@ ports = ["{port}"]
         assert_eq!((code, body.as_str()), want, "{user} {request}");
     }
     assert_eq!(
-        count.load(Ordering::SeqCst),
+        origin.connections(),
         3,
         "only the allowed requests reached the origin"
     );
