@@ -17,13 +17,14 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use ringgate::auth::{self, Decision, Gate};
 use ringgate::config::Config;
 use ringgate::http::head;
+use ringgate::metrics::WorkerMetrics;
 use ringgate::shard::Shard;
 use support::{echo_server, loopback_config};
 
@@ -145,10 +146,12 @@ fn block_on<F: Future>(driver: Driver, fut: F) -> F::Output {
 
 /// Starts a thread that serves clients with ringgate's own `conn::serve`, counting its
 /// allocations. Returns the address to connect to.
-fn serve_counted(driver: Driver, config: Arc<Config>) -> SocketAddr {
+fn serve_counted(driver: Driver, config: Arc<Config>) -> (SocketAddr, Arc<WorkerMetrics>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
+    let metrics = Arc::new(ringgate::metrics::Registry::new(1, "test"));
+    let worker = Arc::clone(&metrics.workers[0]);
     std::thread::spawn(move || {
         let auth = auth::Shared::start(&config).unwrap();
         let policy = config.policy.build(auth.is_some(), &[addr]).unwrap();
@@ -158,7 +161,7 @@ fn serve_counted(driver: Driver, config: Arc<Config>) -> SocketAddr {
             auth,
             policy,
             conn_limits: limits,
-            metrics: Arc::new(ringgate::metrics::Registry::new(1, "test")),
+            metrics,
             log: None,
             resolver_slots: ringgate::upstream::dns::SystemSlots::new(1),
         };
@@ -171,7 +174,28 @@ fn serve_counted(driver: Driver, config: Arc<Config>) -> SocketAddr {
             }
         });
     });
-    addr
+    (addr, worker)
+}
+
+/// Waits until the counted worker has exactly `open` client connections and its heap has stopped
+/// changing (two reads 20 ms apart agree), so what is counted next is only what comes next: a
+/// connection's task frees its memory a moment after the client sees it closed.
+fn settle(worker: &WorkerMetrics, open: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = (allocations(), live_bytes().0);
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = (allocations(), live_bytes().0);
+        if worker.connections_active.get() == open && now == last {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not settle: {} connections open, {open} expected",
+            worker.connections_active.get()
+        );
+        last = now;
+    }
 }
 
 fn read_exactly(s: &mut TcpStream, buf: &mut [u8]) {
@@ -183,7 +207,7 @@ fn a_warmed_connection_answers_10000_challenges_without_allocating() {
     let _turn = take_turn();
     for driver in [Driver::Uring, Driver::Epoll] {
         // One connection for all of them: the bound on 407s per connection is lifted.
-        let proxy = serve_counted(
+        let (proxy, _) = serve_counted(
             driver,
             loopback_config(
                 "users = [\"alice:pw\"]\nmax_challenges_per_connection = 1000000\n\
@@ -284,7 +308,7 @@ fn ten_thousand_credential_cache_hits_allocate_nothing() {
 
 /// Allocations per CONNECT, from accept to the end of a one-message tunnel.
 fn allocations_per_connect(driver: Driver, config: Arc<Config>, header: &str, n: u64) -> f64 {
-    let proxy = serve_counted(driver, config);
+    let (proxy, worker) = serve_counted(driver, config);
     let echo = echo_server();
     let request = format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n{header}\r\n");
     let once = || drop(tunnel_through(proxy, &request));
@@ -292,12 +316,12 @@ fn allocations_per_connect(driver: Driver, config: Arc<Config>, header: &str, n:
         once();
     }
     // Let the last tunnel's task finish before counting.
-    std::thread::sleep(Duration::from_millis(100));
+    settle(&worker, 0);
     let before = allocations();
     for _ in 0..n {
         once();
     }
-    std::thread::sleep(Duration::from_millis(100));
+    settle(&worker, 0);
     (allocations() - before) as f64 / n as f64
 }
 
@@ -364,16 +388,16 @@ fn ping(s: &mut TcpStream) {
 fn an_idle_tunnel_keeps_little_heap() {
     let _turn = take_turn();
     for driver in [Driver::Uring, Driver::Epoll] {
-        let proxy = serve_counted(driver, loopback_config("users = [\"alice:pw\"]"));
+        let (proxy, worker) = serve_counted(driver, loopback_config("users = [\"alice:pw\"]"));
         let echo = echo_server();
         let mut tunnels = Vec::new();
         // Warm: the runtime's and the worker's tables grow to hold the first ones.
         open_tunnels(proxy, echo, 100, &mut tunnels);
-        std::thread::sleep(Duration::from_millis(100));
+        settle(&worker, 100);
         let (before, classes_before) = live_bytes();
         let n = 256;
         open_tunnels(proxy, echo, n, &mut tunnels);
-        std::thread::sleep(Duration::from_millis(100));
+        settle(&worker, 100 + n as u64);
         let (after, classes_after) = live_bytes();
         let per_tunnel = (after - before) as f64 / n as f64;
         let by_class: Vec<String> = (0..32)
@@ -393,7 +417,7 @@ fn an_idle_tunnel_keeps_little_heap() {
         }
         // Closed, and their tasks gone, before the next driver's window opens.
         drop(tunnels);
-        std::thread::sleep(Duration::from_millis(300));
+        settle(&worker, 0);
         assert!(
             per_tunnel <= 3_072.0,
             "{driver:?}: an idle tunnel keeps {per_tunnel:.0} bytes of heap"
@@ -468,7 +492,7 @@ fn upload(s: &mut TcpStream, origin: SocketAddr) {
 fn an_idle_kept_alive_connection_gives_back_its_body_buffer() {
     let _turn = take_turn();
     for driver in [Driver::Uring, Driver::Epoll] {
-        let proxy = serve_counted(driver, loopback_config(""));
+        let (proxy, worker) = serve_counted(driver, loopback_config(""));
         let origin = upload_origin();
         // Warm: the pool's tables and the runtime's grow for the first ones.
         let mut clients = Vec::new();
@@ -478,7 +502,7 @@ fn an_idle_kept_alive_connection_gives_back_its_body_buffer() {
             upload(&mut s, origin);
             clients.push(s);
         }
-        std::thread::sleep(Duration::from_millis(100));
+        settle(&worker, 4);
         let (before, _) = live_bytes();
         let n = 32;
         for _ in 0..n {
@@ -501,7 +525,7 @@ fn an_idle_kept_alive_connection_gives_back_its_body_buffer() {
             "{driver:?}: heap per idle kept-alive connection after an upload: {per_connection:.0} bytes"
         );
         drop(clients);
-        std::thread::sleep(Duration::from_millis(300));
+        settle(&worker, 0);
         assert!(
             per_connection <= f64::from(limit),
             "{driver:?}: an idle connection keeps {per_connection:.0} bytes after a body"

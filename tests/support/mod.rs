@@ -158,6 +158,14 @@ impl Proxy {
         );
     }
 
+    /// Waits (up to 10 s) until the proxy refuses new connections (its listeners closed, as when
+    /// draining); whether it does.
+    pub fn wait_refusing(&self) -> bool {
+        wait_until(Duration::from_secs(10), || {
+            TcpStream::connect(self.addr).is_err()
+        })
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
