@@ -100,8 +100,6 @@ fn bcrypt_user(test: &str, cost: u32) -> PathBuf {
     file
 }
 
-const DRIVERS: [&str; 2] = ["uring", "epoll"];
-
 #[test]
 fn no_credentials_get_a_basic_challenge_and_the_retry_on_the_same_connection_tunnels() {
     let echo = echo_server();

@@ -125,7 +125,7 @@ fn corpus(closed: u16) -> Vec<(Vec<u8>, u16, &'static str)> {
 
 #[test]
 fn every_bad_request_gets_its_status_and_nothing_leaks() {
-    for driver in ["uring", "epoll"] {
+    for driver in DRIVERS {
         let proxy = Proxy::start(&["--io-driver", driver]);
         let echo = echo_server();
         // A tunnel that stays open throughout: other clients' failures must not disturb it.

@@ -10,6 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// The io drivers (`--io-driver`) a test that touches the runtime runs on: io_uring and epoll.
+pub const DRIVERS: [&str; 2] = ["uring", "epoll"];
+
 /// A running proxy; killed when dropped.
 pub struct Proxy {
     pub child: Child,
