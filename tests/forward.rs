@@ -197,12 +197,11 @@ fn bodies_pass_both_ways_with_content_length_and_chunked() {
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-T: 1\r\n\r\n"
                 .to_vec()
         });
-        let out = Command::new("curl")
-            .args(["-s", "--max-time", "20", "-x"])
-            .arg(format!("http://{}", proxy.addr))
-            .arg(format!("http://{chunky}/"))
-            .output()
-            .unwrap();
+        let out = curl(&[
+            "-x",
+            &format!("http://{}", proxy.addr),
+            &format!("http://{chunky}/"),
+        ]);
         assert_eq!(String::from_utf8_lossy(&out.stdout), "hello, world");
     }
 }
@@ -319,13 +318,15 @@ fn forwarding_errors_have_their_status() {
 fn curl_and_python_requests_forward_plain_http() {
     let (o, _) = origin(mirror);
     let proxy = Proxy::start(&["--user", "bob:s:cret"]);
-    let out = Command::new("curl")
-        .args(["-s", "--max-time", "20", "--proxy-user", "bob:s:cret", "-x"])
-        .arg(format!("http://{}", proxy.addr))
-        .args(["-d", "form=data"])
-        .arg(format!("http://{o}/form"))
-        .output()
-        .unwrap();
+    let out = curl(&[
+        "--proxy-user",
+        "bob:s:cret",
+        "-x",
+        &format!("http://{}", proxy.addr),
+        "-d",
+        "form=data",
+        &format!("http://{o}/form"),
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.starts_with("POST /form\n") && text.contains("len=9 "),

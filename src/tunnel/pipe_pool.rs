@@ -183,6 +183,11 @@ mod tests {
             tx.write_all(b"bytes").unwrap();
             assert_eq!(b.fill_from(rx.as_fd()).unwrap(), 5);
             assert_eq!(b.in_flight(), 5);
+            assert_eq!(
+                sys::unread(b.pipe().read.as_fd()).unwrap(),
+                5,
+                "FIONREAD sees them"
+            );
         }
         assert_eq!(
             pool.idle(),
