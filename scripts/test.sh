@@ -2,5 +2,5 @@
 # Runs the whole test suite: unit tests, integration tests against the real binary, benches compiled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --bin ringgate
-cargo test --release --workspace --all-targets
+cargo build --locked --release --bin ringgate
+cargo test --locked --release --workspace --all-targets

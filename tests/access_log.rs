@@ -141,7 +141,11 @@ fn squid_format_field_by_field_and_reopened_on_sigusr1() {
     std::fs::rename(&path, &rotated).unwrap();
     proxy.signal("USR1");
     assert!(proxy.wait_log("reopening the access log"));
-    std::thread::sleep(Duration::from_millis(700));
+    // The log writer reopens within its next turn, creating the file at the old path.
+    assert!(
+        wait_until(Duration::from_secs(10), || path.exists()),
+        "the access log was not reopened"
+    );
     let resp = exchange(
         proxy.addr,
         format!(

@@ -8,6 +8,8 @@
 //!   authentication off: the gate adds nothing on the way to the dial.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{Read, Write};
@@ -15,14 +17,16 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use ringgate::auth::{self, Decision, Gate};
-use ringgate::config::{Config, EMBEDDED_DEFAULT, Machine, RawConfig};
+use ringgate::config::Config;
 use ringgate::http::head;
+use ringgate::metrics::WorkerMetrics;
 use ringgate::shard::Shard;
+use support::{echo_server, loopback_config};
 
 /// Counts allocations made on threads that opted in; everything else goes straight to `System`.
 struct Counting;
@@ -110,21 +114,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn config(toml: &str) -> Arc<Config> {
-    let raw = RawConfig::parse(EMBEDDED_DEFAULT, "embedded default")
-        .unwrap()
-        .overlay(RawConfig::parse(toml, "test").unwrap())
-        // The tests' origins are on loopback, on any port.
-        .overlay(
-            RawConfig::parse(
-                "allow_dest = [\"127.0.0.0/8\"]\nconnect_ports = [\"any\"]",
-                "test",
-            )
-            .unwrap(),
-        );
-    Arc::new(raw.validate(&Machine::probe()).unwrap())
-}
-
 fn basic(user: &str, password: &str) -> String {
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     format!("Basic {token}")
@@ -157,10 +146,12 @@ fn block_on<F: Future>(driver: Driver, fut: F) -> F::Output {
 
 /// Starts a thread that serves clients with ringgate's own `conn::serve`, counting its
 /// allocations. Returns the address to connect to.
-fn serve_counted(driver: Driver, config: Arc<Config>) -> SocketAddr {
+fn serve_counted(driver: Driver, config: Arc<Config>) -> (SocketAddr, Arc<WorkerMetrics>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
+    let metrics = Arc::new(ringgate::metrics::Registry::new(1, "test"));
+    let worker = Arc::clone(&metrics.workers[0]);
     std::thread::spawn(move || {
         let auth = auth::Shared::start(&config).unwrap();
         let policy = config.policy.build(auth.is_some(), &[addr]).unwrap();
@@ -170,7 +161,7 @@ fn serve_counted(driver: Driver, config: Arc<Config>) -> SocketAddr {
             auth,
             policy,
             conn_limits: limits,
-            metrics: Arc::new(ringgate::metrics::Registry::new(1, "test")),
+            metrics,
             log: None,
             resolver_slots: ringgate::upstream::dns::SystemSlots::new(1),
         };
@@ -183,25 +174,28 @@ fn serve_counted(driver: Driver, config: Arc<Config>) -> SocketAddr {
             }
         });
     });
-    addr
+    (addr, worker)
 }
 
-fn echo_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut s in l.incoming().map_while(Result::ok) {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 1024];
-                while let Ok(n @ 1..) = s.read(&mut buf) {
-                    if s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
+/// Waits until the counted worker has exactly `open` client connections and its heap has stopped
+/// changing (two reads 20 ms apart agree), so what is counted next is only what comes next: a
+/// connection's task frees its memory a moment after the client sees it closed.
+fn settle(worker: &WorkerMetrics, open: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = (allocations(), live_bytes().0);
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = (allocations(), live_bytes().0);
+        if worker.connections_active.get() == open && now == last {
+            return;
         }
-    });
-    addr
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not settle: {} connections open, {open} expected",
+            worker.connections_active.get()
+        );
+        last = now;
+    }
 }
 
 fn read_exactly(s: &mut TcpStream, buf: &mut [u8]) {
@@ -213,9 +207,9 @@ fn a_warmed_connection_answers_10000_challenges_without_allocating() {
     let _turn = take_turn();
     for driver in [Driver::Uring, Driver::Epoll] {
         // One connection for all of them: the bound on 407s per connection is lifted.
-        let proxy = serve_counted(
+        let (proxy, _) = serve_counted(
             driver,
-            config(
+            loopback_config(
                 "users = [\"alice:pw\"]\nmax_challenges_per_connection = 1000000\n\
                  failed_credential_ttl_secs = 3600",
             ),
@@ -279,7 +273,7 @@ fn a_warmed_connection_answers_10000_challenges_without_allocating() {
 #[test]
 fn ten_thousand_credential_cache_hits_allocate_nothing() {
     let _turn = take_turn();
-    let config = config("users = [\"alice:pw\"]");
+    let config = loopback_config("users = [\"alice:pw\"]");
     let shared = auth::Shared::start(&config).unwrap().unwrap();
     let gate = Gate::new(shared, Default::default());
     let buf = format!(
@@ -317,7 +311,7 @@ fn ten_thousand_credential_cache_hits_allocate_nothing() {
 
 /// Allocations per CONNECT, from accept to the end of a one-message tunnel.
 fn allocations_per_connect(driver: Driver, config: Arc<Config>, header: &str, n: u64) -> f64 {
-    let proxy = serve_counted(driver, config);
+    let (proxy, worker) = serve_counted(driver, config);
     let echo = echo_server();
     let request = format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n{header}\r\n");
     let once = || drop(tunnel_through(proxy, &request));
@@ -325,12 +319,12 @@ fn allocations_per_connect(driver: Driver, config: Arc<Config>, header: &str, n:
         once();
     }
     // Let the last tunnel's task finish before counting.
-    std::thread::sleep(Duration::from_millis(100));
+    settle(&worker, 0);
     let before = allocations();
     for _ in 0..n {
         once();
     }
-    std::thread::sleep(Duration::from_millis(100));
+    settle(&worker, 0);
     (allocations() - before) as f64 / n as f64
 }
 
@@ -339,9 +333,14 @@ fn an_authenticated_connect_allocates_no_more_than_an_open_one() {
     let _turn = take_turn();
     for driver in [Driver::Uring, Driver::Epoll] {
         let n = 2_000;
-        let open = allocations_per_connect(driver, config(""), "", n);
+        let open = allocations_per_connect(driver, loopback_config(""), "", n);
         let header = format!("Proxy-Authorization: {}\r\n", basic("alice", "pw"));
-        let authed = allocations_per_connect(driver, config("users = [\"alice:pw\"]"), &header, n);
+        let authed = allocations_per_connect(
+            driver,
+            loopback_config("users = [\"alice:pw\"]"),
+            &header,
+            n,
+        );
         eprintln!(
             "{driver:?}: allocations per CONNECT (accept → tunnel → close): auth off {open:.3}, \
              auth on (cache hit) {authed:.3}"
@@ -392,16 +391,16 @@ fn ping(s: &mut TcpStream) {
 fn an_idle_tunnel_keeps_little_heap() {
     let _turn = take_turn();
     for driver in [Driver::Uring, Driver::Epoll] {
-        let proxy = serve_counted(driver, config("users = [\"alice:pw\"]"));
+        let (proxy, worker) = serve_counted(driver, loopback_config("users = [\"alice:pw\"]"));
         let echo = echo_server();
         let mut tunnels = Vec::new();
         // Warm: the runtime's and the worker's tables grow to hold the first ones.
         open_tunnels(proxy, echo, 100, &mut tunnels);
-        std::thread::sleep(Duration::from_millis(100));
+        settle(&worker, 100);
         let (before, classes_before) = live_bytes();
         let n = 256;
         open_tunnels(proxy, echo, n, &mut tunnels);
-        std::thread::sleep(Duration::from_millis(100));
+        settle(&worker, 100 + n as u64);
         let (after, classes_after) = live_bytes();
         let per_tunnel = (after - before) as f64 / n as f64;
         let by_class: Vec<String> = (0..32)
@@ -421,7 +420,7 @@ fn an_idle_tunnel_keeps_little_heap() {
         }
         // Closed, and their tasks gone, before the next driver's window opens.
         drop(tunnels);
-        std::thread::sleep(Duration::from_millis(300));
+        settle(&worker, 0);
         assert!(
             per_tunnel <= 3_072.0,
             "{driver:?}: an idle tunnel keeps {per_tunnel:.0} bytes of heap"
@@ -496,7 +495,7 @@ fn upload(s: &mut TcpStream, origin: SocketAddr) {
 fn an_idle_kept_alive_connection_gives_back_its_body_buffer() {
     let _turn = take_turn();
     for driver in [Driver::Uring, Driver::Epoll] {
-        let proxy = serve_counted(driver, config(""));
+        let (proxy, worker) = serve_counted(driver, loopback_config(""));
         let origin = upload_origin();
         // Warm: the pool's tables and the runtime's grow for the first ones.
         let mut clients = Vec::new();
@@ -506,7 +505,7 @@ fn an_idle_kept_alive_connection_gives_back_its_body_buffer() {
             upload(&mut s, origin);
             clients.push(s);
         }
-        std::thread::sleep(Duration::from_millis(100));
+        settle(&worker, 4);
         let (before, _) = live_bytes();
         let n = 32;
         for _ in 0..n {
@@ -529,7 +528,7 @@ fn an_idle_kept_alive_connection_gives_back_its_body_buffer() {
             "{driver:?}: heap per idle kept-alive connection after an upload: {per_connection:.0} bytes"
         );
         drop(clients);
-        std::thread::sleep(Duration::from_millis(300));
+        settle(&worker, 0);
         assert!(
             per_connection <= f64::from(limit),
             "{driver:?}: an idle connection keeps {per_connection:.0} bytes after a body"

@@ -7,11 +7,9 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -30,19 +28,6 @@ fn creds(user: &str, password: &str) -> String {
 
 fn connect_request(target: &str, extra: &str) -> String {
     format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{extra}\r\n")
-}
-
-fn open(proxy: &Proxy) -> TcpStream {
-    let s = TcpStream::connect(proxy.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s
-}
-
-/// Sends `request` on `s` and reads one response.
-fn ask(s: &mut TcpStream, request: &str) -> (u16, String, String) {
-    s.write_all(request.as_bytes()).unwrap();
-    let (head, body) = read_response(s);
-    (status(&head), head, body)
 }
 
 fn echo_once(s: &mut TcpStream, msg: &[u8]) {
@@ -114,23 +99,6 @@ fn bcrypt_user(test: &str, cost: u32) -> PathBuf {
     );
     file
 }
-
-/// A listener that counts connections made to it (and never answers).
-fn counting_listener() -> (SocketAddr, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let count = Arc::new(AtomicUsize::new(0));
-    let c = count.clone();
-    thread::spawn(move || {
-        for s in l.incoming().map_while(Result::ok) {
-            c.fetch_add(1, Ordering::SeqCst);
-            drop(s);
-        }
-    });
-    (addr, count)
-}
-
-const DRIVERS: [&str; 2] = ["uring", "epoll"];
 
 #[test]
 fn no_credentials_get_a_basic_challenge_and_the_retry_on_the_same_connection_tunnels() {
@@ -304,7 +272,8 @@ fn bad_user_files_stop_start_up_naming_file_and_line() {
 #[test]
 fn unauthenticated_connect_makes_no_outbound_connection_or_lookup() {
     let proxy = Proxy::start(&["--user", "alice:pw"]);
-    let (target, count) = counting_listener();
+    let origin = counting_origin("", After::Close);
+    let target = origin.addr;
     for t in [target.to_string(), "no-such-host.invalid:443".to_string()] {
         let mut s = open(&proxy);
         let (code, _, _) = ask(&mut s, &connect_request(&t, ""));
@@ -314,7 +283,7 @@ fn unauthenticated_connect_makes_no_outbound_connection_or_lookup() {
     }
     thread::sleep(Duration::from_millis(200));
     assert_eq!(
-        count.load(Ordering::SeqCst),
+        origin.connections(),
         0,
         "the proxy dialled for an unauthenticated client"
     );
@@ -670,18 +639,6 @@ fn a_full_verifier_queue_answers_503_with_retry_after() {
     );
 }
 
-fn curl(args: &[&str]) -> (String, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-S", "--max-time", "20"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn curl_authenticates_with_every_way_of_giving_credentials() {
     let proxy = Proxy::start(&["--user", "alice:s3:cret"]);
@@ -696,16 +653,16 @@ fn curl_authenticates_with_every_way_of_giving_credentials() {
     ] {
         let mut args = how.clone();
         args.extend(["-p", "-x", &px, &url]);
-        let (out, err) = curl(&args);
+        let (out, err) = curl_text(&args);
         assert_eq!(out, "hello from the origin", "{how:?}: {err}");
     }
     let px_inline = format!("http://alice:s3%3Acret@{}", proxy.addr);
-    let (out, err) = curl(&["-p", "-x", &px_inline, &url]);
+    let (out, err) = curl_text(&["-p", "-x", &px_inline, &url]);
     assert_eq!(
         out, "hello from the origin",
         "credentials in the proxy URL: {err}"
     );
-    let (out, _) = curl(&[
+    let (out, _) = curl_text(&[
         "-o",
         "/dev/null",
         "-w",
@@ -716,7 +673,7 @@ fn curl_authenticates_with_every_way_of_giving_credentials() {
         &url,
     ]);
     assert_eq!(out, "407");
-    let (out, _) = curl(&[
+    let (out, _) = curl_text(&[
         "-o",
         "/dev/null",
         "-w",
@@ -740,7 +697,7 @@ fn origin_401_passes_through_the_authenticated_tunnel_untouched() {
             b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"origin\"\r\nContent-Length: 6\r\nConnection: close\r\n\r\norigin",
         );
     });
-    let (out, err) = curl(&[
+    let (out, err) = curl_text(&[
         "-i",
         "-p",
         "-x",

@@ -6,7 +6,6 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -125,7 +124,7 @@ fn corpus(closed: u16) -> Vec<(Vec<u8>, u16, &'static str)> {
 
 #[test]
 fn every_bad_request_gets_its_status_and_nothing_leaks() {
-    for driver in ["uring", "epoll"] {
+    for driver in DRIVERS {
         let proxy = Proxy::start(&["--io-driver", driver]);
         let echo = echo_server();
         // A tunnel that stays open throughout: other clients' failures must not disturb it.
@@ -226,12 +225,16 @@ fn connect_timeout_gives_504() {
 #[test]
 fn curl_sees_the_errors() {
     let proxy = Proxy::start(&[]);
-    let out = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_connect}", "-p", "-x"])
-        .arg(format!("http://{}", proxy.addr))
-        .arg(format!("http://127.0.0.1:{}/", closed_port()))
-        .output()
-        .unwrap();
+    let out = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_connect}",
+        "-p",
+        "-x",
+        &format!("http://{}", proxy.addr),
+        &format!("http://127.0.0.1:{}/", closed_port()),
+    ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "502");
 }
 

@@ -5,7 +5,6 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
@@ -111,9 +110,8 @@ fn sigterm_refuses_new_connections_lets_tunnels_finish_and_exits_0() {
     let mut open = tunnel(proxy.addr, &echo.to_string());
     proxy.terminate();
     assert!(proxy.wait_log("shutting down"));
-    std::thread::sleep(Duration::from_millis(300));
     assert!(
-        TcpStream::connect(proxy.addr).is_err(),
+        proxy.wait_refusing(),
         "new connections are refused while draining"
     );
     open.write_all(b"after sigterm").unwrap();

@@ -221,88 +221,100 @@ fn answers_are_cached_for_their_ttl_and_failures_are_answered_and_remembered() {
 
 #[test]
 fn names_that_resolve_to_forbidden_addresses_are_refused_and_etc_hosts_answers_first() {
-    let origin = http_origin("x");
-    let port = origin.port();
-    let dns = Dns::start(vec![
-        ("sneaky.test", vec![[127, 0, 0, 1]], 60),
-        ("metadata.test", vec![[169, 254, 169, 254]], 60),
-        // What /etc/hosts says about localhost wins over the server.
-        ("localhost", vec![[192, 0, 2, 1]], 60),
-    ]);
-    let server = dns.addr.to_string();
-    let proxy = Proxy::start_strict(&["--dns-server", &server]);
-    let denied = (403, "destination address not allowed".to_owned());
-    assert_eq!(get(&proxy, &format!("http://sneaky.test:{port}/")), denied);
-    assert_eq!(
-        get(&proxy, "http://metadata.test/latest/meta-data/"),
-        denied
-    );
-    assert_eq!(get(&proxy, &format!("http://localhost:{port}/")), denied);
-    assert_eq!(dns.asked("localhost"), 0, "/etc/hosts answered");
+    for driver in DRIVERS {
+        let origin = http_origin("x");
+        let port = origin.port();
+        let dns = Dns::start(vec![
+            ("sneaky.test", vec![[127, 0, 0, 1]], 60),
+            ("metadata.test", vec![[169, 254, 169, 254]], 60),
+            // What /etc/hosts says about localhost wins over the server.
+            ("localhost", vec![[192, 0, 2, 1]], 60),
+        ]);
+        let server = dns.addr.to_string();
+        let proxy = Proxy::start_strict(&["--io-driver", driver, "--dns-server", &server]);
+        let denied = (403, "destination address not allowed".to_owned());
+        assert_eq!(get(&proxy, &format!("http://sneaky.test:{port}/")), denied);
+        assert_eq!(
+            get(&proxy, "http://metadata.test/latest/meta-data/"),
+            denied
+        );
+        assert_eq!(get(&proxy, &format!("http://localhost:{port}/")), denied);
+        assert_eq!(dns.asked("localhost"), 0, "/etc/hosts answered");
+    }
 }
 
 #[test]
 fn happy_eyeballs_does_not_wait_for_a_black_holed_first_address() {
-    // 127.0.0.2 takes no connections (its backlog is full: SYNs are dropped, connects hang);
-    // 127.0.0.3 serves. The name resolves to both, the dead one first.
-    let port = {
-        let probe = TcpListener::bind("127.0.0.3:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let hole = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    hole.bind(
-        &format!("127.0.0.2:{port}")
-            .parse::<SocketAddr>()
-            .unwrap()
-            .into(),
-    )
-    .unwrap();
-    hole.listen(0).unwrap();
-    let fillers: Vec<TcpStream> = (0..2)
-        .filter_map(|_| {
-            let s =
-                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
-            s.set_nonblocking(true).ok()?;
-            let _ = s.connect(
-                &format!("127.0.0.2:{port}")
-                    .parse::<SocketAddr>()
-                    .unwrap()
-                    .into(),
-            );
-            Some(s.into())
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(200));
-    let served = Arc::new(AtomicUsize::new(0));
-    let count = served.clone();
-    let live = TcpListener::bind(format!("127.0.0.3:{port}")).unwrap();
-    std::thread::spawn(move || {
-        for s in live.incoming() {
-            let Ok(mut s) = s else { return };
-            count.fetch_add(1, Ordering::SeqCst);
-            let _ = read_head(&mut s);
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlive");
-        }
-    });
-    let dns = Dns::start(vec![(
-        "twice.test",
-        vec![[127, 0, 0, 2], [127, 0, 0, 3]],
-        60,
-    )]);
-    let server = dns.addr.to_string();
-    let proxy = Proxy::start(&["--dns-server", &server, "--connect-timeout", "8"]);
-    let started = Instant::now();
-    assert_eq!(
-        get(&proxy, &format!("http://twice.test:{port}/")),
-        (200, "live".into())
-    );
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(4),
-        "waited {took:?} for the dead address"
-    );
-    assert_eq!(served.load(Ordering::SeqCst), 1);
-    drop(fillers);
+    for driver in DRIVERS {
+        // 127.0.0.2 takes no connections (its backlog is full: SYNs are dropped, connects hang);
+        // 127.0.0.3 serves. The name resolves to both, the dead one first.
+        let port = {
+            let probe = TcpListener::bind("127.0.0.3:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let hole =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        hole.bind(
+            &format!("127.0.0.2:{port}")
+                .parse::<SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+        hole.listen(0).unwrap();
+        let fillers: Vec<TcpStream> = (0..2)
+            .filter_map(|_| {
+                let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                    .ok()?;
+                s.set_nonblocking(true).ok()?;
+                let _ = s.connect(
+                    &format!("127.0.0.2:{port}")
+                        .parse::<SocketAddr>()
+                        .unwrap()
+                        .into(),
+                );
+                Some(s.into())
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let served = Arc::new(AtomicUsize::new(0));
+        let count = served.clone();
+        let live = TcpListener::bind(format!("127.0.0.3:{port}")).unwrap();
+        std::thread::spawn(move || {
+            for s in live.incoming() {
+                let Ok(mut s) = s else { return };
+                count.fetch_add(1, Ordering::SeqCst);
+                let _ = read_head(&mut s);
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlive");
+            }
+        });
+        let dns = Dns::start(vec![(
+            "twice.test",
+            vec![[127, 0, 0, 2], [127, 0, 0, 3]],
+            60,
+        )]);
+        let server = dns.addr.to_string();
+        let proxy = Proxy::start(&[
+            "--io-driver",
+            driver,
+            "--dns-server",
+            &server,
+            "--connect-timeout",
+            "8",
+        ]);
+        let started = Instant::now();
+        assert_eq!(
+            get(&proxy, &format!("http://twice.test:{port}/")),
+            (200, "live".into())
+        );
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(4),
+            "waited {took:?} for the dead address"
+        );
+        assert_eq!(served.load(Ordering::SeqCst), 1);
+        drop(fillers);
+    }
 }
 
 /// A resolv.conf with `text` in a scratch directory of the test's own.
@@ -314,74 +326,83 @@ fn resolv_conf(test: &str, text: &str) -> String {
 
 #[test]
 fn the_default_resolver_reads_resolv_conf_and_applies_its_search_list_and_ndots() {
-    let origin = http_origin("found");
-    let port = origin.port();
-    let here = vec![[127, 0, 0, 1]];
-    let Some(dns) = Dns::start_on_53(
-        "127.53.0.1",
-        vec![
-            ("www.corp.test", here.clone(), 60),
-            ("api.other.test", here.clone(), 60),
-            ("x.y", here.clone(), 60),
-            ("two.dots.test", here.clone(), 60),
-        ],
-    ) else {
-        return;
-    };
-    let conf = resolv_conf(
-        "resolv-search",
-        "# test\nnameserver 127.53.0.1\nsearch corp.test other.test\noptions ndots:2 timeout:1 attempts:1\n",
-    );
-    // No dns_servers: the name servers come from the file.
-    let proxy = Proxy::start(&["--workers", "1", "--resolv-conf", &conf]);
-    let found = (200, "found".to_owned());
-    // Fewer dots than ndots: the search list first, the name as given last (and only if needed).
-    assert_eq!(get(&proxy, &format!("http://www:{port}/")), found);
-    assert_eq!((dns.asked("www.corp.test"), dns.asked("www")), (2, 0));
-    assert_eq!(get(&proxy, &format!("http://api:{port}/")), found);
-    assert_eq!(
-        (
-            dns.asked("api.corp.test"),
-            dns.asked("api.other.test"),
-            dns.asked("api")
-        ),
-        (2, 2, 0)
-    );
-    assert_eq!(get(&proxy, &format!("http://x.y:{port}/")), found);
-    assert_eq!(
-        (
-            dns.asked("x.y.corp.test"),
-            dns.asked("x.y.other.test"),
-            dns.asked("x.y")
-        ),
-        (2, 2, 2)
-    );
-    // At least ndots dots: the name as given first.
-    assert_eq!(get(&proxy, &format!("http://two.dots.test:{port}/")), found);
-    assert_eq!(
-        (
-            dns.asked("two.dots.test"),
-            dns.asked("two.dots.test.corp.test")
-        ),
-        (2, 0)
-    );
-    // Found nowhere: every name tried, then 502.
-    assert_eq!(
-        get(&proxy, &format!("http://nowhere:{port}/")).0,
-        502,
-        "no such name"
-    );
-    assert_eq!(
-        (
-            dns.asked("nowhere.corp.test"),
-            dns.asked("nowhere.other.test"),
-            dns.asked("nowhere")
-        ),
-        (2, 2, 2)
-    );
-    // /etc/hosts still answers first.
-    assert_eq!(get(&proxy, &format!("http://localhost:{port}/")), found);
-    assert_eq!(dns.asked("localhost") + dns.asked("localhost.corp.test"), 0);
+    for driver in DRIVERS {
+        let origin = http_origin("found");
+        let port = origin.port();
+        let here = vec![[127, 0, 0, 1]];
+        let Some(dns) = Dns::start_on_53(
+            "127.53.0.1",
+            vec![
+                ("www.corp.test", here.clone(), 60),
+                ("api.other.test", here.clone(), 60),
+                ("x.y", here.clone(), 60),
+                ("two.dots.test", here.clone(), 60),
+            ],
+        ) else {
+            return;
+        };
+        let conf = resolv_conf(
+            "resolv-search",
+            "# test\nnameserver 127.53.0.1\nsearch corp.test other.test\noptions ndots:2 timeout:1 attempts:1\n",
+        );
+        // No dns_servers: the name servers come from the file.
+        let proxy = Proxy::start(&[
+            "--io-driver",
+            driver,
+            "--workers",
+            "1",
+            "--resolv-conf",
+            &conf,
+        ]);
+        let found = (200, "found".to_owned());
+        // Fewer dots than ndots: the search list first, the name as given last (and only if needed).
+        assert_eq!(get(&proxy, &format!("http://www:{port}/")), found);
+        assert_eq!((dns.asked("www.corp.test"), dns.asked("www")), (2, 0));
+        assert_eq!(get(&proxy, &format!("http://api:{port}/")), found);
+        assert_eq!(
+            (
+                dns.asked("api.corp.test"),
+                dns.asked("api.other.test"),
+                dns.asked("api")
+            ),
+            (2, 2, 0)
+        );
+        assert_eq!(get(&proxy, &format!("http://x.y:{port}/")), found);
+        assert_eq!(
+            (
+                dns.asked("x.y.corp.test"),
+                dns.asked("x.y.other.test"),
+                dns.asked("x.y")
+            ),
+            (2, 2, 2)
+        );
+        // At least ndots dots: the name as given first.
+        assert_eq!(get(&proxy, &format!("http://two.dots.test:{port}/")), found);
+        assert_eq!(
+            (
+                dns.asked("two.dots.test"),
+                dns.asked("two.dots.test.corp.test")
+            ),
+            (2, 0)
+        );
+        // Found nowhere: every name tried, then 502.
+        assert_eq!(
+            get(&proxy, &format!("http://nowhere:{port}/")).0,
+            502,
+            "no such name"
+        );
+        assert_eq!(
+            (
+                dns.asked("nowhere.corp.test"),
+                dns.asked("nowhere.other.test"),
+                dns.asked("nowhere")
+            ),
+            (2, 2, 2)
+        );
+        // /etc/hosts still answers first.
+        assert_eq!(get(&proxy, &format!("http://localhost:{port}/")), found);
+        assert_eq!(dns.asked("localhost") + dns.asked("localhost.corp.test"), 0);
+    }
 }
 
 #[test]
@@ -600,16 +621,18 @@ fn the_system_resolvers_queue_is_bounded_and_the_overflow_gets_503() {
 
 #[test]
 fn names_under_invalid_are_answered_502_without_a_question() {
-    let dns = Dns::start(vec![]);
-    let server = dns.addr.to_string();
-    let proxy = Proxy::start(&["--dns-server", &server]);
-    assert_eq!(
-        get(&proxy, "http://no-such-host.invalid/"),
-        (502, "cannot resolve the target host".to_owned())
-    );
-    assert_eq!(
-        dns.asked("no-such-host.invalid"),
-        0,
-        "RFC 6761: never asked"
-    );
+    for driver in DRIVERS {
+        let dns = Dns::start(vec![]);
+        let server = dns.addr.to_string();
+        let proxy = Proxy::start(&["--io-driver", driver, "--dns-server", &server]);
+        assert_eq!(
+            get(&proxy, "http://no-such-host.invalid/"),
+            (502, "cannot resolve the target host".to_owned())
+        );
+        assert_eq!(
+            dns.asked("no-such-host.invalid"),
+            0,
+            "RFC 6761: never asked"
+        );
+    }
 }

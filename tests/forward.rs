@@ -119,214 +119,214 @@ fn mirror(seen: &Seen) -> Vec<u8> {
     .into_bytes()
 }
 
-fn ask(s: &mut TcpStream, request: &[u8]) -> (u16, String, String) {
-    s.write_all(request).unwrap();
-    let (head, body) = read_response(s);
-    (status(&head), head, body)
-}
-
-fn open(proxy: &Proxy) -> TcpStream {
-    let s = TcpStream::connect(proxy.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s
-}
-
 #[test]
 fn requests_are_rewritten_for_the_origin_and_answers_come_back_with_via() {
-    let (o, _) = origin(mirror);
-    let proxy = Proxy::start(&["--user", "alice:pw"]);
-    let mut s = open(&proxy);
-    let req = format!(
-        "GET http://{o}/a/b?c=d HTTP/1.1\r\nHost: wrong.example\r\nProxy-Authorization: Basic YWxpY2U6cHc=\r\n\
-         Proxy-Connection: keep-alive\r\nConnection: X-Secret\r\nX-Secret: hop\r\n\r\n"
-    );
-    let (code, head, body) = ask(&mut s, req.as_bytes());
-    assert_eq!(code, 200, "{head}");
-    assert!(head.contains("\r\nVia: 1.1 ringgate\r\n"), "{head}");
-    assert_eq!(
-        body,
-        format!(
-            "GET /a/b?c=d\nhost={o}\nproxy-authorization=\nproxy-connection=\nvia=1.1 ringgate\nx-secret=\nlen=0 sum=0\n"
-        )
-    );
-    // The connection authenticated once; its next request may omit the header.
-    let (code, _, body) = ask(
-        &mut s,
-        format!("GET http://{o}/again HTTP/1.1\r\n\r\n").as_bytes(),
-    );
-    assert_eq!(code, 200);
-    assert!(body.starts_with("GET /again\n"), "{body}");
-    // A new connection without credentials is challenged.
-    let mut t = open(&proxy);
-    let (code, _, _) = ask(
-        &mut t,
-        format!("GET http://{o}/ HTTP/1.1\r\n\r\n").as_bytes(),
-    );
-    assert_eq!(code, 407);
+    for driver in DRIVERS {
+        let (o, _) = origin(mirror);
+        let proxy = Proxy::start(&["--io-driver", driver, "--user", "alice:pw"]);
+        let mut s = open(&proxy);
+        let req = format!(
+            "GET http://{o}/a/b?c=d HTTP/1.1\r\nHost: wrong.example\r\nProxy-Authorization: Basic YWxpY2U6cHc=\r\n\
+             Proxy-Connection: keep-alive\r\nConnection: X-Secret\r\nX-Secret: hop\r\n\r\n"
+        );
+        let (code, head, body) = ask(&mut s, req.as_bytes());
+        assert_eq!(code, 200, "{head}");
+        assert!(head.contains("\r\nVia: 1.1 ringgate\r\n"), "{head}");
+        assert_eq!(
+            body,
+            format!(
+                "GET /a/b?c=d\nhost={o}\nproxy-authorization=\nproxy-connection=\nvia=1.1 ringgate\nx-secret=\nlen=0 sum=0\n"
+            )
+        );
+        // The connection authenticated once; its next request may omit the header.
+        let (code, _, body) = ask(
+            &mut s,
+            format!("GET http://{o}/again HTTP/1.1\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(code, 200);
+        assert!(body.starts_with("GET /again\n"), "{body}");
+        // A new connection without credentials is challenged.
+        let mut t = open(&proxy);
+        let (code, _, _) = ask(
+            &mut t,
+            format!("GET http://{o}/ HTTP/1.1\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(code, 407);
+    }
 }
 
 #[test]
 fn bodies_pass_both_ways_with_content_length_and_chunked() {
-    let (o, _) = origin(mirror);
-    let proxy = Proxy::start(&[]);
-    let mut s = open(&proxy);
-    let body: Vec<u8> = (0..1_048_576u32).map(|i| (i * 7 % 251) as u8).collect();
-    let sum: u64 = body.iter().map(|&b| u64::from(b)).sum();
-    let mut req = format!(
-        "POST http://{o}/up HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(&body);
-    let (code, _, answer) = ask(&mut s, &req);
-    assert_eq!(code, 200);
-    assert!(
-        answer.contains(&format!("len=1048576 sum={sum}")),
-        "{answer}"
-    );
-    // Chunked upload on the same connection, in pieces.
-    let mut req = format!("POST http://{o}/chunked HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for driver in DRIVERS {
+        let (o, _) = origin(mirror);
+        let proxy = Proxy::start(&["--io-driver", driver]);
+        let mut s = open(&proxy);
+        let body: Vec<u8> = (0..1_048_576u32).map(|i| (i * 7 % 251) as u8).collect();
+        let sum: u64 = body.iter().map(|&b| u64::from(b)).sum();
+        let mut req = format!(
+            "POST http://{o}/up HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
         .into_bytes();
-    for piece in body.chunks(100_000) {
-        req.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-        req.extend_from_slice(piece);
-        req.extend_from_slice(b"\r\n");
-    }
-    req.extend_from_slice(b"0\r\n\r\n");
-    let (code, _, answer) = ask(&mut s, &req);
-    assert_eq!(code, 200);
-    assert!(
-        answer.contains(&format!("len=1048576 sum={sum}")),
-        "{answer}"
-    );
+        req.extend_from_slice(&body);
+        let (code, _, answer) = ask(&mut s, &req);
+        assert_eq!(code, 200);
+        assert!(
+            answer.contains(&format!("len=1048576 sum={sum}")),
+            "{answer}"
+        );
+        // Chunked upload on the same connection, in pieces.
+        let mut req =
+            format!("POST http://{o}/chunked HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .into_bytes();
+        for piece in body.chunks(100_000) {
+            req.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            req.extend_from_slice(piece);
+            req.extend_from_slice(b"\r\n");
+        }
+        req.extend_from_slice(b"0\r\n\r\n");
+        let (code, _, answer) = ask(&mut s, &req);
+        assert_eq!(code, 200);
+        assert!(
+            answer.contains(&format!("len=1048576 sum={sum}")),
+            "{answer}"
+        );
 
-    // A chunked download, checked by curl.
-    let (chunky, _) = origin(|_| {
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-T: 1\r\n\r\n"
-            .to_vec()
-    });
-    let out = Command::new("curl")
-        .args(["-s", "--max-time", "20", "-x"])
-        .arg(format!("http://{}", proxy.addr))
-        .arg(format!("http://{chunky}/"))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello, world");
+        // A chunked download, checked by curl.
+        let (chunky, _) = origin(|_| {
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-T: 1\r\n\r\n"
+                .to_vec()
+        });
+        let out = curl(&[
+            "-x",
+            &format!("http://{}", proxy.addr),
+            &format!("http://{chunky}/"),
+        ]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "hello, world");
+    }
 }
 
 #[test]
 fn body_less_and_unframed_responses() {
-    let (o, _) = origin(|seen| match seen.target.as_str() {
-        "/204" => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
-        "/304" => b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n".to_vec(),
-        _ => b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world".to_vec(),
-    });
-    let proxy = Proxy::start(&[]);
-    let mut s = open(&proxy);
-    for (req, want, length) in [
-        (format!("HEAD http://{o}/ HTTP/1.1\r\n\r\n"), 200, "11"),
-        (format!("GET http://{o}/204 HTTP/1.1\r\n\r\n"), 204, ""),
-        (format!("GET http://{o}/304 HTTP/1.1\r\n\r\n"), 304, ""),
-        (format!("GET http://{o}/ HTTP/1.1\r\n\r\n"), 200, "11"),
-    ] {
-        s.write_all(req.as_bytes()).unwrap();
-        let head = read_head(&mut s);
-        assert_eq!(status(&head), want, "{req}: {head}");
-        if !length.is_empty() {
-            assert!(
-                head.contains(&format!("Content-Length: {length}\r\n")),
-                "{head}"
-            );
+    for driver in DRIVERS {
+        let (o, _) = origin(|seen| match seen.target.as_str() {
+            "/204" => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+            "/304" => b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n".to_vec(),
+            _ => b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world".to_vec(),
+        });
+        let proxy = Proxy::start(&["--io-driver", driver]);
+        let mut s = open(&proxy);
+        for (req, want, length) in [
+            (format!("HEAD http://{o}/ HTTP/1.1\r\n\r\n"), 200, "11"),
+            (format!("GET http://{o}/204 HTTP/1.1\r\n\r\n"), 204, ""),
+            (format!("GET http://{o}/304 HTTP/1.1\r\n\r\n"), 304, ""),
+            (format!("GET http://{o}/ HTTP/1.1\r\n\r\n"), 200, "11"),
+        ] {
+            s.write_all(req.as_bytes()).unwrap();
+            let head = read_head(&mut s);
+            assert_eq!(status(&head), want, "{req}: {head}");
+            if !length.is_empty() {
+                assert!(
+                    head.contains(&format!("Content-Length: {length}\r\n")),
+                    "{head}"
+                );
+            }
+            if req.starts_with("GET http") && want == 200 {
+                let mut body = [0u8; 11];
+                s.read_exact(&mut body).unwrap();
+                assert_eq!(&body, b"hello world");
+            }
         }
-        if req.starts_with("GET http") && want == 200 {
-            let mut body = [0u8; 11];
-            s.read_exact(&mut body).unwrap();
-            assert_eq!(&body, b"hello world");
-        }
+        // No length: the body runs to the origin's close, and the client connection closes after.
+        let unframed = serve(|mut s| {
+            let _ = read_head(&mut s);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\nuntil the end");
+        });
+        let mut s = open(&proxy);
+        s.write_all(format!("GET http://{unframed}/ HTTP/1.1\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut all = String::new();
+        s.read_to_string(&mut all).unwrap();
+        assert!(all.contains("\r\nConnection: close\r\n"), "{all}");
+        assert!(all.ends_with("\r\n\r\nuntil the end"), "{all}");
     }
-    // No length: the body runs to the origin's close, and the client connection closes after.
-    let unframed = serve(|mut s| {
-        let _ = read_head(&mut s);
-        let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\nuntil the end");
-    });
-    let mut s = open(&proxy);
-    s.write_all(format!("GET http://{unframed}/ HTTP/1.1\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut all = String::new();
-    s.read_to_string(&mut all).unwrap();
-    assert!(all.contains("\r\nConnection: close\r\n"), "{all}");
-    assert!(all.ends_with("\r\n\r\nuntil the end"), "{all}");
 }
 
 #[test]
 fn a_kept_alive_client_reuses_one_origin_connection() {
-    let (o, connections) = origin(mirror);
-    let proxy = Proxy::start(&[]);
-    let mut s = open(&proxy);
-    for i in 0..100 {
-        let (code, _, body) = ask(
-            &mut s,
-            format!("GET http://{o}/{i} HTTP/1.1\r\n\r\n").as_bytes(),
+    for driver in DRIVERS {
+        let (o, connections) = origin(mirror);
+        let proxy = Proxy::start(&["--io-driver", driver]);
+        let mut s = open(&proxy);
+        for i in 0..100 {
+            let (code, _, body) = ask(
+                &mut s,
+                format!("GET http://{o}/{i} HTTP/1.1\r\n\r\n").as_bytes(),
+            );
+            assert_eq!(code, 200);
+            assert!(body.starts_with(&format!("GET /{i}\n")));
+        }
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            1,
+            "100 requests, one origin connection"
         );
-        assert_eq!(code, 200);
-        assert!(body.starts_with(&format!("GET /{i}\n")));
+        // Pipelined requests are answered in order.
+        let two = format!("GET http://{o}/p1 HTTP/1.1\r\n\r\nGET http://{o}/p2 HTTP/1.1\r\n\r\n");
+        s.write_all(two.as_bytes()).unwrap();
+        let (_, b1) = read_response(&mut s);
+        let (_, b2) = read_response(&mut s);
+        assert!(
+            b1.starts_with("GET /p1\n") && b2.starts_with("GET /p2\n"),
+            "{b1} {b2}"
+        );
     }
-    assert_eq!(
-        connections.load(Ordering::SeqCst),
-        1,
-        "100 requests, one origin connection"
-    );
-    // Pipelined requests are answered in order.
-    let two = format!("GET http://{o}/p1 HTTP/1.1\r\n\r\nGET http://{o}/p2 HTTP/1.1\r\n\r\n");
-    s.write_all(two.as_bytes()).unwrap();
-    let (_, b1) = read_response(&mut s);
-    let (_, b2) = read_response(&mut s);
-    assert!(
-        b1.starts_with("GET /p1\n") && b2.starts_with("GET /p2\n"),
-        "{b1} {b2}"
-    );
 }
 
 #[test]
 fn forwarding_errors_have_their_status() {
-    let bad = serve(|mut s| {
-        let _ = read_head(&mut s);
-        let _ = s.write_all(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
-        );
-    });
-    let silent = serve(|mut s| {
-        let _ = read_head(&mut s);
-    });
-    let proxy = Proxy::start(&[]);
-    let baseline = proxy.fds();
-    for (target, want) in [
-        (format!("https://127.0.0.1:{}/", closed_port()), 400),
-        (format!("http://user:pw@127.0.0.1:{}/", closed_port()), 400),
-        (format!("http://127.0.0.1:{}/", closed_port()), 502),
-        (format!("http://{bad}/"), 502),
-        (format!("http://{silent}/"), 502),
-    ] {
-        let resp = exchange(
-            proxy.addr,
-            format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes(),
-        );
-        assert_eq!(status(&resp), want, "{target}: {resp}");
+    for driver in DRIVERS {
+        let bad = serve(|mut s| {
+            let _ = read_head(&mut s);
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            );
+        });
+        let silent = serve(|mut s| {
+            let _ = read_head(&mut s);
+        });
+        let proxy = Proxy::start(&["--io-driver", driver]);
+        let baseline = proxy.fds();
+        for (target, want) in [
+            (format!("https://127.0.0.1:{}/", closed_port()), 400),
+            (format!("http://user:pw@127.0.0.1:{}/", closed_port()), 400),
+            (format!("http://127.0.0.1:{}/", closed_port()), 502),
+            (format!("http://{bad}/"), 502),
+            (format!("http://{silent}/"), 502),
+        ] {
+            let resp = exchange(
+                proxy.addr,
+                format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes(),
+            );
+            assert_eq!(status(&resp), want, "{target}: {resp}");
+        }
+        proxy.assert_fds_settle(baseline, 2);
     }
-    proxy.assert_fds_settle(baseline, 2);
 }
 
 #[test]
 fn curl_and_python_requests_forward_plain_http() {
     let (o, _) = origin(mirror);
     let proxy = Proxy::start(&["--user", "bob:s:cret"]);
-    let out = Command::new("curl")
-        .args(["-s", "--max-time", "20", "--proxy-user", "bob:s:cret", "-x"])
-        .arg(format!("http://{}", proxy.addr))
-        .args(["-d", "form=data"])
-        .arg(format!("http://{o}/form"))
-        .output()
-        .unwrap();
+    let out = curl(&[
+        "--proxy-user",
+        "bob:s:cret",
+        "-x",
+        &format!("http://{}", proxy.addr),
+        "-d",
+        "form=data",
+        &format!("http://{o}/form"),
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.starts_with("POST /form\n") && text.contains("len=9 "),
@@ -362,53 +362,57 @@ fn one_shot_origin() -> (SocketAddr, Arc<AtomicUsize>) {
 
 #[test]
 fn a_request_the_origin_drops_on_a_kept_connection_is_retried_once_if_idempotent() {
-    let (o, connections) = one_shot_origin();
-    let proxy = Proxy::start(&["--workers", "1"]);
-    let mut s = open(&proxy);
-    for i in 0..3 {
-        let (code, head, body) = ask(
+    for driver in DRIVERS {
+        let (o, connections) = one_shot_origin();
+        let proxy = Proxy::start(&["--io-driver", driver, "--workers", "1"]);
+        let mut s = open(&proxy);
+        for i in 0..3 {
+            let (code, head, body) = ask(
+                &mut s,
+                format!("GET http://{o}/{i} HTTP/1.1\r\n\r\n").as_bytes(),
+            );
+            assert_eq!(code, 200, "request {i}: {head}");
+            assert!(body.starts_with(&format!("GET /{i}\n")), "{body}");
+        }
+        // The first on a new connection; each later one dropped once on the kept one, then resent.
+        assert_eq!(connections.load(Ordering::SeqCst), 3);
+        // A POST (not idempotent, and with a body) is not resent: it gets a 502.
+        let (code, _, _) = ask(
             &mut s,
-            format!("GET http://{o}/{i} HTTP/1.1\r\n\r\n").as_bytes(),
+            format!("POST http://{o}/p HTTP/1.1\r\nContent-Length: 1\r\n\r\nx").as_bytes(),
         );
-        assert_eq!(code, 200, "request {i}: {head}");
-        assert!(body.starts_with(&format!("GET /{i}\n")), "{body}");
+        assert_eq!(code, 502);
     }
-    // The first on a new connection; each later one dropped once on the kept one, then resent.
-    assert_eq!(connections.load(Ordering::SeqCst), 3);
-    // A POST (not idempotent, and with a body) is not resent: it gets a 502.
-    let (code, _, _) = ask(
-        &mut s,
-        format!("POST http://{o}/p HTTP/1.1\r\nContent-Length: 1\r\n\r\nx").as_bytes(),
-    );
-    assert_eq!(code, 502);
 }
 
 #[test]
 fn an_origin_connection_closed_while_idle_is_never_reused() {
-    // The origin answers one request per connection, says nothing about closing, then closes.
-    let connections = Arc::new(AtomicUsize::new(0));
-    let count = connections.clone();
-    let o = serve(move |s| {
-        count.fetch_add(1, Ordering::SeqCst);
-        let mut w = s.try_clone().unwrap();
-        let mut r = BufReader::new(s);
-        if let Some(seen) = read_request(&mut r) {
-            let _ = w.write_all(&mirror(&seen));
+    for driver in DRIVERS {
+        // The origin answers one request per connection, says nothing about closing, then closes.
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = connections.clone();
+        let o = serve(move |s| {
+            count.fetch_add(1, Ordering::SeqCst);
+            let mut w = s.try_clone().unwrap();
+            let mut r = BufReader::new(s);
+            if let Some(seen) = read_request(&mut r) {
+                let _ = w.write_all(&mirror(&seen));
+            }
+        });
+        let proxy = Proxy::start(&["--io-driver", driver, "--workers", "1"]);
+        let mut s = open(&proxy);
+        for i in 0..3 {
+            std::thread::sleep(Duration::from_millis(100));
+            // POSTs: never resent, so each succeeds only because the pool's check saw the close.
+            let (code, head, body) = ask(
+                &mut s,
+                format!("POST http://{o}/{i} HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi").as_bytes(),
+            );
+            assert_eq!(code, 200, "request {i}: {head}");
+            assert!(body.starts_with(&format!("POST /{i}\n")), "{body}");
         }
-    });
-    let proxy = Proxy::start(&["--workers", "1"]);
-    let mut s = open(&proxy);
-    for i in 0..3 {
-        std::thread::sleep(Duration::from_millis(100));
-        // POSTs: never resent, so each succeeds only because the pool's check saw the close.
-        let (code, head, body) = ask(
-            &mut s,
-            format!("POST http://{o}/{i} HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi").as_bytes(),
-        );
-        assert_eq!(code, 200, "request {i}: {head}");
-        assert!(body.starts_with(&format!("POST /{i}\n")), "{body}");
+        assert_eq!(connections.load(Ordering::SeqCst), 3);
     }
-    assert_eq!(connections.load(Ordering::SeqCst), 3);
 }
 
 #[test]
@@ -658,13 +662,10 @@ fn bulk_origin() -> SocketAddr {
     })
 }
 
-fn curl(proxy: &Proxy, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("curl")
-        .args(["-s", "-S", "--fail", "--max-time", "120", "-x"])
-        .arg(format!("http://{}", proxy.addr))
-        .args(args)
-        .output()
-        .unwrap();
+/// curl through `proxy` (`--fail`: an error status fails the test); what it downloaded.
+fn curl_via(proxy: &Proxy, args: &[&str]) -> Vec<u8> {
+    let px = format!("http://{}", proxy.addr);
+    let out = curl(&[&["--fail", "-x", &px][..], args].concat());
     assert!(
         out.status.success(),
         "curl {args:?}: {}",
@@ -692,7 +693,7 @@ fn sixty_four_mib_bodies_stream_both_ways_with_every_byte_intact() {
         args.extend_from_slice(extra);
         args.push(&url);
         assert_eq!(
-            String::from_utf8_lossy(&curl(&proxy, &args)),
+            String::from_utf8_lossy(&curl_via(&proxy, &args)),
             up_want,
             "{extra:?}"
         );
@@ -700,7 +701,7 @@ fn sixty_four_mib_bodies_stream_both_ways_with_every_byte_intact() {
     // Downloads with a Content-Length and chunked.
     let down_want = sha256_hex(&pattern(7, SIZE));
     for kind in ["cl", "chunked"] {
-        let got = curl(&proxy, &[&format!("http://{o}/{kind}/{SIZE}")]);
+        let got = curl_via(&proxy, &[&format!("http://{o}/{kind}/{SIZE}")]);
         assert_eq!(got.len() as u64, SIZE, "{kind}");
         assert_eq!(sha256_hex(&got), down_want, "{kind}");
     }
@@ -989,76 +990,80 @@ fn recording_origin() -> (SocketAddr, std::sync::mpsc::Receiver<(String, Vec<u8>
 
 #[test]
 fn chunk_extensions_and_forbidden_trailer_fields_never_reach_the_origin() {
-    let (o, seen) = recording_origin();
-    let proxy = Proxy::start(&[]);
-    let mut s = open(&proxy);
-    let req = format!(
-        "POST http://{o}/up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
-         5;a=1;b=\"x y\"\r\nhello\r\n7 ;q\r\n, world\r\n0;last=1\r\nContent-Length: 5\r\nX-Ok: 1\r\nHost: evil.example\r\n\r\n"
-    );
-    let (code, head, _) = ask(&mut s, req.as_bytes());
-    assert_eq!(code, 200, "{head}");
-    let (head, body) = seen.recv_timeout(Duration::from_secs(10)).unwrap();
-    assert!(
-        head.contains("\r\nTransfer-Encoding: chunked\r\n"),
-        "{head}"
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&body),
-        "5\r\nhello\r\n7\r\n, world\r\n0\r\nX-Ok: 1\r\n\r\n"
-    );
-    // The same on the way back.
-    let chunky = serve(|mut s| {
-        let _ = read_head(&mut s);
-        let _ = s.write_all(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=\"v\"\r\nhello\r\n0\r\nSet-Cookie: a=1\r\nX-T: 1\r\n\r\n",
+    for driver in DRIVERS {
+        let (o, seen) = recording_origin();
+        let proxy = Proxy::start(&["--io-driver", driver]);
+        let mut s = open(&proxy);
+        let req = format!(
+            "POST http://{o}/up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+             5;a=1;b=\"x y\"\r\nhello\r\n7 ;q\r\n, world\r\n0;last=1\r\nContent-Length: 5\r\nX-Ok: 1\r\nHost: evil.example\r\n\r\n"
         );
-    });
-    let mut s = open(&proxy);
-    s.write_all(format!("GET http://{chunky}/ HTTP/1.1\r\n\r\n").as_bytes())
-        .unwrap();
-    let head = read_head(&mut s);
-    assert_eq!(status(&head), 200, "{head}");
-    let mut body = Vec::new();
-    let mut byte = [0u8; 1];
-    while !body.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).unwrap();
-        body.push(byte[0]);
+        let (code, head, _) = ask(&mut s, req.as_bytes());
+        assert_eq!(code, 200, "{head}");
+        let (head, body) = seen.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(
+            head.contains("\r\nTransfer-Encoding: chunked\r\n"),
+            "{head}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&body),
+            "5\r\nhello\r\n7\r\n, world\r\n0\r\nX-Ok: 1\r\n\r\n"
+        );
+        // The same on the way back.
+        let chunky = serve(|mut s| {
+            let _ = read_head(&mut s);
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=\"v\"\r\nhello\r\n0\r\nSet-Cookie: a=1\r\nX-T: 1\r\n\r\n",
+            );
+        });
+        let mut s = open(&proxy);
+        s.write_all(format!("GET http://{chunky}/ HTTP/1.1\r\n\r\n").as_bytes())
+            .unwrap();
+        let head = read_head(&mut s);
+        assert_eq!(status(&head), 200, "{head}");
+        let mut body = Vec::new();
+        let mut byte = [0u8; 1];
+        while !body.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).unwrap();
+            body.push(byte[0]);
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&body),
+            "5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"
+        );
     }
-    assert_eq!(
-        String::from_utf8_lossy(&body),
-        "5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"
-    );
 }
 
 #[test]
 fn a_malformed_chunk_extension_is_refused_both_ways() {
-    let (o, _seen) = recording_origin();
-    let proxy = Proxy::start(&[]);
-    // Request: an unbalanced quote in an extension is a 400.
-    let resp = exchange(
-        proxy.addr,
-        format!(
-            "POST http://{o}/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;x=\"open\r\nhello\r\n0\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    assert_eq!(status(&resp), 400, "{resp}");
-    // Response: the head has gone out; the body is cut before any of it is passed on.
-    let bad = serve(|mut s| {
-        let _ = read_head(&mut s);
-        let _ = s.write_all(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=\"open\r\nhello\r\n0\r\n\r\n",
+    for driver in DRIVERS {
+        let (o, _seen) = recording_origin();
+        let proxy = Proxy::start(&["--io-driver", driver]);
+        // Request: an unbalanced quote in an extension is a 400.
+        let resp = exchange(
+            proxy.addr,
+            format!(
+                "POST http://{o}/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;x=\"open\r\nhello\r\n0\r\n\r\n"
+            )
+            .as_bytes(),
         );
-        std::thread::sleep(Duration::from_millis(200));
-    });
-    let mut s = open(&proxy);
-    s.write_all(format!("GET http://{bad}/ HTTP/1.1\r\n\r\n").as_bytes())
-        .unwrap();
-    let head = read_head(&mut s);
-    assert_eq!(status(&head), 200, "{head}");
-    let rest = read_until_closed(&mut s, Duration::from_secs(20)).expect("still open");
-    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+        assert_eq!(status(&resp), 400, "{resp}");
+        // Response: the head has gone out; the body is cut before any of it is passed on.
+        let bad = serve(|mut s| {
+            let _ = read_head(&mut s);
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=\"open\r\nhello\r\n0\r\n\r\n",
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        });
+        let mut s = open(&proxy);
+        s.write_all(format!("GET http://{bad}/ HTTP/1.1\r\n\r\n").as_bytes())
+            .unwrap();
+        let head = read_head(&mut s);
+        assert_eq!(status(&head), 200, "{head}");
+        let rest = read_until_closed(&mut s, Duration::from_secs(20)).expect("still open");
+        assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    }
 }
 
 /// A chunked body of `content` in pieces of `piece` bytes, no extensions, no trailers.
@@ -1084,92 +1089,96 @@ fn fixed_origin(head: &'static str, body: Vec<u8>) -> SocketAddr {
 
 #[test]
 fn every_transfer_coding_reaches_an_http_1_1_client_with_the_identical_bytes() {
-    // Bytes that look like a gzip stream; the proxy must not care what they are.
-    let content = pattern(3, 300_000);
-    let body = chunked(&content, 100_000);
-    let o = fixed_origin(
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-        body.clone(),
-    );
-    let proxy = Proxy::start(&[]);
-    let mut s = open(&proxy);
-    s.write_all(format!("GET http://{o}/ HTTP/1.1\r\n\r\n").as_bytes())
-        .unwrap();
-    let head = read_head(&mut s);
-    assert_eq!(status(&head), 200, "{head}");
-    assert!(
-        head.contains("\r\nTransfer-Encoding: gzip, chunked\r\n"),
-        "{head}"
-    );
-    let mut got = vec![0u8; body.len()];
-    s.read_exact(&mut got).unwrap();
-    assert!(got == body, "the body changed on the way");
-    // And to the origin.
-    let (o, seen) = recording_origin();
-    let req = format!(
-        "POST http://{o}/ HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nabcde\r\n0\r\n\r\n"
-    );
-    let (code, head, _) = ask(&mut open(&proxy), req.as_bytes());
-    assert_eq!(code, 200, "{head}");
-    let (head, body) = seen.recv_timeout(Duration::from_secs(10)).unwrap();
-    assert!(
-        head.contains("\r\nTransfer-Encoding: gzip, chunked\r\n"),
-        "{head}"
-    );
-    assert_eq!(body, b"5\r\nabcde\r\n0\r\n\r\n");
+    for driver in DRIVERS {
+        // Bytes that look like a gzip stream; the proxy must not care what they are.
+        let content = pattern(3, 300_000);
+        let body = chunked(&content, 100_000);
+        let o = fixed_origin(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            body.clone(),
+        );
+        let proxy = Proxy::start(&["--io-driver", driver]);
+        let mut s = open(&proxy);
+        s.write_all(format!("GET http://{o}/ HTTP/1.1\r\n\r\n").as_bytes())
+            .unwrap();
+        let head = read_head(&mut s);
+        assert_eq!(status(&head), 200, "{head}");
+        assert!(
+            head.contains("\r\nTransfer-Encoding: gzip, chunked\r\n"),
+            "{head}"
+        );
+        let mut got = vec![0u8; body.len()];
+        s.read_exact(&mut got).unwrap();
+        assert!(got == body, "the body changed on the way");
+        // And to the origin.
+        let (o, seen) = recording_origin();
+        let req = format!(
+            "POST http://{o}/ HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nabcde\r\n0\r\n\r\n"
+        );
+        let (code, head, _) = ask(&mut open(&proxy), req.as_bytes());
+        assert_eq!(code, 200, "{head}");
+        let (head, body) = seen.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(
+            head.contains("\r\nTransfer-Encoding: gzip, chunked\r\n"),
+            "{head}"
+        );
+        assert_eq!(body, b"5\r\nabcde\r\n0\r\n\r\n");
+    }
 }
 
 #[test]
 fn an_http_1_0_client_gets_a_chunked_response_de_chunked_and_close_delimited() {
-    let content = pattern(5, 300_000);
-    let mut body = chunked(&content[..299_995], 100_000);
-    // Extensions and a trailer on the way: gone too.
-    body.truncate(body.len() - 5);
-    body.extend_from_slice(b"5;e=\"1\"\r\n");
-    body.extend_from_slice(&content[299_995..]);
-    body.extend_from_slice(b"\r\n0\r\nX-T: 1\r\n\r\n");
-    let o = fixed_origin(
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-O: 1\r\n\r\n",
-        body,
-    );
-    let proxy = Proxy::start(&[]);
-    for request in [
-        format!("GET http://{o}/ HTTP/1.0\r\n\r\n"),
-        format!("GET http://{o}/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
-    ] {
-        let resp = {
-            let mut s = open(&proxy);
-            s.write_all(request.as_bytes()).unwrap();
-            read_until_closed(&mut s, Duration::from_secs(20)).expect("not close-delimited")
-        };
-        let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        let head = String::from_utf8_lossy(&resp[..split]);
-        assert_eq!(status(&head), 200, "{head}");
-        assert!(
-            !head.to_ascii_lowercase().contains("transfer-encoding"),
-            "{head}"
+    for driver in DRIVERS {
+        let content = pattern(5, 300_000);
+        let mut body = chunked(&content[..299_995], 100_000);
+        // Extensions and a trailer on the way: gone too.
+        body.truncate(body.len() - 5);
+        body.extend_from_slice(b"5;e=\"1\"\r\n");
+        body.extend_from_slice(&content[299_995..]);
+        body.extend_from_slice(b"\r\n0\r\nX-T: 1\r\n\r\n");
+        let o = fixed_origin(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-O: 1\r\n\r\n",
+            body,
         );
-        assert!(
-            !head.to_ascii_lowercase().contains("content-length"),
-            "{head}"
+        let proxy = Proxy::start(&["--io-driver", driver]);
+        for request in [
+            format!("GET http://{o}/ HTTP/1.0\r\n\r\n"),
+            format!("GET http://{o}/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+        ] {
+            let resp = {
+                let mut s = open(&proxy);
+                s.write_all(request.as_bytes()).unwrap();
+                read_until_closed(&mut s, Duration::from_secs(20)).expect("not close-delimited")
+            };
+            let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            let head = String::from_utf8_lossy(&resp[..split]);
+            assert_eq!(status(&head), 200, "{head}");
+            assert!(
+                !head.to_ascii_lowercase().contains("transfer-encoding"),
+                "{head}"
+            );
+            assert!(
+                !head.to_ascii_lowercase().contains("content-length"),
+                "{head}"
+            );
+            assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+            assert!(head.contains("\r\nX-O: 1\r\n"), "{head}");
+            assert!(
+                resp[split..] == content[..],
+                "{request:?}: the content differs"
+            );
+        }
+        // A coding besides chunked cannot be told to a 1.0 client: 502, not coded bytes unlabelled.
+        let gz = fixed_origin(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            chunked(b"coded", 5),
         );
-        assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
-        assert!(head.contains("\r\nX-O: 1\r\n"), "{head}");
-        assert!(
-            resp[split..] == content[..],
-            "{request:?}: the content differs"
+        let resp = exchange(
+            proxy.addr,
+            format!("GET http://{gz}/ HTTP/1.0\r\n\r\n").as_bytes(),
         );
+        assert_eq!(status(&resp), 502, "{resp}");
     }
-    // A coding besides chunked cannot be told to a 1.0 client: 502, not coded bytes unlabelled.
-    let gz = fixed_origin(
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-        chunked(b"coded", 5),
-    );
-    let resp = exchange(
-        proxy.addr,
-        format!("GET http://{gz}/ HTTP/1.0\r\n\r\n").as_bytes(),
-    );
-    assert_eq!(status(&resp), 502, "{resp}");
 }
 
 /// A client that stops sending in the middle of a request body is answered 408 for the body, not

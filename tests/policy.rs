@@ -10,160 +10,164 @@ mod support;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::*;
-
-/// An origin that counts its connections and answers one small HTTP response on each.
-fn counting_origin() -> (SocketAddr, Arc<AtomicUsize>) {
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    let addr = serve(move |mut s| {
-        seen.fetch_add(1, Ordering::SeqCst);
-        let _ = read_head(&mut s);
-        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\norigin");
-    });
-    (addr, count)
-}
 
 const DEST: &str = "destination address not allowed";
 
 #[test]
 fn every_spelling_of_a_forbidden_destination_is_refused_before_connecting() {
-    let (o, count) = counting_origin();
-    let port = o.port();
-    let proxy = Proxy::start_strict(&["--connect-ports", "any"]);
-    let baseline = proxy.fds();
-    for (request, want) in [
-        (format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n"), DEST),
-        (format!("CONNECT 127.1.2.3:{port} HTTP/1.1\r\n\r\n"), DEST),
-        (format!("CONNECT localhost:{port} HTTP/1.1\r\n\r\n"), DEST),
-        (format!("CONNECT LocalHost:{port} HTTP/1.1\r\n\r\n"), DEST),
-        (format!("CONNECT [::1]:{port} HTTP/1.1\r\n\r\n"), DEST),
-        (
-            format!("CONNECT [::ffff:127.0.0.1]:{port} HTTP/1.1\r\n\r\n"),
-            DEST,
-        ),
-        (
-            format!("CONNECT [::ffff:7f00:1]:{port} HTTP/1.1\r\n\r\n"),
-            DEST,
-        ),
-        (format!("CONNECT 0.0.0.0:{port} HTTP/1.1\r\n\r\n"), DEST),
-        ("CONNECT 169.254.169.254:80 HTTP/1.1\r\n\r\n".into(), DEST),
-        (
-            "CONNECT [::ffff:169.254.169.254]:80 HTTP/1.1\r\n\r\n".into(),
-            DEST,
-        ),
-        ("CONNECT [fe80::1]:80 HTTP/1.1\r\n\r\n".into(), DEST),
-        ("CONNECT [fd00:ec2::254]:80 HTTP/1.1\r\n\r\n".into(), DEST),
-        ("CONNECT 224.0.0.1:80 HTTP/1.1\r\n\r\n".into(), DEST),
-        (
-            format!("GET http://127.0.0.1:{port}/ HTTP/1.1\r\n\r\n"),
-            DEST,
-        ),
-        (
-            format!("GET http://localhost:{port}/ HTTP/1.1\r\n\r\n"),
-            DEST,
-        ),
-        (
-            "GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\n\r\n".into(),
-            DEST,
-        ),
-        (
-            format!("GET http://[::ffff:127.0.0.1]:{port}/ HTTP/1.1\r\n\r\n"),
-            DEST,
-        ),
-    ] {
-        let (code, body) = exchange_body(proxy.addr, &request);
-        assert_eq!((code, body.as_str()), (403, want), "{request:?}");
+    for driver in DRIVERS {
+        let origin = counting_origin("origin", After::Close);
+        let o = origin.addr;
+        let port = o.port();
+        let proxy = Proxy::start_strict(&["--io-driver", driver, "--connect-ports", "any"]);
+        let baseline = proxy.fds();
+        for (request, want) in [
+            (format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n"), DEST),
+            (format!("CONNECT 127.1.2.3:{port} HTTP/1.1\r\n\r\n"), DEST),
+            (format!("CONNECT localhost:{port} HTTP/1.1\r\n\r\n"), DEST),
+            (format!("CONNECT LocalHost:{port} HTTP/1.1\r\n\r\n"), DEST),
+            (format!("CONNECT [::1]:{port} HTTP/1.1\r\n\r\n"), DEST),
+            (
+                format!("CONNECT [::ffff:127.0.0.1]:{port} HTTP/1.1\r\n\r\n"),
+                DEST,
+            ),
+            (
+                format!("CONNECT [::ffff:7f00:1]:{port} HTTP/1.1\r\n\r\n"),
+                DEST,
+            ),
+            (format!("CONNECT 0.0.0.0:{port} HTTP/1.1\r\n\r\n"), DEST),
+            ("CONNECT 169.254.169.254:80 HTTP/1.1\r\n\r\n".into(), DEST),
+            (
+                "CONNECT [::ffff:169.254.169.254]:80 HTTP/1.1\r\n\r\n".into(),
+                DEST,
+            ),
+            ("CONNECT [fe80::1]:80 HTTP/1.1\r\n\r\n".into(), DEST),
+            ("CONNECT [fd00:ec2::254]:80 HTTP/1.1\r\n\r\n".into(), DEST),
+            ("CONNECT 224.0.0.1:80 HTTP/1.1\r\n\r\n".into(), DEST),
+            (
+                format!("GET http://127.0.0.1:{port}/ HTTP/1.1\r\n\r\n"),
+                DEST,
+            ),
+            (
+                format!("GET http://localhost:{port}/ HTTP/1.1\r\n\r\n"),
+                DEST,
+            ),
+            (
+                "GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\n\r\n".into(),
+                DEST,
+            ),
+            (
+                format!("GET http://[::ffff:127.0.0.1]:{port}/ HTTP/1.1\r\n\r\n"),
+                DEST,
+            ),
+        ] {
+            let (code, body) = exchange_body(proxy.addr, &request);
+            assert_eq!((code, body.as_str()), (403, want), "{request:?}");
+        }
+        assert_eq!(
+            origin.connections(),
+            0,
+            "a forbidden destination was reached"
+        );
+        assert!(proxy.wait_log("denied by policy"), "{}", proxy.log_text());
+        proxy.assert_fds_settle(baseline, 0);
     }
-    assert_eq!(
-        count.load(Ordering::SeqCst),
-        0,
-        "a forbidden destination was reached"
-    );
-    assert!(proxy.wait_log("denied by policy"), "{}", proxy.log_text());
-    proxy.assert_fds_settle(baseline, 0);
 }
 
 #[test]
 fn connect_is_limited_to_port_443_unless_configured_and_allow_dest_opens_loopback() {
-    let (o, count) = counting_origin();
-    let port = o.port();
-    let proxy = Proxy::start_strict(&[]);
-    let (code, body) = exchange_body(
-        proxy.addr,
-        &format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n"),
-    );
-    assert_eq!(
-        (code, body.as_str()),
-        (403, "CONNECT to this port is not allowed")
-    );
-    // Forwarding is not limited to 443; the loopback destination still is.
-    let (code, body) = exchange_body(
-        proxy.addr,
-        &format!("GET http://127.0.0.1:{port}/ HTTP/1.1\r\n\r\n"),
-    );
-    assert_eq!((code, body.as_str()), (403, DEST));
-    assert_eq!(count.load(Ordering::SeqCst), 0);
+    for driver in DRIVERS {
+        let origin = counting_origin("origin", After::Close);
+        let o = origin.addr;
+        let port = o.port();
+        let proxy = Proxy::start_strict(&["--io-driver", driver]);
+        let (code, body) = exchange_body(
+            proxy.addr,
+            &format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n"),
+        );
+        assert_eq!(
+            (code, body.as_str()),
+            (403, "CONNECT to this port is not allowed")
+        );
+        // Forwarding is not limited to 443; the loopback destination still is.
+        let (code, body) = exchange_body(
+            proxy.addr,
+            &format!("GET http://127.0.0.1:{port}/ HTTP/1.1\r\n\r\n"),
+        );
+        assert_eq!((code, body.as_str()), (403, DEST));
+        assert_eq!(origin.connections(), 0);
 
-    let list = format!("443,{}-{}", port - 1, port + 1);
-    let proxy = Proxy::start_strict(&["--connect-ports", &list, "--allow-dest", "127.0.0.0/8"]);
-    let mut t = tunnel(proxy.addr, &format!("localhost:{port}"));
-    t.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
-    let mut got = String::new();
-    let _ = t.read_to_string(&mut got);
-    assert!(got.ends_with("origin"), "{got}");
-    let (code, body) = exchange_body(
-        proxy.addr,
-        &format!("GET http://localhost:{port}/ HTTP/1.1\r\nConnection: close\r\n\r\n"),
-    );
-    assert_eq!((code, body.as_str()), (200, "origin"));
-    // ::1 is not in the allowed network: a name resolving to both is dialled on 127.0.0.1 only.
-    let (code, body) = exchange_body(
-        proxy.addr,
-        &format!("GET http://[::1]:{port}/ HTTP/1.1\r\n\r\n"),
-    );
-    assert_eq!((code, body.as_str()), (403, DEST));
-    assert_eq!(count.load(Ordering::SeqCst), 2);
+        let list = format!("443,{}-{}", port - 1, port + 1);
+        let proxy = Proxy::start_strict(&[
+            "--io-driver",
+            driver,
+            "--connect-ports",
+            &list,
+            "--allow-dest",
+            "127.0.0.0/8",
+        ]);
+        let mut t = tunnel(proxy.addr, &format!("localhost:{port}"));
+        t.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut got = String::new();
+        let _ = t.read_to_string(&mut got);
+        assert!(got.ends_with("origin"), "{got}");
+        let (code, body) = exchange_body(
+            proxy.addr,
+            &format!("GET http://localhost:{port}/ HTTP/1.1\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!((code, body.as_str()), (200, "origin"));
+        // ::1 is not in the allowed network: a name resolving to both is dialled on 127.0.0.1 only.
+        let (code, body) = exchange_body(
+            proxy.addr,
+            &format!("GET http://[::1]:{port}/ HTTP/1.1\r\n\r\n"),
+        );
+        assert_eq!((code, body.as_str()), (403, DEST));
+        assert_eq!(origin.connections(), 2);
+    }
 }
 
 #[test]
 fn the_proxy_never_connects_to_itself() {
-    let proxy = Proxy::start_strict(&[
-        "--connect-ports",
-        "any",
-        "--allow-dest",
-        "127.0.0.0/8",
-        "--listen",
-        "0.0.0.0:0",
-    ]);
-    let own = proxy.addr.port();
-    let (code, body) = exchange_body(
-        proxy.addr,
-        &format!("CONNECT 127.0.0.1:{own} HTTP/1.1\r\n\r\n"),
-    );
-    assert_eq!((code, body.as_str()), (403, "destination is this proxy"));
-    // The wildcard listener's port, reached at another loopback address: caught too.
-    let log = proxy.log_text();
-    let wildcard: u16 = log
-        .split("0.0.0.0:")
-        .nth(1)
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no wildcard listener in {log}"));
-    for target in [
-        format!("127.0.0.2:{wildcard}"),
-        format!("localhost:{wildcard}"),
-    ] {
-        let (code, body) = exchange_body(proxy.addr, &format!("CONNECT {target} HTTP/1.1\r\n\r\n"));
-        assert_eq!(
-            (code, body.as_str()),
-            (403, "destination is this proxy"),
-            "{target}"
+    for driver in DRIVERS {
+        let proxy = Proxy::start_strict(&[
+            "--io-driver",
+            driver,
+            "--connect-ports",
+            "any",
+            "--allow-dest",
+            "127.0.0.0/8",
+            "--listen",
+            "0.0.0.0:0",
+        ]);
+        let own = proxy.addr.port();
+        let (code, body) = exchange_body(
+            proxy.addr,
+            &format!("CONNECT 127.0.0.1:{own} HTTP/1.1\r\n\r\n"),
         );
+        assert_eq!((code, body.as_str()), (403, "destination is this proxy"));
+        // The wildcard listener's port, reached at another loopback address: caught too.
+        let log = proxy.log_text();
+        let wildcard: u16 = log
+            .split("0.0.0.0:")
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no wildcard listener in {log}"));
+        for target in [
+            format!("127.0.0.2:{wildcard}"),
+            format!("localhost:{wildcard}"),
+        ] {
+            let (code, body) =
+                exchange_body(proxy.addr, &format!("CONNECT {target} HTTP/1.1\r\n\r\n"));
+            assert_eq!(
+                (code, body.as_str()),
+                (403, "destination is this proxy"),
+                "{target}"
+            );
+        }
     }
 }
 
@@ -222,30 +226,33 @@ fn with_bind_source_and_a_wildcard_listener_another_host_address_is_still_a_loop
 
 #[test]
 fn without_authentication_only_allowed_clients_get_in() {
-    let (o, _) = counting_origin();
-    let proxy = Proxy::start(&["--client", "127.0.0.2/32"]);
-    let request = format!("GET http://{o}/ HTTP/1.1\r\nConnection: close\r\n\r\n");
-    // From 127.0.0.1: refused before any request is read.
-    let (code, body) = exchange_body(proxy.addr, &request);
-    assert_eq!(
-        (code, body.as_str()),
-        (403, "your address may not use this proxy")
-    );
-    // From 127.0.0.2: served.
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    socket.connect(&proxy.addr.into()).unwrap();
-    let mut s: TcpStream = socket.into();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut got = String::new();
-    let _ = s.read_to_string(&mut got);
-    assert!(
-        got.starts_with("HTTP/1.1 200 ") && got.ends_with("origin"),
-        "{got}"
-    );
+    for driver in DRIVERS {
+        let o = counting_origin("origin", After::Close).addr;
+        let proxy = Proxy::start(&["--io-driver", driver, "--client", "127.0.0.2/32"]);
+        let request = format!("GET http://{o}/ HTTP/1.1\r\nConnection: close\r\n\r\n");
+        // From 127.0.0.1: refused before any request is read.
+        let (code, body) = exchange_body(proxy.addr, &request);
+        assert_eq!(
+            (code, body.as_str()),
+            (403, "your address may not use this proxy")
+        );
+        // From 127.0.0.2: served.
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        socket.connect(&proxy.addr.into()).unwrap();
+        let mut s: TcpStream = socket.into();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut got = String::new();
+        let _ = s.read_to_string(&mut got);
+        assert!(
+            got.starts_with("HTTP/1.1 200 ") && got.ends_with("origin"),
+            "{got}"
+        );
+    }
 }
 
 #[test]
@@ -279,108 +286,112 @@ fn an_accidental_open_proxy_does_not_start() {
 
 #[test]
 fn rules_from_a_config_file_decide_by_user_group_host_destination_and_method() {
-    let (o, count) = counting_origin();
-    let port = o.port();
-    let dir = scratch("policy-rules");
-    let config = dir.join("rules.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-allow_dest = ["127.0.0.0/8"]
-connect_ports = ["any"]
-users = ["alice:pw", "bob:pw", "carol:pw"]
-default_action = "deny"
+    for driver in DRIVERS {
+        let origin = counting_origin("origin", After::Close);
+        let o = origin.addr;
+        let port = o.port();
+        let dir = scratch("policy-rules");
+        let config = dir.join("rules.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+    allow_dest = ["127.0.0.0/8"]
+    connect_ports = ["any"]
+    users = ["alice:pw", "bob:pw", "carol:pw"]
+    default_action = "deny"
 
-[groups]
-staff = ["alice", "carol"]
+    [groups]
+    staff = ["alice", "carol"]
 
-[[rules]]
-name = "blocked sites"
-action = "deny"
-hosts = ["*.blocked.test"]
+    [[rules]]
+    name = "blocked sites"
+    action = "deny"
+    hosts = ["*.blocked.test"]
 
-[[rules]]
-name = "carol forwards only"
-action = "deny"
-users = ["carol"]
-methods = ["CONNECT"]
+    [[rules]]
+    name = "carol forwards only"
+    action = "deny"
+    users = ["carol"]
+    methods = ["CONNECT"]
 
-[[rules]]
-name = "staff to loopback"
-action = "allow"
-groups = ["staff"]
-dest = ["127.0.0.0/8"]
-ports = ["{port}"]
-"#
-        ),
-    )
-    .unwrap();
-    let proxy = Proxy::start_strict(&["--config", config.to_str().unwrap()]);
-    let auth = |u: &str| {
-        use base64::Engine;
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:pw"));
-        format!("Proxy-Authorization: Basic {token}\r\n")
-    };
-    let rule = "denied by the proxy's access rules";
-    for (user, request, want) in [
-        (
-            "alice",
-            format!("CONNECT localhost:{port} HTTP/1.1\r\n"),
-            (200, ""),
-        ),
-        (
-            "alice",
-            format!("GET http://localhost:{port}/ HTTP/1.1\r\n"),
-            (200, "origin"),
-        ),
-        (
-            "carol",
-            format!("GET http://127.0.0.1:{port}/ HTTP/1.1\r\n"),
-            (200, "origin"),
-        ),
-        (
-            "carol",
-            format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n"),
-            (403, rule),
-        ),
-        (
-            "bob",
-            format!("GET http://127.0.0.1:{port}/ HTTP/1.1\r\n"),
-            (403, rule),
-        ),
-        (
-            "alice",
-            format!("GET http://127.0.0.1:{}/ HTTP/1.1\r\n", port + 1),
-            (403, rule),
-        ),
-        (
-            "alice",
-            "CONNECT www.blocked.test:443 HTTP/1.1\r\n".to_owned(),
-            (403, rule),
-        ),
-    ] {
-        let full = format!("{request}{}Connection: close\r\n\r\n", auth(user));
-        if request.starts_with("CONNECT") && want.0 == 200 {
-            let mut s = TcpStream::connect(proxy.addr).unwrap();
-            s.write_all(full.as_bytes()).unwrap();
-            assert!(
-                read_head(&mut s).starts_with("HTTP/1.1 200 "),
-                "{user} {request}"
-            );
-            continue;
+    [[rules]]
+    name = "staff to loopback"
+    action = "allow"
+    groups = ["staff"]
+    dest = ["127.0.0.0/8"]
+    ports = ["{port}"]
+    "#
+            ),
+        )
+        .unwrap();
+        let proxy =
+            Proxy::start_strict(&["--io-driver", driver, "--config", config.to_str().unwrap()]);
+        let auth = |u: &str| {
+            use base64::Engine;
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:pw"));
+            format!("Proxy-Authorization: Basic {token}\r\n")
+        };
+        let rule = "denied by the proxy's access rules";
+        for (user, request, want) in [
+            (
+                "alice",
+                format!("CONNECT localhost:{port} HTTP/1.1\r\n"),
+                (200, ""),
+            ),
+            (
+                "alice",
+                format!("GET http://localhost:{port}/ HTTP/1.1\r\n"),
+                (200, "origin"),
+            ),
+            (
+                "carol",
+                format!("GET http://127.0.0.1:{port}/ HTTP/1.1\r\n"),
+                (200, "origin"),
+            ),
+            (
+                "carol",
+                format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n"),
+                (403, rule),
+            ),
+            (
+                "bob",
+                format!("GET http://127.0.0.1:{port}/ HTTP/1.1\r\n"),
+                (403, rule),
+            ),
+            (
+                "alice",
+                format!("GET http://127.0.0.1:{}/ HTTP/1.1\r\n", port + 1),
+                (403, rule),
+            ),
+            (
+                "alice",
+                "CONNECT www.blocked.test:443 HTTP/1.1\r\n".to_owned(),
+                (403, rule),
+            ),
+        ] {
+            let full = format!("{request}{}Connection: close\r\n\r\n", auth(user));
+            if request.starts_with("CONNECT") && want.0 == 200 {
+                let mut s = TcpStream::connect(proxy.addr).unwrap();
+                s.write_all(full.as_bytes()).unwrap();
+                assert!(
+                    read_head(&mut s).starts_with("HTTP/1.1 200 "),
+                    "{user} {request}"
+                );
+                continue;
+            }
+            let (code, body) = exchange_body(proxy.addr, &full);
+            assert_eq!((code, body.as_str()), want, "{user} {request}");
         }
-        let (code, body) = exchange_body(proxy.addr, &full);
-        assert_eq!((code, body.as_str()), want, "{user} {request}");
+        assert_eq!(
+            origin.connections(),
+            3,
+            "only the allowed requests reached the origin"
+        );
+        assert!(proxy.wait_log("blocked sites"), "{}", proxy.log_text());
+        assert!(proxy.wait_log("carol forwards only"));
+        let _ = std::fs::remove_dir_all(dir);
     }
-    assert_eq!(
-        count.load(Ordering::SeqCst),
-        3,
-        "only the allowed requests reached the origin"
-    );
-    assert!(proxy.wait_log("blocked sites"), "{}", proxy.log_text());
-    assert!(proxy.wait_log("carol forwards only"));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Opens a tunnel to `echo` from `source` and proves it relays.
@@ -405,44 +416,48 @@ fn refused_with(source: &str, proxy: SocketAddr) -> String {
 
 #[test]
 fn connection_limits_answer_429_and_503_and_free_places_on_close() {
-    let echo = echo_server();
-    let proxy = Proxy::start(&[
-        "--max-connections",
-        "3",
-        "--max-connections-per-client",
-        "2",
-    ]);
-    let a1 = working_tunnel("127.0.0.1", proxy.addr, echo);
-    let _a2 = working_tunnel("127.0.0.1", proxy.addr, echo);
-    let got = refused_with("127.0.0.1", proxy.addr);
-    assert!(
-        got.starts_with("HTTP/1.1 429 ") && got.contains("Retry-After: 1\r\n"),
-        "{got}"
-    );
-    assert!(
-        got.ends_with("too many connections from your address; retry\n"),
-        "{got}"
-    );
-    let _b = working_tunnel("127.0.0.2", proxy.addr, echo);
-    let got = refused_with("127.0.0.3", proxy.addr);
-    assert!(
-        got.starts_with("HTTP/1.1 503 ") && got.ends_with("too many connections; retry\n"),
-        "{got}"
-    );
-    // A closed connection gives its place back (in all and for its address).
-    drop(a1);
-    let mut ok = false;
-    for _ in 0..50 {
-        std::thread::sleep(Duration::from_millis(20));
-        let mut s = connect_from("127.0.0.1", proxy.addr);
-        s.write_all(format!("CONNECT {echo} HTTP/1.1\r\n\r\n").as_bytes())
-            .unwrap();
-        if read_head(&mut s).starts_with("HTTP/1.1 200 ") {
-            ok = true;
-            break;
+    for driver in DRIVERS {
+        let echo = echo_server();
+        let proxy = Proxy::start(&[
+            "--io-driver",
+            driver,
+            "--max-connections",
+            "3",
+            "--max-connections-per-client",
+            "2",
+        ]);
+        let a1 = working_tunnel("127.0.0.1", proxy.addr, echo);
+        let _a2 = working_tunnel("127.0.0.1", proxy.addr, echo);
+        let got = refused_with("127.0.0.1", proxy.addr);
+        assert!(
+            got.starts_with("HTTP/1.1 429 ") && got.contains("Retry-After: 1\r\n"),
+            "{got}"
+        );
+        assert!(
+            got.ends_with("too many connections from your address; retry\n"),
+            "{got}"
+        );
+        let _b = working_tunnel("127.0.0.2", proxy.addr, echo);
+        let got = refused_with("127.0.0.3", proxy.addr);
+        assert!(
+            got.starts_with("HTTP/1.1 503 ") && got.ends_with("too many connections; retry\n"),
+            "{got}"
+        );
+        // A closed connection gives its place back (in all and for its address).
+        drop(a1);
+        let mut ok = false;
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(20));
+            let mut s = connect_from("127.0.0.1", proxy.addr);
+            s.write_all(format!("CONNECT {echo} HTTP/1.1\r\n\r\n").as_bytes())
+                .unwrap();
+            if read_head(&mut s).starts_with("HTTP/1.1 200 ") {
+                ok = true;
+                break;
+            }
         }
+        assert!(ok, "the place of a closed connection was not given back");
     }
-    assert!(ok, "the place of a closed connection was not given back");
 }
 
 #[test]
@@ -686,7 +701,7 @@ fn source_telling_origin() -> SocketAddr {
 
 #[test]
 fn bind_source_spreads_upstream_connections_over_the_source_addresses_in_turn() {
-    for driver in ["uring", "epoll"] {
+    for driver in DRIVERS {
         bind_source_in_turn(driver);
     }
 }

@@ -28,11 +28,13 @@ fn echo_both_ways(proxy: &Proxy, echo: std::net::SocketAddr, seed: u64, len: u64
 fn curl_through_tunnel(args: &[&str]) {
     let proxy = Proxy::start(args);
     let origin = http_origin("hello through the tunnel\n");
-    let out = Command::new("curl")
-        .args(["-sS", "-i", "-p", "-x", &format!("http://{}", proxy.addr)])
-        .arg(format!("http://{origin}/path"))
-        .output()
-        .unwrap();
+    let out = curl(&[
+        "-i",
+        "-p",
+        "-x",
+        &format!("http://{}", proxy.addr),
+        &format!("http://{origin}/path"),
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -79,6 +79,15 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     check(ret as libc::ssize_t).map(drop)
 }
 
+/// Bytes waiting to be read from a pipe or socket (`ioctl(FIONREAD)`).
+pub fn unread(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: the fd is borrowed and open; FIONREAD writes one c_int through the pointer, which
+    // points at `n`, writable for the whole call.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &raw mut n) };
+    check(ret as libc::ssize_t).map(|_| n as usize)
+}
+
 /// Non-blocking `read(2)` into `buf`; `Ok(0)` is EOF.
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: the fd is borrowed and open; the pointer and length describe `buf`, which is writable
@@ -91,7 +100,7 @@ pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 /// Peeks one byte without waiting (`MSG_PEEK | MSG_DONTWAIT`), so it never blocks and never
 /// consumes anything: "would block" is the only healthy answer; EOF, unsolicited bytes (a stale
 /// response, a `408` the origin sent before closing) and errors all mean "do not reuse".
-pub fn is_idle_and_open<T: AsRawFd>(socket: &T) -> bool {
+pub(crate) fn is_idle_and_open<T: OwnsFd>(socket: &T) -> bool {
     let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
     let peeked = socket2::SockRef::from(&fd_of(socket))
         .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT);
@@ -157,9 +166,38 @@ pub fn pipe_max_size() -> Option<usize> {
         .and_then(|s| s.trim().parse().ok())
 }
 
-/// Borrows the fd of an object that owns one (monoio's sockets implement `AsRawFd` but not `AsFd`).
-pub fn fd_of<T: AsRawFd>(owner: &T) -> BorrowedFd<'_> {
-    // SAFETY: `owner` owns the descriptor and keeps it open for as long as it lives; the returned
-    // borrow cannot outlive `&owner`, so it never names a closed (or reused) fd.
+/// Types that own an open socket or pipe descriptor for as long as they live, and so may lend it
+/// out as a [`BorrowedFd`] through [`fd_of`].
+///
+/// Sealed: only this module implements it, and only for types whose `as_raw_fd` names a descriptor
+/// they own. (`RawFd` itself implements `AsRawFd`, so an `AsRawFd` bound alone would let safe code
+/// borrow `-1` or a closed number.)
+pub(crate) trait OwnsFd: sealed::Sealed + AsRawFd {}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+macro_rules! owns_fd {
+    ($($t:ty),* $(,)?) => {$(
+        impl sealed::Sealed for $t {}
+        impl OwnsFd for $t {}
+    )*};
+}
+
+owns_fd!(
+    monoio::net::TcpStream,
+    monoio::net::TcpListener,
+    std::net::TcpStream,
+    std::net::TcpListener,
+    OwnedFd,
+);
+
+/// Borrows the fd of a socket or pipe that owns one (monoio's sockets implement `AsRawFd` but not
+/// `AsFd`).
+pub(crate) fn fd_of<T: OwnsFd>(owner: &T) -> BorrowedFd<'_> {
+    // SAFETY: `T: OwnsFd` is implemented (here, sealed) only for types that own an open descriptor
+    // and keep it open for as long as they live; the returned borrow cannot outlive `&owner`, so
+    // it never names a closed (or reused) fd.
     unsafe { BorrowedFd::borrow_raw(owner.as_raw_fd()) }
 }

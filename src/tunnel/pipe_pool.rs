@@ -3,6 +3,11 @@
 //! A tunnel direction leases a pipe only while bytes are in flight and hands it back drained, so an
 //! idle tunnel holds no pipe. A lease dropped with bytes still inside (an error, a cancelled tunnel)
 //! closes its pipe instead: a pipe in the pool is always empty.
+//!
+//! That invariant is what keeps one tunnel's bytes out of another, so the count of bytes inside a
+//! leased pipe is private to [`Lease`]: the only ways to move bytes through it are
+//! [`Lease::fill_from`] and [`Lease::drain_to`], which keep the count, and a pipe goes back to the
+//! pool only when that count is zero (debug builds also ask the kernel, `FIONREAD`).
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -100,26 +105,40 @@ impl PipePool {
     }
 }
 
-/// A leased pipe plus the count of bytes inside it.
+/// A leased pipe plus the count of bytes inside it, which only its own methods change.
 pub struct Lease<'p> {
     pool: &'p PipePool,
     pipe: Option<Pipe>,
-    pub in_flight: usize,
+    /// Bytes spliced in and not yet out. Zero means empty: the pipe may go back to the pool.
+    in_flight: usize,
 }
 
 impl Lease<'_> {
-    pub fn read_end(&self) -> BorrowedFd<'_> {
+    fn pipe(&self) -> &Pipe {
         self.pipe
             .as_ref()
-            .map(|p| p.read.as_fd())
             .expect("lease holds a pipe until dropped")
     }
 
-    pub fn write_end(&self) -> BorrowedFd<'_> {
-        self.pipe
-            .as_ref()
-            .map(|p| p.write.as_fd())
-            .expect("lease holds a pipe until dropped")
+    /// Splices what `src` has now (up to the room left in the pipe) into the pipe; never waits.
+    /// `Ok(0)` from a socket is EOF.
+    pub fn fill_from(&mut self, src: BorrowedFd<'_>) -> io::Result<usize> {
+        let room = self.capacity().saturating_sub(self.in_flight);
+        let n = sys::splice(src, self.pipe().write.as_fd(), room)?;
+        self.in_flight += n;
+        Ok(n)
+    }
+
+    /// Splices bytes held in the pipe out to `dst`; never waits (`WouldBlock` when `dst` is full).
+    pub fn drain_to(&mut self, dst: BorrowedFd<'_>) -> io::Result<usize> {
+        let n = sys::splice(self.pipe().read.as_fd(), dst, self.in_flight)?;
+        self.in_flight -= n;
+        Ok(n)
+    }
+
+    /// Bytes in the pipe, spliced in and not yet out.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
     }
 
     /// Bytes the pipe holds at most (what the kernel granted, which may be less than asked).
@@ -130,17 +149,28 @@ impl Lease<'_> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        if let Some(pipe) = self.pipe.take()
-            && self.in_flight == 0
-        {
-            self.pool.give_back(pipe);
+        let Some(pipe) = self.pipe.take() else {
+            return;
+        };
+        // Not known to be empty (dropped mid-transfer: an error, a cancelled tunnel): the pipe is
+        // closed with its bytes, never pooled.
+        if self.in_flight != 0 {
+            return;
         }
+        debug_assert_eq!(
+            sys::unread(pipe.read.as_fd()).ok(),
+            Some(0),
+            "a pipe going back to the pool must be empty"
+        );
+        self.pool.give_back(pipe);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
 
     #[test]
     fn drained_pipes_return_and_dirty_pipes_are_closed() {
@@ -149,7 +179,15 @@ mod tests {
             let _a = pool.lease().unwrap();
             let mut b = pool.lease().unwrap();
             let _c = pool.lease().unwrap();
-            b.in_flight = 5;
+            let (mut tx, rx) = UnixStream::pair().unwrap();
+            tx.write_all(b"bytes").unwrap();
+            assert_eq!(b.fill_from(rx.as_fd()).unwrap(), 5);
+            assert_eq!(b.in_flight(), 5);
+            assert_eq!(
+                sys::unread(b.pipe().read.as_fd()).unwrap(),
+                5,
+                "FIONREAD sees them"
+            );
         }
         assert_eq!(
             pool.idle(),
@@ -160,6 +198,28 @@ mod tests {
         let again = pool.lease().unwrap();
         assert_eq!(pool.created(), 3, "reused, not created");
         assert_eq!(again.capacity(), 65536);
+    }
+
+    #[test]
+    fn a_drained_lease_goes_back_empty_and_its_bytes_arrive() {
+        let pool = PipePool::new(65536, 2, Default::default());
+        let (mut client, relay_in) = UnixStream::pair().unwrap();
+        let (relay_out, mut origin) = UnixStream::pair().unwrap();
+        client.write_all(b"one tunnel's bytes").unwrap();
+        {
+            let mut lease = pool.lease().unwrap();
+            let n = lease.fill_from(relay_in.as_fd()).unwrap();
+            assert_eq!(n, 18);
+            while lease.in_flight() > 0 {
+                lease.drain_to(relay_out.as_fd()).unwrap();
+            }
+        }
+        assert_eq!(pool.idle(), 1, "drained, so pooled");
+        let mut got = [0u8; 18];
+        origin.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"one tunnel's bytes");
+        let reused = pool.lease().unwrap();
+        assert_eq!(sys::unread(reused.pipe().read.as_fd()).unwrap(), 0);
     }
 
     #[test]

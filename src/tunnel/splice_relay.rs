@@ -47,7 +47,7 @@ pub(super) async fn one_way(
         // when this direction has had its turn and must let the worker's other tasks run.
         let mut owed = Duration::ZERO;
         for _ in 0..TURN_CHUNKS {
-            let n = match sys::splice(src_fd, lease.write_end(), lease.capacity()) {
+            let n = match lease.fill_from(src_fd) {
                 Ok(0) => {
                     forward_eof(dst);
                     return Ok(());
@@ -57,13 +57,9 @@ pub(super) async fn one_way(
                 Err(e) if interrupted(&e) => continue,
                 Err(e) => return Err(Fault::Src(e)),
             };
-            lease.in_flight = n;
-            while lease.in_flight > 0 {
-                match sys::splice(lease.read_end(), dst_fd, lease.in_flight) {
-                    Ok(m) => {
-                        lease.in_flight -= m;
-                        meter.add(m);
-                    }
+            while lease.in_flight() > 0 {
+                match lease.drain_to(dst_fd) {
+                    Ok(m) => meter.add(m),
                     Err(e) if would_block(&e) => wait_writable(dst).await?,
                     Err(e) if interrupted(&e) => {}
                     Err(e) => return Err(Fault::Dst(e)),

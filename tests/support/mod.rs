@@ -5,9 +5,13 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// The io drivers (`--io-driver`) a test that touches the runtime runs on: io_uring and epoll.
+pub const DRIVERS: [&str; 2] = ["uring", "epoll"];
 
 /// A running proxy; killed when dropped.
 pub struct Proxy {
@@ -157,6 +161,14 @@ impl Proxy {
         );
     }
 
+    /// Waits (up to 10 s) until the proxy refuses new connections (its listeners closed, as when
+    /// draining); whether it does.
+    pub fn wait_refusing(&self) -> bool {
+        wait_until(Duration::from_secs(10), || {
+            TcpStream::connect(self.addr).is_err()
+        })
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
@@ -246,10 +258,179 @@ pub fn serve(handler: impl Fn(TcpStream) + Send + Sync + 'static) -> SocketAddr 
     addr
 }
 
-/// A loopback port with nothing listening on it.
-pub fn closed_port() -> u16 {
+/// A loopback port that was free a moment ago (nothing listens on it now).
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
+}
+
+/// A loopback port with nothing listening on it.
+pub fn closed_port() -> u16 {
+    free_port()
+}
+
+/// What a counting origin does after answering a request.
+#[derive(Clone, Copy)]
+pub enum After {
+    /// Closes the connection: one response per connection.
+    Close,
+    /// Reads the next request head on the same connection.
+    KeepAlive,
+}
+
+/// An origin that counts what reaches it: connections, request heads, and connections it has
+/// seen end (so a test can wait for every connection to be over before it reads the counts).
+pub struct CountingOrigin {
+    pub addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+    closed: Arc<AtomicUsize>,
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl CountingOrigin {
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Request heads read so far.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Every request head read so far, in order.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+
+    /// Waits (up to `within`) until the origin is quiet: every connection it accepted has ended
+    /// and nothing new (connection or request) has come for `quiet`. `false` if a connection is
+    /// still open at the deadline. Counts read after a `true` cannot grow from a connection the
+    /// proxy had opened by then, and a late one had `quiet` to show up.
+    pub fn wait_quiet(&self, quiet: Duration, within: Duration) -> bool {
+        let snapshot = || (self.connections(), self.requests());
+        let mut last = snapshot();
+        let mut since = Instant::now();
+        wait_until(within, || {
+            let now = snapshot();
+            if now != last {
+                (last, since) = (now, Instant::now());
+            }
+            self.closed.load(Ordering::SeqCst) == now.0 && since.elapsed() >= quiet
+        })
+    }
+}
+
+/// A counting origin on an ephemeral loopback port answering each request head with a 200 and
+/// `body`, then doing `after`.
+pub fn counting_origin(body: &'static str, after: After) -> CountingOrigin {
+    let connections = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let closed = Arc::new(AtomicUsize::new(0));
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let (c, r, d, h) = (
+        connections.clone(),
+        requests.clone(),
+        closed.clone(),
+        heads.clone(),
+    );
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let addr = serve(move |mut s| {
+        c.fetch_add(1, Ordering::SeqCst);
+        loop {
+            let head = read_head(&mut s);
+            if head.is_empty() {
+                break;
+            }
+            r.fetch_add(1, Ordering::SeqCst);
+            h.lock().unwrap().push(head);
+            if s.write_all(response.as_bytes()).is_err() || matches!(after, After::Close) {
+                break;
+            }
+        }
+        drop(s);
+        d.fetch_add(1, Ordering::SeqCst);
+    });
+    CountingOrigin {
+        addr,
+        connections,
+        requests,
+        closed,
+        heads,
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds or `within` has passed; whether it held.
+pub fn wait_until(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A client connection to the proxy, with a 30 s read timeout (a hung proxy fails the test).
+pub fn open(proxy: &Proxy) -> TcpStream {
+    let s = TcpStream::connect(proxy.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s
+}
+
+/// Sends `request` on `s` and reads one response: its status, head and body.
+pub fn ask(s: &mut TcpStream, request: &(impl AsRef<[u8]> + ?Sized)) -> (u16, String, String) {
+    s.write_all(request.as_ref()).unwrap();
+    let (head, body) = read_response(s);
+    (status(&head), head, body)
+}
+
+/// Runs curl quietly (`-s -S`, at most 120 s in all) with `args`.
+pub fn curl(args: &[&str]) -> std::process::Output {
+    Command::new("curl")
+        .args(["-s", "-S", "--max-time", "120"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// [`curl`]'s output and errors as text.
+pub fn curl_text(args: &[&str]) -> (String, String) {
+    let out = curl(args);
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The embedded default config with `toml` laid over it, validated for this machine.
+pub fn config(toml: &str) -> Arc<ringgate::config::Config> {
+    layered_config(&[toml])
+}
+
+/// [`config`] with loopback origins on any port allowed (what [`LOOPBACK_ORIGINS`] does for the
+/// binary).
+pub fn loopback_config(toml: &str) -> Arc<ringgate::config::Config> {
+    layered_config(&[
+        toml,
+        "allow_dest = [\"127.0.0.0/8\"]\nconnect_ports = [\"any\"]",
+    ])
+}
+
+fn layered_config(layers: &[&str]) -> Arc<ringgate::config::Config> {
+    use ringgate::config::{EMBEDDED_DEFAULT, Machine, RawConfig};
+    let raw = layers.iter().fold(
+        RawConfig::parse(EMBEDDED_DEFAULT, "embedded default").unwrap(),
+        |raw, layer| raw.overlay(RawConfig::parse(layer, "test").unwrap()),
+    );
+    Arc::new(raw.validate(&Machine::probe()).unwrap())
 }
 
 /// Opens a CONNECT tunnel to `target` and checks the exact 200 answer.
