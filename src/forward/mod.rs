@@ -25,7 +25,8 @@ use crate::http::target::parse_absolute_http;
 use crate::http::target::parse_authority;
 use crate::labels::Termination;
 use crate::shard::Shard;
-use crate::upstream::dial::{DialError, dial};
+use crate::upstream::dial::dial;
+use crate::upstream::error::{DialError, count_dial_error};
 use body::{BodyError, Framing, relay_body, write_within};
 use pool::{Key, Upstream};
 
@@ -417,7 +418,7 @@ impl Dialer<'_> {
         )
             .await
             .map_err(|e| {
-                crate::conn::count_dial_error(&self.shard.metrics, &e);
+                count_dial_error(&self.shard.metrics, &e);
                 if let DialError::Denied(d) = &e {
                     tracing::info!(peer = %self.peer, user = self.user, reason = d.reason(), "denied by policy");
                 }

@@ -33,7 +33,7 @@ use simple_dns::{
     CLASS, Name, Packet, PacketFlag, QCLASS, QTYPE, Question, RCODE, ResourceRecord, TYPE,
 };
 
-use super::dial::DialError;
+use super::error::DialError;
 use super::resolv_conf::{self, ResolvConf};
 use crate::config::{Config, DnsResolver};
 use crate::metrics::WorkerMetrics;
