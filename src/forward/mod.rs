@@ -15,10 +15,9 @@ use std::time::Instant;
 use monoio::net::TcpStream;
 
 use crate::acl::{self, Denial, Policy, Verdict};
-use crate::config::MAX_HEADERS_CAP;
 use crate::fill::{Filled, fill};
 use crate::http::chunked::{ChunkedScanner, Output};
-use crate::http::head::{Body, Method, RequestHead};
+use crate::http::head::{Body, MAX_HEADERS_CAP, Method, RequestHead};
 use crate::http::response_head::{self, ResponseBody};
 use crate::http::rewrite::{self, Additions};
 use crate::http::target::parse_absolute_http;
