@@ -37,6 +37,7 @@ use super::error::DialError;
 use super::resolv_conf::{self, ResolvConf};
 use crate::config::{Config, DnsResolver};
 use crate::metrics::WorkerMetrics;
+use crate::sys::AddrInfoError;
 
 /// Longest an answer is kept, whatever its TTL says.
 const MAX_TTL: Duration = Duration::from_secs(3600);
@@ -546,16 +547,9 @@ async fn system_lookup(
     match monoio::time::timeout(left, job).await {
         Err(_) => Err(Failure::TimedOut),
         Ok(Err(_join)) => Err(Failure::Failed(io::Error::other("resolver thread failed"))),
-        Ok(Ok(Err(e))) if is_not_found(&e) => Err(Failure::NotFound),
-        Ok(Ok(Err(e))) => Err(Failure::Failed(e)),
+        Ok(Ok(Err(e))) => Err(e),
         Ok(Ok(Ok(addrs))) => Ok((addrs, ttl)),
     }
-}
-
-/// `getaddrinfo` says "no such name" only in its message (std maps EAI_NONAME to a custom error).
-fn is_not_found(e: &io::Error) -> bool {
-    let text = e.to_string();
-    text.contains("not known") || text.contains("No address associated")
 }
 
 /// Runs only on the blocking pool (see `system_lookup`).
@@ -563,13 +557,18 @@ fn is_not_found(e: &io::Error) -> bool {
     clippy::disallowed_methods,
     reason = "runs on the resolver pool, not on a worker"
 )]
-fn getaddrinfo(name: &str) -> io::Result<Vec<IpAddr>> {
-    use std::net::ToSocketAddrs;
-    let mut out: Vec<IpAddr> = Vec::new();
-    for a in (name, 0).to_socket_addrs()? {
-        keep_address(&mut out, a.ip());
+fn getaddrinfo(name: &str) -> Result<Vec<IpAddr>, Failure> {
+    match crate::sys::getaddrinfo(name) {
+        Ok(found) => {
+            let mut out: Vec<IpAddr> = Vec::new();
+            for ip in found {
+                keep_address(&mut out, ip);
+            }
+            Ok(out)
+        }
+        Err(AddrInfoError::NoName) => Err(Failure::NotFound),
+        Err(AddrInfoError::Failed(e)) => Err(Failure::Failed(e)),
     }
-    Ok(out)
 }
 
 /// RFC 8305 §4: alternate the families, starting with IPv6.
