@@ -69,6 +69,44 @@ struct Entry {
     until: Instant,
 }
 
+/// How often, at most, a full cache is swept for expired entries.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// A worker's answers, at most `max_entries`. A full cache makes room without scanning on every
+/// insert: expired entries are swept at most once a [`SWEEP_EVERY`], and when that frees nothing
+/// (or no sweep is due) one entry goes, whichever the map yields first (an arbitrary one: keys
+/// hash with a random seed).
+struct Cache {
+    map: HashMap<Box<str>, Entry>,
+    max_entries: usize,
+    next_sweep: Option<Instant>,
+}
+
+impl Cache {
+    fn new(max_entries: usize) -> Cache {
+        Cache {
+            map: HashMap::new(),
+            max_entries,
+            next_sweep: None,
+        }
+    }
+
+    fn insert(&mut self, key: Box<str>, entry: Entry, now: Instant) {
+        if self.map.len() >= self.max_entries && !self.map.contains_key(&key) {
+            if self.next_sweep.is_none_or(|at| now >= at) {
+                self.next_sweep = Some(now + SWEEP_EVERY);
+                self.map.retain(|_, e| e.until > now);
+            }
+            if self.map.len() >= self.max_entries
+                && let Some(k) = self.map.keys().next().cloned()
+            {
+                self.map.remove(&k);
+            }
+        }
+        self.map.insert(key, entry);
+    }
+}
+
 /// The resolver threads' places, shared by all workers: taken before a `getaddrinfo` is handed to
 /// the pool, given back when it returns. One atomic on a cache miss of the system resolver only.
 pub struct SystemSlots {
@@ -123,8 +161,7 @@ pub struct Resolver {
     hosts: HashMap<String, Vec<IpAddr>>,
     ttl: Duration,
     negative_ttl: Duration,
-    max_entries: usize,
-    cache: RefCell<HashMap<Box<str>, Entry>>,
+    cache: RefCell<Cache>,
     /// Lookups in flight per client address (entries removed at zero).
     in_flight: RefCell<HashMap<IpAddr, u32>>,
     ids: RandomState,
@@ -187,8 +224,7 @@ impl Resolver {
             hosts,
             ttl: config.dns_ttl,
             negative_ttl: config.dns_negative_ttl,
-            max_entries: config.dns_cache_entries,
-            cache: RefCell::default(),
+            cache: RefCell::new(Cache::new(config.dns_cache_entries)),
             in_flight: RefCell::default(),
             ids: RandomState::new(),
             next_id: Cell::new(0),
@@ -214,7 +250,7 @@ impl Resolver {
             return Err(DialError::NoAddress);
         }
         let now = Instant::now();
-        if let Some(e) = self.cache.borrow().get(key.as_str())
+        if let Some(e) = self.cache.borrow().map.get(key.as_str())
             && e.until > now
         {
             self.metrics.dns_cache_hits.inc();
@@ -289,22 +325,9 @@ impl Resolver {
     }
 
     fn remember(&self, key: Box<str>, value: Cached, until: Instant) {
-        let mut cache = self.cache.borrow_mut();
-        if cache.len() >= self.max_entries && !cache.contains_key(&key) {
-            let now = Instant::now();
-            cache.retain(|_, e| e.until > now);
-            if cache.len() >= self.max_entries {
-                // Still full of live entries: the one closest to expiry goes.
-                if let Some(k) = cache
-                    .iter()
-                    .min_by_key(|(_, e)| e.until)
-                    .map(|(k, _)| k.clone())
-                {
-                    cache.remove(&k);
-                }
-            }
-        }
-        cache.insert(key, Entry { value, until });
+        self.cache
+            .borrow_mut()
+            .insert(key, Entry { value, until }, Instant::now());
     }
 
     /// Asks each server in turn, `attempts` passes over the list, until one answers; each try has
@@ -682,6 +705,32 @@ mod tests {
         assert!(slots.take().is_none());
         drop((b, c));
         assert_eq!(slots.used.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_full_cache_sweeps_expired_entries_at_most_once_a_second() {
+        let t0 = Instant::now();
+        let entry = |secs| Entry {
+            value: Cached::Missing,
+            until: t0 + Duration::from_secs(secs),
+        };
+        let mut cache = Cache::new(3);
+        cache.insert("a".into(), entry(1), t0);
+        cache.insert("b".into(), entry(100), t0);
+        cache.insert("c".into(), entry(100), t0);
+        // Full at t0 + 2 s: the sweep takes the expired "a", nothing live goes.
+        cache.insert("d".into(), entry(100), t0 + Duration::from_secs(2));
+        let mut keys: Vec<&str> = cache.map.keys().map(|k| &**k).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["b", "c", "d"]);
+        // Full again within the second: no sweep, one entry makes room; the bound holds.
+        cache.insert("e".into(), entry(100), t0 + Duration::from_millis(2500));
+        assert_eq!(cache.map.len(), 3);
+        assert!(cache.map.contains_key("e"));
+        // Replacing a cached name makes no room.
+        cache.insert("e".into(), entry(200), t0 + Duration::from_millis(2600));
+        assert_eq!(cache.map.len(), 3);
+        assert_eq!(cache.next_sweep, Some(t0 + Duration::from_secs(3)));
     }
 
     #[test]
