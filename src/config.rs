@@ -148,8 +148,6 @@ pub struct RawConfig {
     pub access_log_format: Option<crate::log::Format>,
 }
 
-/// Most header fields the parser can be configured to accept (the size of its stack array).
-pub const MAX_HEADERS_CAP: usize = 512;
 /// Smallest pipe the kernel gives (one page).
 const MIN_PIPE_SIZE: usize = 4096;
 

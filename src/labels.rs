@@ -31,7 +31,6 @@ macro_rules! label_enum {
         }
     };
 }
-pub(crate) use label_enum;
 
 label_enum! {
     /// Why a request got a 407.

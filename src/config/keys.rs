@@ -8,7 +8,8 @@
 
 use std::sync::OnceLock;
 
-use super::{EMBEDDED_DEFAULT, MAX_HEADERS_CAP};
+use super::EMBEDDED_DEFAULT;
+use crate::http::head::MAX_HEADERS_CAP;
 
 /// What a reload (SIGHUP or a changed config file) does with a key's new value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

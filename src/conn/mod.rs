@@ -21,9 +21,8 @@ use crate::http::head::{self, Limits, Method, RequestHead};
 use crate::http::response::Reply;
 use crate::http::target::parse_authority;
 use crate::labels::{ChallengeReason, DenialKind, LimitKind, Termination};
-use crate::metrics::WorkerMetrics;
 use crate::shard::Shard;
-use crate::upstream::dial::DialError;
+use crate::upstream::error::{DialError, count_dial_error};
 use crate::{forward, log, proxy_protocol, tunnel, upstream};
 
 /// First read buffer; grown by doubling up to the head limit. Most CONNECT heads are ~100 bytes.
@@ -399,14 +398,6 @@ fn admits_client(shard: &Shard, peer: SocketAddr) -> bool {
         shard.metrics.denial(DenialKind::Client);
     }
     admitted
-}
-
-/// Counts a failed dial by kind, and a policy denial by layer.
-pub(crate) fn count_dial_error(metrics: &WorkerMetrics, e: &DialError) {
-    metrics.dial_error(e.kind());
-    if let DialError::Denied(d) = e {
-        metrics.denial(d.kind());
-    }
 }
 
 /// CONNECT: check the policy, dial the target, answer 200, pass on the early bytes, relay until

@@ -15,7 +15,7 @@ use crate::http::head::HeadError;
 use crate::http::response::Reply;
 use crate::http::target::TargetError;
 use crate::labels::{LimitKind, Termination};
-use crate::upstream::dial::DialError;
+use crate::upstream::error::DialError;
 
 /// Whose doing a request's end was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,17 +15,16 @@ use std::time::Instant;
 use monoio::net::TcpStream;
 
 use crate::acl::{self, Denial, Policy, Verdict};
-use crate::config::MAX_HEADERS_CAP;
 use crate::fill::{Filled, fill};
 use crate::http::chunked::{ChunkedScanner, Output};
-use crate::http::head::{Body, Method, RequestHead};
+use crate::http::head::{Body, MAX_HEADERS_CAP, Method, RequestHead};
 use crate::http::response_head::{self, ResponseBody};
 use crate::http::rewrite::{self, Additions};
 use crate::http::target::parse_absolute_http;
-use crate::http::target::parse_authority;
 use crate::labels::Termination;
 use crate::shard::Shard;
-use crate::upstream::dial::{DialError, dial};
+use crate::upstream::dial::dial;
+use crate::upstream::error::{DialError, count_dial_error};
 use body::{BodyError, Framing, relay_body, write_within};
 use pool::{Key, Upstream};
 
@@ -139,8 +138,8 @@ pub async fn forward(
         let pooled = match kept {
             Some(up) if policy.check_address(&request, up.addr, per_address).is_ok() => Ok(up),
             // Denied for this request: closed (pinned or pooled, it is not handed to others).
-            Some(_) => Err(shard.upstreams.key(host, port)),
-            None => Err(shard.upstreams.key(host, port)),
+            Some(_) => Err(shard.upstreams.key(host, &target.authority)),
+            None => Err(shard.upstreams.key(host, &target.authority)),
         };
         (out, pooled, per_address)
     };
@@ -400,9 +399,7 @@ struct Dialer<'a> {
 impl Dialer<'_> {
     /// A new connection to the origin `key` names.
     async fn dial(&self, key: Key) -> Result<Upstream, ForwardError> {
-        // Re-parse the key's text (it came from a validated target).
-        let text = format!("{}:{}", key.host(), key.port());
-        let authority = parse_authority(text.as_bytes()).map_err(|_| ForwardError::BadUrl)?;
+        let authority = key.authority();
         let check = acl::Check {
             policy: self.policy,
             request: acl::Request::new(self.peer.ip(), self.user, &authority, false),
@@ -417,7 +414,7 @@ impl Dialer<'_> {
         )
             .await
             .map_err(|e| {
-                crate::conn::count_dial_error(&self.shard.metrics, &e);
+                count_dial_error(&self.shard.metrics, &e);
                 if let DialError::Denied(d) = &e {
                     tracing::info!(peer = %self.peer, user = self.user, reason = d.reason(), "denied by policy");
                 }

@@ -8,26 +8,41 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher, RandomState};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 use nohash_hasher::BuildNoHashHasher;
 
 use crate::config::Config;
+use crate::http::target::{Authority, Host};
 use crate::sys;
 
 /// Which origin a connection talks to: the host as written in the URL (lowercased; IPv6 literals
-/// keep their brackets) and the port.
+/// keep their brackets) and the port, with the literal address when the host is one (so a dial
+/// needs no re-parse).
 pub struct Key {
     hash: u64,
     host: Box<str>,
+    ip: Option<IpAddr>,
     port: u16,
 }
 
 impl Key {
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// The origin as the dialler wants it: what the validated target's authority was, the name
+    /// lowercased.
+    pub fn authority(&self) -> Authority<'_> {
+        Authority {
+            host: match self.ip {
+                Some(ip) => Host::Ip(ip),
+                None => Host::Name(&self.host),
+            },
+            port: self.port,
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -37,6 +52,18 @@ impl Key {
     /// Whether this key names `host:port` (host compared ASCII case-insensitively).
     pub fn is(&self, host: &str, port: u16) -> bool {
         self.port == port && self.host.eq_ignore_ascii_case(host)
+    }
+
+    fn new(hash: u64, host: &str, authority: &Authority<'_>) -> Key {
+        Key {
+            hash,
+            host: host.to_ascii_lowercase().into_boxed_str(),
+            ip: match authority.host {
+                Host::Ip(ip) => Some(ip),
+                Host::Name(_) => None,
+            },
+            port: authority.port,
+        }
     }
 
     fn matches(&self, hash: u64, host: &str, port: u16) -> bool {
@@ -92,13 +119,10 @@ impl Pool {
         h.finish()
     }
 
-    /// The key for a new connection to `host:port` (the one allocation of a fresh dial).
-    pub fn key(&self, host: &str, port: u16) -> Key {
-        Key {
-            hash: self.hash(host, port),
-            host: host.to_ascii_lowercase().into_boxed_str(),
-            port,
-        }
+    /// The key for a new connection to `authority`, whose host is written `host` (the one
+    /// allocation of a fresh dial).
+    pub fn key(&self, host: &str, authority: &Authority<'_>) -> Key {
+        Key::new(self.hash(host, authority.port), host, authority)
     }
 
     /// Idle connections kept now.
@@ -206,5 +230,34 @@ impl Pool {
     /// How often [`Pool::sweep`] should run.
     pub fn sweep_every(&self) -> Duration {
         (self.keep / 2).clamp(Duration::from_millis(250), Duration::from_secs(5))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::target::{parse_absolute_http, parse_authority};
+
+    /// A key gives the dialler the authority a re-parse of its `host:port` text would (what
+    /// `Dialer::dial` did before it kept the parsed one).
+    #[test]
+    fn a_keys_authority_is_its_targets() {
+        for (url, host) in [
+            ("http://Example.COM/", "Example.COM"),
+            ("http://example.com:8080/x", "example.com"),
+            ("http://example.com./", "example.com."),
+            ("http://10.1.2.3:81/", "10.1.2.3"),
+            ("http://[2001:DB8::1]:82/", "[2001:DB8::1]"),
+            ("http://[::1]/", "[::1]"),
+        ] {
+            let target = parse_absolute_http(url.as_bytes()).unwrap();
+            let key = Key::new(0, host, &target.authority);
+            let text = format!("{}:{}", key.host(), key.port());
+            assert_eq!(
+                key.authority(),
+                parse_authority(text.as_bytes()).unwrap(),
+                "{url}"
+            );
+        }
     }
 }

@@ -7,7 +7,9 @@
 
 use std::mem::MaybeUninit;
 
-use crate::config::MAX_HEADERS_CAP;
+/// Most header fields the parser can be configured to accept (the size of its stack array); the
+/// config's `max_headers` range ends here.
+pub const MAX_HEADERS_CAP: usize = 512;
 
 /// The limits a request head must respect (from the config).
 #[derive(Debug, Clone, Copy)]
@@ -63,20 +65,52 @@ impl Span {
     }
 }
 
-crate::labels::label_enum! {
-    /// Request methods the proxy distinguishes; `Other` is any other valid token.
-    pub enum Method {
-        Connect => "CONNECT",
-        Get => "GET",
-        Head => "HEAD",
-        Post => "POST",
-        Put => "PUT",
-        Delete => "DELETE",
-        Options => "OPTIONS",
-        Patch => "PATCH",
-        Trace => "TRACE",
-        /// Any other valid token (named `other`).
-        Other => "other",
+/// Request methods the proxy distinguishes; `Other` is any other valid token. A metrics label
+/// like those in `labels.rs` (`ALL`, `name()`), written out so that `http` imports nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Connect,
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Options,
+    Patch,
+    Trace,
+    /// Any other valid token (named `other`).
+    Other,
+}
+
+impl Method {
+    /// Every variant once, in declaration order (`ALL[v as usize] == v`).
+    pub const ALL: [Method; 10] = [
+        Method::Connect,
+        Method::Get,
+        Method::Head,
+        Method::Post,
+        Method::Put,
+        Method::Delete,
+        Method::Options,
+        Method::Patch,
+        Method::Trace,
+        Method::Other,
+    ];
+
+    /// The label's fixed text.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Method::Connect => "CONNECT",
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Patch => "PATCH",
+            Method::Trace => "TRACE",
+            Method::Other => "other",
+        }
     }
 }
 

@@ -4,8 +4,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::head::{Body, HeadError, Limits, Method, scan_fields};
-use crate::config::MAX_HEADERS_CAP;
+use super::head::{Body, HeadError, Limits, MAX_HEADERS_CAP, Method, scan_fields};
 
 /// How the response's content is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,12 +1,15 @@
 //! The only module allowed to say `unsafe`: thin, checked wrappers over the syscalls the relays need
-//! (`splice(2)`, `pipe2(2)`, `fcntl(2)`, non-blocking `read`/`write`, `shutdown(2)`).
+//! (`splice(2)`, `pipe2(2)`, `fcntl(2)`, non-blocking `read`/`write`, `shutdown(2)`), and
+//! `getaddrinfo(3)` for the system resolver (its error codes, which std does not expose).
 //!
 //! Every wrapper takes borrowed fds (`BorrowedFd`) or owns them (`OwnedFd`), so no wrapper can be
 //! handed a closed or dangling descriptor by safe code, and every buffer is passed as a slice, so the
 //! kernel is never told a length longer than the memory behind it.
 #![allow(unsafe_code)]
 
+use std::ffi::{CStr, CString};
 use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// Turns a `-1` return into the thread's `errno`.
@@ -200,4 +203,114 @@ pub(crate) fn fd_of<T: OwnsFd>(owner: &T) -> BorrowedFd<'_> {
     // and keep it open for as long as they live; the returned borrow cannot outlive `&owner`, so
     // it never names a closed (or reused) fd.
     unsafe { BorrowedFd::borrow_raw(owner.as_raw_fd()) }
+}
+
+/// How `getaddrinfo(3)` failed.
+#[derive(Debug)]
+pub enum AddrInfoError {
+    /// `EAI_NONAME` or `EAI_NODATA`: no such name, or no address for it.
+    NoName,
+    /// Anything else (a server failure, `EAI_AGAIN`, `EAI_SYSTEM`'s errno…).
+    Failed(io::Error),
+}
+
+/// Whether a `getaddrinfo` return code means "no such name" (or "no address for it").
+fn is_no_name(code: libc::c_int) -> bool {
+    code == libc::EAI_NONAME || code == libc::EAI_NODATA
+}
+
+/// The addresses `getaddrinfo(3)` gives for `host` (stream sockets, any family, in its order,
+/// duplicates included). Blocks: call it only off the workers.
+pub fn getaddrinfo(host: &str) -> Result<Vec<IpAddr>, AddrInfoError> {
+    let c_host = CString::new(host).map_err(|_| {
+        AddrInfoError::Failed(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "host name contains a NUL byte",
+        ))
+    })?;
+    // SAFETY: `addrinfo` is plain data; all zeroes (null pointers, zero ints) is "no hints".
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_socktype = libc::SOCK_STREAM;
+    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: `c_host` is NUL-terminated and outlives the call; a null service is allowed with a
+    // node; `hints` is a valid addrinfo for the call; `res` is a valid place for the result.
+    let code = unsafe { libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut res) };
+    if code != 0 {
+        if is_no_name(code) {
+            return Err(AddrInfoError::NoName);
+        }
+        if code == libc::EAI_SYSTEM {
+            return Err(AddrInfoError::Failed(io::Error::last_os_error()));
+        }
+        // SAFETY: gai_strerror returns a pointer to a static NUL-terminated string for any code.
+        let text = unsafe { CStr::from_ptr(libc::gai_strerror(code)) };
+        return Err(AddrInfoError::Failed(io::Error::other(format!(
+            "failed to lookup address information: {}",
+            text.to_string_lossy()
+        ))));
+    }
+    let mut out = Vec::new();
+    let mut node = res;
+    while !node.is_null() {
+        // SAFETY: `node` is an element of the list getaddrinfo returned, not freed until below.
+        let ai = unsafe { &*node };
+        let len = ai.ai_addrlen as usize;
+        if !ai.ai_addr.is_null() {
+            if ai.ai_family == libc::AF_INET && len >= std::mem::size_of::<libc::sockaddr_in>() {
+                // SAFETY: the family says `ai_addr` is a sockaddr_in, and `ai_addrlen` says it is
+                // that long; getaddrinfo's allocation is suitably aligned.
+                let sin = unsafe { &*ai.ai_addr.cast::<libc::sockaddr_in>() };
+                out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                    sin.sin_addr.s_addr,
+                ))));
+            } else if ai.ai_family == libc::AF_INET6
+                && len >= std::mem::size_of::<libc::sockaddr_in6>()
+            {
+                // SAFETY: as above, for a sockaddr_in6.
+                let sin6 = unsafe { &*ai.ai_addr.cast::<libc::sockaddr_in6>() };
+                out.push(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
+            }
+        }
+        node = ai.ai_next;
+    }
+    // SAFETY: `res` came from a successful getaddrinfo, is freed once, and no reference into it
+    // (`ai`) is used after this.
+    unsafe { libc::freeaddrinfo(res) };
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn getaddrinfo_no_name_is_known_by_its_code() {
+        for (code, no_name) in [
+            (libc::EAI_NONAME, true),
+            (libc::EAI_NODATA, true),
+            (libc::EAI_AGAIN, false),
+            (libc::EAI_FAIL, false),
+            (libc::EAI_SYSTEM, false),
+        ] {
+            assert_eq!(is_no_name(code), no_name, "code {code}");
+        }
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods, reason = "a test thread, not a worker")]
+    fn getaddrinfo_reads_literal_addresses() {
+        // Literals need no name service: this exercises the list walk, not the network.
+        assert_eq!(
+            getaddrinfo("127.0.0.1").unwrap(),
+            [IpAddr::V4(Ipv4Addr::LOCALHOST)]
+        );
+        assert_eq!(
+            getaddrinfo("::1").unwrap(),
+            [IpAddr::V6(Ipv6Addr::LOCALHOST)]
+        );
+        assert!(matches!(
+            getaddrinfo("a\0b"),
+            Err(AddrInfoError::Failed(e)) if e.kind() == io::ErrorKind::InvalidInput
+        ));
+    }
 }

@@ -2,8 +2,6 @@
 //! against the policy, then race the allowed ones (RFC 8305) until one connects or the deadline
 //! passes.
 
-use super::source::Sources;
-use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -12,61 +10,10 @@ use futures_util::stream::FuturesUnordered;
 use monoio::net::TcpStream;
 
 use super::dns::Resolver;
+use super::error::DialError;
+use super::source::Sources;
 use crate::acl::{Check, Denial};
 use crate::http::target::{Authority, Host};
-use crate::labels::DialErrorKind;
-
-/// Why a dial failed; all are the upstream's (or the network's) fault.
-#[derive(Debug, thiserror::Error)]
-pub enum DialError {
-    #[error("cannot resolve host: {0}")]
-    Resolve(io::Error),
-    #[error("host resolved to no addresses")]
-    NoAddress,
-    #[error("connection refused")]
-    Refused,
-    #[error("network or host unreachable")]
-    Unreachable,
-    #[error("timed out")]
-    Timeout,
-    #[error("name resolution timed out")]
-    ResolveTimeout,
-    /// Too many lookups in flight: this client's on this worker, or the system resolver's queue.
-    #[error("too many name lookups in flight")]
-    ResolverBusy,
-    #[error("denied: {}", .0.reason())]
-    Denied(Denial),
-    #[error("connect failed: {0}")]
-    Other(io::Error),
-}
-
-impl DialError {
-    /// Its metrics label.
-    pub fn kind(&self) -> DialErrorKind {
-        match self {
-            DialError::Resolve(_) => DialErrorKind::Resolve,
-            DialError::NoAddress => DialErrorKind::NoAddress,
-            DialError::Refused => DialErrorKind::Refused,
-            DialError::Unreachable => DialErrorKind::Unreachable,
-            DialError::Timeout => DialErrorKind::Timeout,
-            DialError::ResolveTimeout => DialErrorKind::ResolveTimeout,
-            DialError::Other(_) => DialErrorKind::Other,
-            DialError::Denied(_) => DialErrorKind::Denied,
-            DialError::ResolverBusy => DialErrorKind::ResolverBusy,
-        }
-    }
-
-    fn from_connect(e: io::Error) -> DialError {
-        match e.raw_os_error() {
-            Some(libc::ECONNREFUSED) => DialError::Refused,
-            Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EADDRNOTAVAIL | libc::ENETDOWN) => {
-                DialError::Unreachable
-            }
-            Some(libc::ETIMEDOUT) => DialError::Timeout,
-            _ => DialError::Other(e),
-        }
-    }
-}
 
 /// How long a connection attempt has before the next address is tried beside it (RFC 8305 §5
 /// recommends 250 ms).

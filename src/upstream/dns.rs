@@ -33,10 +33,11 @@ use simple_dns::{
     CLASS, Name, Packet, PacketFlag, QCLASS, QTYPE, Question, RCODE, ResourceRecord, TYPE,
 };
 
-use super::dial::DialError;
+use super::error::DialError;
 use super::resolv_conf::{self, ResolvConf};
 use crate::config::{Config, DnsResolver};
 use crate::metrics::WorkerMetrics;
+use crate::sys::AddrInfoError;
 
 /// Longest an answer is kept, whatever its TTL says.
 const MAX_TTL: Duration = Duration::from_secs(3600);
@@ -66,6 +67,44 @@ enum Cached {
 struct Entry {
     value: Cached,
     until: Instant,
+}
+
+/// How often, at most, a full cache is swept for expired entries.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// A worker's answers, at most `max_entries`. A full cache makes room without scanning on every
+/// insert: expired entries are swept at most once a [`SWEEP_EVERY`], and when that frees nothing
+/// (or no sweep is due) one entry goes, whichever the map yields first (an arbitrary one: keys
+/// hash with a random seed).
+struct Cache {
+    map: HashMap<Box<str>, Entry>,
+    max_entries: usize,
+    next_sweep: Option<Instant>,
+}
+
+impl Cache {
+    fn new(max_entries: usize) -> Cache {
+        Cache {
+            map: HashMap::new(),
+            max_entries,
+            next_sweep: None,
+        }
+    }
+
+    fn insert(&mut self, key: Box<str>, entry: Entry, now: Instant) {
+        if self.map.len() >= self.max_entries && !self.map.contains_key(&key) {
+            if self.next_sweep.is_none_or(|at| now >= at) {
+                self.next_sweep = Some(now + SWEEP_EVERY);
+                self.map.retain(|_, e| e.until > now);
+            }
+            if self.map.len() >= self.max_entries
+                && let Some(k) = self.map.keys().next().cloned()
+            {
+                self.map.remove(&k);
+            }
+        }
+        self.map.insert(key, entry);
+    }
 }
 
 /// The resolver threads' places, shared by all workers: taken before a `getaddrinfo` is handed to
@@ -122,8 +161,7 @@ pub struct Resolver {
     hosts: HashMap<String, Vec<IpAddr>>,
     ttl: Duration,
     negative_ttl: Duration,
-    max_entries: usize,
-    cache: RefCell<HashMap<Box<str>, Entry>>,
+    cache: RefCell<Cache>,
     /// Lookups in flight per client address (entries removed at zero).
     in_flight: RefCell<HashMap<IpAddr, u32>>,
     ids: RandomState,
@@ -186,8 +224,7 @@ impl Resolver {
             hosts,
             ttl: config.dns_ttl,
             negative_ttl: config.dns_negative_ttl,
-            max_entries: config.dns_cache_entries,
-            cache: RefCell::default(),
+            cache: RefCell::new(Cache::new(config.dns_cache_entries)),
             in_flight: RefCell::default(),
             ids: RandomState::new(),
             next_id: Cell::new(0),
@@ -213,7 +250,7 @@ impl Resolver {
             return Err(DialError::NoAddress);
         }
         let now = Instant::now();
-        if let Some(e) = self.cache.borrow().get(key.as_str())
+        if let Some(e) = self.cache.borrow().map.get(key.as_str())
             && e.until > now
         {
             self.metrics.dns_cache_hits.inc();
@@ -288,22 +325,9 @@ impl Resolver {
     }
 
     fn remember(&self, key: Box<str>, value: Cached, until: Instant) {
-        let mut cache = self.cache.borrow_mut();
-        if cache.len() >= self.max_entries && !cache.contains_key(&key) {
-            let now = Instant::now();
-            cache.retain(|_, e| e.until > now);
-            if cache.len() >= self.max_entries {
-                // Still full of live entries: the one closest to expiry goes.
-                if let Some(k) = cache
-                    .iter()
-                    .min_by_key(|(_, e)| e.until)
-                    .map(|(k, _)| k.clone())
-                {
-                    cache.remove(&k);
-                }
-            }
-        }
-        cache.insert(key, Entry { value, until });
+        self.cache
+            .borrow_mut()
+            .insert(key, Entry { value, until }, Instant::now());
     }
 
     /// Asks each server in turn, `attempts` passes over the list, until one answers; each try has
@@ -546,16 +570,9 @@ async fn system_lookup(
     match monoio::time::timeout(left, job).await {
         Err(_) => Err(Failure::TimedOut),
         Ok(Err(_join)) => Err(Failure::Failed(io::Error::other("resolver thread failed"))),
-        Ok(Ok(Err(e))) if is_not_found(&e) => Err(Failure::NotFound),
-        Ok(Ok(Err(e))) => Err(Failure::Failed(e)),
+        Ok(Ok(Err(e))) => Err(e),
         Ok(Ok(Ok(addrs))) => Ok((addrs, ttl)),
     }
-}
-
-/// `getaddrinfo` says "no such name" only in its message (std maps EAI_NONAME to a custom error).
-fn is_not_found(e: &io::Error) -> bool {
-    let text = e.to_string();
-    text.contains("not known") || text.contains("No address associated")
 }
 
 /// Runs only on the blocking pool (see `system_lookup`).
@@ -563,13 +580,18 @@ fn is_not_found(e: &io::Error) -> bool {
     clippy::disallowed_methods,
     reason = "runs on the resolver pool, not on a worker"
 )]
-fn getaddrinfo(name: &str) -> io::Result<Vec<IpAddr>> {
-    use std::net::ToSocketAddrs;
-    let mut out: Vec<IpAddr> = Vec::new();
-    for a in (name, 0).to_socket_addrs()? {
-        keep_address(&mut out, a.ip());
+fn getaddrinfo(name: &str) -> Result<Vec<IpAddr>, Failure> {
+    match crate::sys::getaddrinfo(name) {
+        Ok(found) => {
+            let mut out: Vec<IpAddr> = Vec::new();
+            for ip in found {
+                keep_address(&mut out, ip);
+            }
+            Ok(out)
+        }
+        Err(AddrInfoError::NoName) => Err(Failure::NotFound),
+        Err(AddrInfoError::Failed(e)) => Err(Failure::Failed(e)),
     }
-    Ok(out)
 }
 
 /// RFC 8305 §4: alternate the families, starting with IPv6.
@@ -683,6 +705,32 @@ mod tests {
         assert!(slots.take().is_none());
         drop((b, c));
         assert_eq!(slots.used.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_full_cache_sweeps_expired_entries_at_most_once_a_second() {
+        let t0 = Instant::now();
+        let entry = |secs| Entry {
+            value: Cached::Missing,
+            until: t0 + Duration::from_secs(secs),
+        };
+        let mut cache = Cache::new(3);
+        cache.insert("a".into(), entry(1), t0);
+        cache.insert("b".into(), entry(100), t0);
+        cache.insert("c".into(), entry(100), t0);
+        // Full at t0 + 2 s: the sweep takes the expired "a", nothing live goes.
+        cache.insert("d".into(), entry(100), t0 + Duration::from_secs(2));
+        let mut keys: Vec<&str> = cache.map.keys().map(|k| &**k).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["b", "c", "d"]);
+        // Full again within the second: no sweep, one entry makes room; the bound holds.
+        cache.insert("e".into(), entry(100), t0 + Duration::from_millis(2500));
+        assert_eq!(cache.map.len(), 3);
+        assert!(cache.map.contains_key("e"));
+        // Replacing a cached name makes no room.
+        cache.insert("e".into(), entry(200), t0 + Duration::from_millis(2600));
+        assert_eq!(cache.map.len(), 3);
+        assert_eq!(cache.next_sweep, Some(t0 + Duration::from_secs(3)));
     }
 
     #[test]
