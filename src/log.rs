@@ -255,15 +255,10 @@ impl AccessLog {
 /// its `@` on. Absolute URLs (`scheme://user:password@host/…`) and authorities (`user:pw@host:443`,
 /// as a CONNECT may send) alike; an `@` in a path or query is not user info.
 fn split_userinfo(target: &[u8]) -> Option<(&[u8], &[u8])> {
-    let scheme = |s: &[u8]| {
-        s.first().is_some_and(u8::is_ascii_alphabetic)
-            && s.iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-    };
-    // `://` counts only right after a scheme (RFC 3986 §3.1): `bob:pw@h/?u=http://x` is an
-    // authority with user info, not a URL whose authority starts in its query.
-    let start = match target.windows(3).position(|w| w == b"://") {
-        Some(scheme_end) if scheme(&target[..scheme_end]) => scheme_end + 3,
+    // `://` counts only right after a scheme: `bob:pw@h/?u=http://x` is an authority with user
+    // info, not a URL whose authority starts in its query.
+    let start = match crate::http::target::scheme_len(target) {
+        Some(scheme) => scheme + 3,
         // Origin-form (`/path`) and `*` have no authority.
         _ if matches!(target.first(), Some(b'/' | b'*') | None) => return None,
         _ => 0,

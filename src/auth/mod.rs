@@ -61,9 +61,9 @@ impl<'a> Credentials<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     Allow,
-    /// Answer 407 after `delay` (the failure throttle); `reason` is counted and logged.
+    /// Answer 407 now (any throttle wait was served before the check); `reason` is counted and
+    /// logged.
     Deny {
-        delay: Duration,
         reason: ChallengeReason,
     },
     /// The verifier queue is full: answer 503 and let the client retry.
@@ -236,22 +236,19 @@ impl Gate {
                     None => ChallengeReason::NoCredentials,
                 };
                 *session = None;
-                return Decision::Deny {
-                    delay: Duration::ZERO,
-                    reason,
-                };
+                return Decision::Deny { reason };
             }
-            Field::Repeated => return self.refuse(session, peer, now, ChallengeReason::Repeated),
+            Field::Repeated => return self.refuse(session, ChallengeReason::Repeated),
             Field::One(span) => span.get(buf),
         };
         let token = match Credentials::parse(value) {
             Credentials::Basic(token) => canonical(token),
             Credentials::Unsupported => {
-                return self.refuse(session, peer, now, ChallengeReason::UnsupportedScheme);
+                return self.refuse(session, ChallengeReason::UnsupportedScheme);
             }
         };
         if token.len() > max_token_len(self.shared.max_password_bytes) {
-            return self.refuse(session, peer, now, ChallengeReason::TooLong);
+            return self.refuse(session, ChallengeReason::TooLong);
         }
         let looked_up = self.cache.borrow_mut().lookup(token, &db, now);
         if matches!(looked_up, Lookup::Miss) {
@@ -271,7 +268,7 @@ impl Gate {
                 return Decision::Allow;
             }
             // Known to be wrong: answered at once, and not a new guess (it teaches nothing).
-            Lookup::Invalid(reason) => return self.refuse(session, peer, now, reason),
+            Lookup::Invalid(reason) => return self.refuse(session, reason),
             Lookup::Miss => {}
         }
         // A credential this worker has not judged: the slow path, boxed so that its state (a
@@ -302,7 +299,7 @@ impl Gate {
                 self.cache
                     .borrow_mut()
                     .insert_refused(token, reason, db.generation, now);
-                return self.refuse(session, peer, now, reason);
+                return self.refuse(session, reason);
             }
         };
         let client = client_key(peer, self.shared.client_ipv6_prefix);
@@ -380,7 +377,6 @@ impl Gate {
                 *session = None;
                 // The wait was served before the check.
                 Decision::Deny {
-                    delay: Duration::ZERO,
                     reason: ChallengeReason::Wrong,
                 }
             }
@@ -389,20 +385,10 @@ impl Gate {
 
     /// Refuses without a check: a value known to be wrong, undecodable, too long or of a scheme
     /// not offered. Answered at once: no password was tried, so there is nothing to slow down.
-    fn refuse(
-        &self,
-        session: &mut Option<Session>,
-        peer: IpAddr,
-        now: Instant,
-        reason: ChallengeReason,
-    ) -> Decision {
+    fn refuse(&self, session: &mut Option<Session>, reason: ChallengeReason) -> Decision {
         *session = None;
         self.metrics.auth_failure.inc();
-        let _ = (peer, now);
-        Decision::Deny {
-            delay: Duration::ZERO,
-            reason,
-        }
+        Decision::Deny { reason }
     }
 
     /// Logs a failed check, at most one line a second per worker (a flood must not flood the

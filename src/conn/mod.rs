@@ -118,10 +118,7 @@ pub async fn serve(
             let field = head.proxy_authorization;
             match gate.admit(&mut session, field, &buf, peer.ip()).await {
                 Decision::Allow => {}
-                Decision::Deny { delay, reason } => {
-                    if !delay.is_zero() {
-                        monoio::time::sleep(delay).await;
-                    }
+                Decision::Deny { reason } => {
                     challenges += 1;
                     let last = challenges >= shard.config.max_challenges_per_connection;
                     let reason = if last {
@@ -322,14 +319,7 @@ async fn read_head(
 
 /// `scheme://…` with a syntactically valid scheme (RFC 3986 §3.1).
 fn is_absolute_form(target: &[u8]) -> bool {
-    let Some(colon) = target.windows(3).position(|w| w == b"://") else {
-        return false;
-    };
-    let scheme = &target[..colon];
-    scheme.first().is_some_and(u8::is_ascii_alphabetic)
-        && scheme
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    crate::http::target::scheme_len(target).is_some()
 }
 
 /// Answers with an error, logs it, and closes.

@@ -55,6 +55,19 @@ impl HttpTarget<'_> {
     }
 }
 
+/// Where `://` ends a syntactically valid scheme (RFC 3986 §3.1: `ALPHA *( ALPHA / DIGIT / "+" /
+/// "-" / "." )`) at the start of `target`: the scheme's length. `None` for any other target, also
+/// when a `://` appears only later (`host/?u=http://x`).
+pub fn scheme_len(target: &[u8]) -> Option<usize> {
+    let colon = target.windows(3).position(|w| w == b"://")?;
+    let scheme = &target[..colon];
+    let valid = scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    valid.then_some(colon)
+}
+
 /// Parses `http://authority[/path][?query]`; the scheme is case-insensitive, the port defaults to
 /// 80, user info (`user:pass@`) and fragments are refused.
 pub fn parse_absolute_http(target: &[u8]) -> Result<HttpTarget<'_>, TargetError> {
