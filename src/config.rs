@@ -325,6 +325,8 @@ impl RawConfig {
                 .collect(),
             inline: inline_users(req("users", self.users)?)?,
             allow_plain: req("htpasswd_plaintext", self.htpasswd_plaintext)?,
+            htdigest: Vec::new(),
+            realm: realm.clone(),
         };
         let delay = ranged("auth_failure_delay_ms", self.auth_failure_delay_ms)?;
         let delay_max = ranged("auth_failure_delay_max_ms", self.auth_failure_delay_max_ms)?;

@@ -12,6 +12,7 @@
 
 pub mod basic;
 pub mod challenge;
+pub mod digest;
 
 use std::cell::{Cell, RefCell};
 use std::hash::{BuildHasher, RandomState};

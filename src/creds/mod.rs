@@ -4,6 +4,7 @@
 
 mod apr1;
 pub mod credential_cache;
+pub mod htdigest;
 pub mod htpasswd;
 pub mod password_hash;
 pub mod reload;

@@ -13,8 +13,9 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 use arc_swap::{ArcSwap, Guard};
 
 use super::Secret;
-use super::htpasswd;
 use super::password_hash::PasswordHash;
+use super::{htdigest, htpasswd};
+use crate::auth::digest::{self, Hash, Sum};
 
 /// One user as the database knows them.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,10 +27,35 @@ pub struct UserRecord {
     pub id: u64,
 }
 
+/// One user as Digest knows them: the HA1s of the realm (`H(user:realm:password)`), one per hash
+/// the user can answer. A user with only an MD5 HA1 cannot answer a SHA-256 challenge, nor the
+/// reverse.
+#[derive(Debug, PartialEq, Eq)]
+pub struct DigestRecord {
+    pub name: Arc<str>,
+    pub md5: Option<Sum>,
+    pub sha256: Option<Sum>,
+    /// Like [`UserRecord::id`]: kept while the HA1s are unchanged.
+    pub id: u64,
+}
+
+impl DigestRecord {
+    pub fn ha1(&self, hash: Hash) -> Option<&Sum> {
+        match hash {
+            Hash::Md5 => self.md5.as_ref(),
+            Hash::Sha256 => self.sha256.as_ref(),
+        }
+    }
+}
+
 /// Where users come from (from the config).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sources {
     pub htpasswd: Vec<PathBuf>,
+    /// htdigest files: users for Digest, the lines of `realm` only.
+    pub htdigest: Vec<PathBuf>,
+    /// The realm Digest HA1s are made for (inline users get theirs computed for it).
+    pub realm: String,
     /// `--user NAME:PASSWORD` / `users = [...]`: plain passwords given on the command line or in
     /// the config file.
     pub inline: Vec<(String, Secret)>,
@@ -40,7 +66,17 @@ pub struct Sources {
 impl Sources {
     /// Auth is on when any source is configured.
     pub fn is_empty(&self) -> bool {
-        self.htpasswd.is_empty() && self.inline.is_empty()
+        self.htpasswd.is_empty() && self.inline.is_empty() && self.htdigest.is_empty()
+    }
+
+    /// Some source can hold users for Basic.
+    pub fn has_basic(&self) -> bool {
+        !self.htpasswd.is_empty() || !self.inline.is_empty()
+    }
+
+    /// Some source can hold users for Digest (an inline password gives its HA1s).
+    pub fn has_digest(&self) -> bool {
+        !self.htdigest.is_empty() || !self.inline.is_empty()
     }
 }
 
@@ -53,6 +89,11 @@ pub enum LoadError {
     Line {
         path: String,
         error: htpasswd::ParseError,
+    },
+    #[error("htdigest file {path}: {error}")]
+    DigestLine {
+        path: String,
+        error: htdigest::ParseError,
     },
     #[error("user `{user}` is defined in both {first} and {second}")]
     Duplicate {
@@ -68,6 +109,9 @@ pub enum LoadError {
 pub struct UserDb {
     pub generation: u64,
     users: HashMap<Box<str>, (Arc<UserRecord>, Arc<str>)>,
+    digest: HashMap<Box<str>, (Arc<DigestRecord>, Arc<str>)>,
+    /// Digest users by `H(user:realm)`, for clients that send `userhash=true`.
+    userhashes: HashMap<Sum, Arc<DigestRecord>>,
     /// A user with a slow hash, checked in place of an unknown user so that an unknown name costs
     /// as long as a wrong password (no timing hint that the name does not exist).
     decoy: Option<Arc<UserRecord>>,
@@ -78,8 +122,19 @@ impl UserDb {
         self.users.get(name).map(|(r, _)| r)
     }
 
+    /// A Digest user by name.
+    pub fn digest(&self, name: &str) -> Option<&Arc<DigestRecord>> {
+        self.digest.get(name).map(|(r, _)| r)
+    }
+
+    /// A Digest user by `H(user:realm)` (the hash is in the sum).
+    pub fn digest_by_userhash(&self, hashed: &Sum) -> Option<&Arc<DigestRecord>> {
+        self.userhashes.get(hashed)
+    }
+
+    /// Basic users and Digest users (a user with both counts twice).
     pub fn len(&self) -> usize {
-        self.users.len()
+        self.users.len() + self.digest.len()
     }
 
     pub fn decoy(&self) -> Option<&Arc<UserRecord>> {
@@ -87,7 +142,7 @@ impl UserDb {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
+        self.users.is_empty() && self.digest.is_empty()
     }
 
     /// Builds a snapshot from every source; the first problem fails the whole load.
@@ -122,12 +177,62 @@ impl UserDb {
             users.insert(name.into(), (record, origin.into()));
             Ok(())
         };
+        let mut digest_users: HashMap<Box<str>, (Arc<DigestRecord>, Arc<str>)> = HashMap::new();
+        let mut add_digest = |name: &str, md5: Option<Sum>, sha256: Option<Sum>, origin: String| {
+            if let Some((_, first)) = digest_users.get(name) {
+                return Err(LoadError::Duplicate {
+                    user: name.to_owned(),
+                    first: first.to_string(),
+                    second: origin,
+                });
+            }
+            let id = previous
+                .and_then(|p| p.digest(name))
+                .filter(|old| old.md5 == md5 && old.sha256 == sha256)
+                .map_or_else(|| NEXT_ID.fetch_add(1, Ordering::Relaxed), |old| old.id);
+            let record = Arc::new(DigestRecord {
+                name: name.into(),
+                md5,
+                sha256,
+                id,
+            });
+            digest_users.insert(name.into(), (record, origin.into()));
+            Ok(())
+        };
         for (name, password) in &sources.inline {
             add(
                 name,
                 PasswordHash::plain(password.expose()),
                 "--user/users".into(),
             )?;
+            let realm = &sources.realm;
+            add_digest(
+                name,
+                Some(digest::ha1(Hash::Md5, name, realm, password.expose())),
+                Some(digest::ha1(Hash::Sha256, name, realm, password.expose())),
+                "--user/users".into(),
+            )?;
+        }
+        for path in &sources.htdigest {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| LoadError::Unreadable {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+            let lines = htdigest::parse(&text, &sources.realm).map_err(|error| {
+                LoadError::DigestLine {
+                    path: shown.clone(),
+                    error,
+                }
+            })?;
+            for line in lines {
+                add_digest(
+                    &line.user,
+                    line.md5,
+                    line.sha256,
+                    format!("{shown} line {}", line.number),
+                )?;
+            }
         }
         for path in &sources.htpasswd {
             let shown = path.display().to_string();
@@ -149,9 +254,20 @@ impl UserDb {
             }
         }
         let decoy = decoy_of(users.values().map(|(r, _)| r));
+        let mut userhashes = HashMap::new();
+        for (record, _) in digest_users.values() {
+            for hash in [Hash::Md5, Hash::Sha256] {
+                if record.ha1(hash).is_some() {
+                    let key = digest::userhash(hash, &record.name, &sources.realm);
+                    userhashes.insert(key, record.clone());
+                }
+            }
+        }
         Ok(UserDb {
             generation,
             users,
+            digest: digest_users,
+            userhashes,
             decoy,
         })
     }
