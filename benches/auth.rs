@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ringgate::auth::basic;
-use ringgate::auth::challenge::{self, Challenges, Persistence};
+use ringgate::auth::challenge::{self, Challenges, Offer, Persistence};
 use ringgate::creds::Secret;
 use ringgate::creds::credential_cache::{CredentialCache, Lookup};
 use ringgate::creds::password_hash::PasswordHash;
@@ -85,11 +85,11 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     c.bench_function("challenge/render", |b| {
-        b.iter(|| challenge::render_one(black_box("ringgate"), Persistence::KeepAlive))
+        b.iter(|| challenge::render_one(&Offer::basic(black_box("ringgate")), Persistence::KeepAlive))
     });
-    let challenges = Challenges::render("ringgate");
+    let challenges = Challenges::render(&Offer::basic("ringgate"));
     c.bench_function("challenge/answer", |b| {
-        b.iter(|| challenges.get(black_box(Persistence::KeepAlive), black_box(false)))
+        b.iter(|| challenges.fixed(black_box(Persistence::KeepAlive), black_box(false)))
     });
     // The answer's one write: the prerendered bytes into a loopback TCP socket whose far end a
     // thread drains (what a worker's send costs per 407, without the runtime around it).
@@ -101,7 +101,7 @@ fn bench(c: &mut Criterion) {
         let mut buf = [0u8; 65536];
         while let Ok(1..) = reader.read(&mut buf) {}
     });
-    let answer = challenges.get(Persistence::KeepAlive, false);
+    let answer = challenges.fixed(Persistence::KeepAlive, false).unwrap();
     c.bench_function("challenge/write_loopback", |b| {
         b.iter(|| writer.write_all(black_box(answer)).unwrap())
     });

@@ -379,6 +379,12 @@ impl RawConfig {
             .map_err(ConfigError::Policy)?;
         Ok(Config {
             realm,
+            auth_schemes: Vec::new(),
+            digest_algorithms: vec![
+                crate::auth::digest::Algorithm::SHA256,
+                crate::auth::digest::Algorithm::MD5,
+            ],
+            digest_nonce_ttl: Duration::from_secs(300),
             users,
             users_watch: (watch > 0).then(|| Duration::from_secs(watch)),
             credential_ttl,
@@ -518,6 +524,12 @@ pub struct Config {
     pub log_level: String,
     /// The protection space named in every `Proxy-Authenticate` challenge.
     pub realm: String,
+    /// Schemes the 407 offers, in order; empty: every scheme some user source serves.
+    pub auth_schemes: Vec<crate::labels::Scheme>,
+    /// Digest algorithms offered, one challenge each, in order.
+    pub digest_algorithms: Vec<crate::auth::digest::Algorithm>,
+    /// How long a Digest nonce is accepted.
+    pub digest_nonce_ttl: Duration,
     /// Where users come from; auth is on when any source is set.
     pub users: Sources,
     /// How often user files are checked for changes; `None`: only on SIGHUP.

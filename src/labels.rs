@@ -33,6 +33,15 @@ macro_rules! label_enum {
 }
 
 label_enum! {
+    /// A proxy authentication scheme. NTLM and Negotiate, the connection-bound schemes, join
+    /// when they are built (issues 16 and 17).
+    pub enum Scheme {
+        Basic => "basic",
+        Digest => "digest",
+    }
+}
+
+label_enum! {
     /// Why a request got a 407.
     pub enum ChallengeReason {
         NoCredentials => "no credentials",
@@ -44,6 +53,15 @@ label_enum! {
         SessionExpired => "session expired",
         PasswordChanged => "session ended by a password change",
         TooManyChallenges => "too many challenges",
+        /// A correct Digest response to a nonce past its lifetime (or not this process's): the
+        /// 407 says `stale=true`.
+        StaleNonce => "stale nonce",
+        /// A Digest nonce count not higher than one already accepted for its nonce.
+        Replayed => "replayed nonce count",
+        /// A Digest `uri` that is not this request's target.
+        UriMismatch => "uri does not match the request",
+        /// A Digest answer for another realm or challenge (`realm`, `opaque`).
+        NotOurs => "answer to another challenge",
         /// No path gives this reason now; kept so the scrape keeps its `reason="other"` series.
         Other => "other",
     }

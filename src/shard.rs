@@ -87,7 +87,7 @@ impl Shard {
             auth: shared
                 .auth
                 .clone()
-                .map(|a| Gate::new(a, Arc::clone(&metrics))),
+                .map(|a| Gate::for_worker(a, Arc::clone(&metrics), id)),
             upstreams: Pool::new(&config),
             policy_source: policy,
             conn_limits: Arc::clone(&shared.conn_limits),

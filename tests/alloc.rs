@@ -286,18 +286,22 @@ fn ten_thousand_credential_cache_hits_allocate_nothing() {
         max_headers: 10,
     };
     let parsed = head::parse(buf.as_bytes(), &limits).unwrap().unwrap();
+    let request = auth::Request {
+        method: parsed.method,
+        target: parsed.target.get(buf.as_bytes()),
+    };
     let peer = "127.0.0.1".parse().unwrap();
     block_on(Driver::Epoll, async {
         let mut session = None;
         let field = parsed.proxy_authorization;
         // The miss: decode, check, cache.
-        let d = gate.admit(&mut session, field, buf.as_bytes(), peer).await;
+        let d = gate.admit(&mut session, field, buf.as_bytes(), request, peer).await;
         assert_eq!(d, Decision::Allow);
         count_this_thread();
         let before = allocations();
         for _ in 0..10_000 {
             let mut fresh = None;
-            let d = gate.admit(&mut fresh, field, buf.as_bytes(), peer).await;
+            let d = gate.admit(&mut fresh, field, buf.as_bytes(), request, peer).await;
             assert_eq!(d, Decision::Allow);
             assert_eq!(fresh.map(|s| s.user).as_deref(), Some("alice"));
         }

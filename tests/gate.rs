@@ -31,10 +31,15 @@ fn request(header: Option<(&str, &str)>) -> (Vec<u8>, Field) {
     (buf, field)
 }
 
+const REQUEST: auth::Request<'static> = auth::Request {
+    method: ringgate::http::head::Method::Get,
+    target: b"http://example.com/",
+};
+
 async fn admit(gate: &Gate, session: &mut Option<Session>, header: Option<(&str, &str)>) -> bool {
     let (buf, field) = request(header);
     let peer = "127.0.0.1".parse().unwrap();
-    match gate.admit(session, field, &buf, peer).await {
+    match gate.admit(session, field, &buf, REQUEST, peer).await {
         Decision::Allow => true,
         Decision::Deny { .. } => false,
         Decision::Busy => panic!("busy"),

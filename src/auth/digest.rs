@@ -133,6 +133,14 @@ impl Sum {
         Some(sum)
     }
 
+    /// All zero bits, of `hash`'s length: what an unknown user is checked against.
+    pub const fn zero(hash: Hash) -> Sum {
+        Sum {
+            bytes: [0; 32],
+            len: hash.len() as u8,
+        }
+    }
+
     /// Constant-time equality.
     pub fn ct_eq(&self, other: &Sum) -> bool {
         self.len == other.len && bool::from(self.as_bytes().ct_eq(other.as_bytes()))

@@ -29,16 +29,21 @@ use crate::creds::throttle::{Outcome, Throttle};
 use crate::creds::user_db::{LoadError, UserDb, UserRecord, Users};
 use crate::creds::verifier::Verifier;
 use crate::http::head::Field;
-use crate::labels::ChallengeReason;
+use crate::http::head::Method;
+use crate::labels::{ChallengeReason, Scheme};
 use crate::limits::client_key;
 use crate::metrics::WorkerMetrics;
-use challenge::{Challenges, Persistence};
+use challenge::{Challenges, Offer, Persistence};
+use digest::{Count, NonceState, Nonces, Username};
 
-/// The schemes a `Proxy-Authorization` value can name. Digest, NTLM and Negotiate slot in here.
+/// The schemes a `Proxy-Authorization` value can name. The connection-bound schemes (NTLM,
+/// Negotiate) slot in here, their handshake state beside the connection's [`Session`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credentials<'a> {
     /// `Basic <token68>`.
     Basic(&'a [u8]),
+    /// `Digest <auth-param list>`.
+    Digest(&'a [u8]),
     /// A scheme this proxy does not offer: answered like wrong credentials.
     Unsupported,
 }
@@ -50,10 +55,23 @@ impl<'a> Credentials<'a> {
             Some(sp) => (&value[..sp], value[sp..].trim_ascii()),
             None => (value, &b""[..]),
         };
-        if scheme.eq_ignore_ascii_case(b"basic") && !rest.is_empty() {
+        if rest.is_empty() {
+            Credentials::Unsupported
+        } else if scheme.eq_ignore_ascii_case(b"basic") {
             Credentials::Basic(rest)
+        } else if scheme.eq_ignore_ascii_case(b"digest") {
+            Credentials::Digest(rest)
         } else {
             Credentials::Unsupported
+        }
+    }
+
+    /// The scheme named, if this proxy knows it.
+    pub fn scheme(&self) -> Option<Scheme> {
+        match self {
+            Credentials::Basic(_) => Some(Scheme::Basic),
+            Credentials::Digest(_) => Some(Scheme::Digest),
+            Credentials::Unsupported => None,
         }
     }
 }
@@ -79,6 +97,8 @@ pub enum Decision {
 #[derive(Debug, Clone)]
 pub struct Session {
     pub user: Rc<str>,
+    /// The scheme that opened it, and so the database entry `id` names.
+    pub scheme: Scheme,
     id: u64,
     generation: u64,
     expires: Instant,
@@ -89,6 +109,10 @@ pub struct Shared {
     pub users: Arc<Users>,
     verifier: Verifier,
     challenges: Challenges,
+    /// The schemes offered (and accepted), in the 407's order.
+    schemes: Vec<Scheme>,
+    realm: String,
+    digest: Option<DigestShared>,
     cache_entries: usize,
     ttl: Duration,
     failure_ttl: Duration,
@@ -99,6 +123,21 @@ pub struct Shared {
     /// Longest user name, and longest password, checked; longer ones are refused unhashed.
     max_password_bytes: usize,
     client_ipv6_prefix: u8,
+}
+
+/// What Digest needs process-wide: its algorithms, its `opaque`, and the nonce books.
+struct DigestShared {
+    algorithms: Vec<digest::Algorithm>,
+    opaque: String,
+    nonces: Nonces,
+}
+
+/// What a request says that a scheme may check its credentials against.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: Method,
+    /// The request target as sent.
+    pub target: &'a [u8],
 }
 
 /// Why auth could not start.
@@ -118,10 +157,33 @@ impl Shared {
             return Ok(None);
         }
         let users = Arc::new(Users::open(config.users.clone())?);
+        let schemes = offered(config);
+        let digest = schemes.contains(&Scheme::Digest).then(|| {
+            let mut opaque = [0u8; 16];
+            // As for every key: the kernel's random source does not fail once initialised.
+            getrandom::fill(&mut opaque).expect("the kernel's random source is available");
+            DigestShared {
+                algorithms: config.digest_algorithms.clone(),
+                opaque: base64::Engine::encode(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                    opaque,
+                ),
+                nonces: Nonces::new(config.workers, config.digest_nonce_ttl),
+            }
+        });
+        let challenges = Challenges::render(&Offer {
+            realm: &config.realm,
+            schemes: &schemes,
+            digest_algorithms: digest.as_ref().map_or(&[], |d| &d.algorithms),
+            opaque: digest.as_ref().map_or("", |d| &d.opaque),
+        });
         Ok(Some(Arc::new(Shared {
             users,
             verifier: Verifier::start(config.verifier_threads, config.verifier_queue)?,
-            challenges: Challenges::render(&config.realm),
+            challenges,
+            schemes,
+            realm: config.realm.clone(),
+            digest,
             cache_entries: config.credential_cache_entries,
             ttl: config.credential_ttl,
             failure_ttl: config.failed_credential_ttl,
@@ -153,6 +215,8 @@ pub struct Gate {
     /// Keys the user names the throttle counts strikes under (it keeps hashes, not names).
     names: RandomState,
     metrics: Arc<WorkerMetrics>,
+    /// This worker's index: the nonce book it mints from.
+    worker: usize,
 }
 
 /// A new guess from one client for one user name, in flight until dropped; it settles the
@@ -173,6 +237,54 @@ impl Drop for Pending<'_> {
     }
 }
 
+/// The schemes a 407 offers, in order: `auth_schemes` as configured, or by default every scheme
+/// whose kind of user file is configured (htdigest: Digest; htpasswd or `--user`: Basic),
+/// strongest first (Digest, then Basic). Clients that pick a scheme
+/// pick the strongest they know whatever the order (curl `--proxy-anyauth`, browsers); the order
+/// matters to those that read only the first field (Python's urllib).
+pub fn offered(config: &Config) -> Vec<Scheme> {
+    if !config.auth_schemes.is_empty() {
+        return config.auth_schemes.clone();
+    }
+    let mut schemes = Vec::new();
+    if config.users.has_digest() {
+        schemes.push(Scheme::Digest);
+    }
+    if config.users.has_basic() {
+        schemes.push(Scheme::Basic);
+    }
+    schemes
+}
+
+/// Whether the entry a session was opened by is still in `db` unchanged.
+fn db_holds(db: &UserDb, s: &Session) -> bool {
+    match s.scheme {
+        Scheme::Basic => db.get(&s.user).is_some_and(|r| r.id == s.id),
+        Scheme::Digest => db.digest(&s.user).is_some_and(|r| r.id == s.id),
+    }
+}
+
+/// Whether a Digest `uri` names this request (RFC 7616 §3.4.6): the target as sent; for an
+/// absolute-form target also its path and query alone, which is what curl sends (urllib sends the
+/// whole URL). For CONNECT the target is the authority, `host:port` or `[v6]:port`.
+fn uri_matches(request: Request<'_>, uri: &[u8]) -> bool {
+    if uri == request.target {
+        return true;
+    }
+    if request.method == Method::Connect {
+        return false;
+    }
+    let Some(scheme) = crate::http::target::scheme_len(request.target) else {
+        return false;
+    };
+    let after = &request.target[scheme + 3..];
+    match after.iter().position(|&b| b == b'/' || b == b'?') {
+        Some(p) if after[p] == b'/' => uri == &after[p..],
+        Some(p) => uri.first() == Some(&b'/') && &uri[1..] == &after[p..],
+        None => uri == b"/",
+    }
+}
+
 /// The longest base64 token whose decoded `user:password` can be within `max` bytes each.
 fn max_token_len(max: usize) -> usize {
     (2 * max + 1).div_ceil(3) * 4
@@ -188,7 +300,13 @@ fn canonical(token: &[u8]) -> &[u8] {
 
 impl Gate {
     pub fn new(shared: Arc<Shared>, metrics: Arc<WorkerMetrics>) -> Gate {
+        Gate::for_worker(shared, metrics, 0)
+    }
+
+    /// The gate of worker `worker`.
+    pub fn for_worker(shared: Arc<Shared>, metrics: Arc<WorkerMetrics>, worker: usize) -> Gate {
         Gate {
+            worker,
             cache: RefCell::new(CredentialCache::new(
                 shared.cache_entries,
                 shared.ttl,
@@ -207,9 +325,27 @@ impl Gate {
         }
     }
 
-    /// The 407 to send.
-    pub fn challenge(&self, persistence: Persistence, head_only: bool) -> &'static [u8] {
-        self.shared.challenges.get(persistence, head_only)
+    /// The 407 to send, when nothing in it is fresh (no Digest offered).
+    pub fn challenge(&self, persistence: Persistence, head_only: bool) -> Option<&'static [u8]> {
+        self.shared.challenges.fixed(persistence, head_only)
+    }
+
+    /// Appends the 407 to `out` with a fresh nonce (`stale=true` in its Digest challenges when
+    /// `stale`): for when [`Gate::challenge`] has none.
+    pub fn write_challenge(
+        &self,
+        persistence: Persistence,
+        head_only: bool,
+        stale: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let nonce = match &self.shared.digest {
+            Some(d) => d.nonces.mint(self.worker, Instant::now()),
+            None => [b'0'; digest::NONCE_LEN],
+        };
+        self.shared
+            .challenges
+            .write(persistence, head_only, &nonce, stale, out);
     }
 
     /// Decides whether the request whose `Proxy-Authorization` field is `field` (a span of `buf`)
@@ -219,6 +355,7 @@ impl Gate {
         session: &mut Option<Session>,
         field: Field,
         buf: &[u8],
+        request: Request<'_>,
         peer: IpAddr,
     ) -> Decision {
         let now = Instant::now();
@@ -229,7 +366,7 @@ impl Gate {
                     Some(s) if now >= s.expires => ChallengeReason::SessionExpired,
                     Some(s) if s.generation == db.generation => return Decision::Allow,
                     // A reload since: the session holds while its entry (user and password) does.
-                    Some(s) if db.get(&s.user).is_some_and(|r| r.id == s.id) => {
+                    Some(s) if db_holds(&db, s) => {
                         s.generation = db.generation;
                         return Decision::Allow;
                     }
@@ -242,8 +379,19 @@ impl Gate {
             Field::Repeated => return self.refuse(session, ChallengeReason::Repeated),
             Field::One(span) => span.get(buf),
         };
-        let token = match Credentials::parse(value) {
+        let credentials = Credentials::parse(value);
+        if !credentials
+            .scheme()
+            .is_some_and(|s| self.shared.schemes.contains(&s))
+        {
+            return self.refuse(session, ChallengeReason::UnsupportedScheme);
+        }
+        let token = match credentials {
             Credentials::Basic(token) => canonical(token),
+            Credentials::Digest(list) => {
+                // Boxed like the Basic slow path: its state stays out of every connection's task.
+                return Box::pin(self.judge_digest(session, list, request, peer)).await;
+            }
             Credentials::Unsupported => {
                 return self.refuse(session, ChallengeReason::UnsupportedScheme);
             }
@@ -262,6 +410,7 @@ impl Gate {
                 self.metrics.auth_success.inc();
                 *session = Some(Session {
                     user,
+                    scheme: Scheme::Basic,
                     id,
                     generation: db.generation,
                     expires: now + self.shared.session_ttl,
@@ -349,6 +498,7 @@ impl Gate {
                 pending.outcome = Outcome::Right;
                 *session = Some(Session {
                     user,
+                    scheme: Scheme::Basic,
                     id,
                     generation: current.generation,
                     expires: now + self.shared.session_ttl,
@@ -382,6 +532,115 @@ impl Gate {
                 }
             }
         }
+    }
+
+    /// Checks a Digest response (RFC 7616). Every check is a few hashes on the worker: no
+    /// verifier pool, and no cache either, since each request carries a new nonce count and so a
+    /// new value (a cache keyed by it would never hit). The nonce count is checked only once the
+    /// response is right, so a wrong guess cannot burn a client's counts.
+    async fn judge_digest(
+        &self,
+        session: &mut Option<Session>,
+        list: &[u8],
+        request: Request<'_>,
+        peer: IpAddr,
+    ) -> Decision {
+        let Some(d) = &self.shared.digest else {
+            return self.refuse(session, ChallengeReason::UnsupportedScheme);
+        };
+        let v = match digest::parse(list).and_then(digest::verify) {
+            Ok(v) => v,
+            Err(digest::Malformed::TooLong) => {
+                return self.refuse(session, ChallengeReason::TooLong);
+            }
+            Err(_) => return self.refuse(session, ChallengeReason::Malformed),
+        };
+        if !d.algorithms.iter().any(|a| a.hash == v.algorithm.hash) {
+            return self.refuse(session, ChallengeReason::Malformed);
+        }
+        if *v.realm != *self.shared.realm.as_bytes()
+            || v.opaque.as_deref() != Some(d.opaque.as_bytes())
+        {
+            return self.refuse(session, ChallengeReason::NotOurs);
+        }
+        if !uri_matches(request, &v.uri) {
+            return self.refuse(session, ChallengeReason::UriMismatch);
+        }
+        let name_key = match &v.username {
+            Username::Name(name) if name.len() > self.shared.max_password_bytes => {
+                return self.refuse(session, ChallengeReason::TooLong);
+            }
+            Username::Name(name) => self.names.hash_one(&**name),
+            Username::Hashed(sum) => self.names.hash_one(sum.as_bytes()),
+        };
+        let client = client_key(peer, self.shared.client_ipv6_prefix);
+        let Some(wait) = self
+            .throttle
+            .borrow_mut()
+            .begin(client, name_key, Instant::now())
+        else {
+            return Decision::Busy;
+        };
+        let mut pending = Pending {
+            throttle: &self.throttle,
+            client,
+            user: name_key,
+            outcome: Outcome::Wrong,
+        };
+        if !wait.is_zero() {
+            monoio::time::sleep(wait).await;
+        }
+        let db = self.shared.users.snapshot();
+        let record = match &v.username {
+            Username::Name(name) => db.digest(name),
+            Username::Hashed(sum) => db.digest_by_userhash(sum),
+        };
+        let hash = v.algorithm.hash;
+        let stored = record.and_then(|r| r.ha1(hash));
+        // An unknown user, or one without this hash, costs the same computation as a known one.
+        let expected = digest::expected_response(
+            v.algorithm,
+            stored.unwrap_or(&digest::Sum::zero(hash)),
+            request.method.name().as_bytes(),
+            &v,
+        );
+        let now = Instant::now();
+        let (Some(record), true) = (record, stored.is_some() && expected.ct_eq(&v.response)) else {
+            self.metrics.auth_failure.inc();
+            self.log_failure(peer, ChallengeReason::Wrong.name(), now);
+            *session = None;
+            return Decision::Deny {
+                reason: ChallengeReason::Wrong,
+            };
+        };
+        // The response is right: whoever sent it knows the password (or replays one who does).
+        let reason = match d.nonces.open(v.nonce, now) {
+            NonceState::Stale => ChallengeReason::StaleNonce,
+            NonceState::Live(ticket) => match d.nonces.advance(ticket, v.nc) {
+                Count::Fresh => {
+                    pending.outcome = Outcome::Right;
+                    self.metrics.auth_success.inc();
+                    tracing::debug!(%peer, user = %record.name, "authenticated (digest)");
+                    *session = Some(Session {
+                        user: Rc::from(&*record.name),
+                        scheme: Scheme::Digest,
+                        id: record.id,
+                        generation: db.generation,
+                        expires: now + self.shared.session_ttl,
+                    });
+                    return Decision::Allow;
+                }
+                Count::Replayed => {
+                    pending.outcome = Outcome::Void;
+                    ChallengeReason::Replayed
+                }
+                Count::Forgotten => ChallengeReason::StaleNonce,
+            },
+        };
+        if reason == ChallengeReason::StaleNonce {
+            pending.outcome = Outcome::Right;
+        }
+        self.refuse(session, reason)
     }
 
     /// Refuses without a check: a value known to be wrong, undecodable, too long or of a scheme
@@ -466,7 +725,8 @@ mod tests {
             (b"Basic", Credentials::Unsupported),
             (b"Basic ", Credentials::Unsupported),
             (b"Bearer abc", Credentials::Unsupported),
-            (b"Digest username=\"a\"", Credentials::Unsupported),
+            (b"Digest username=\"a\"", Credentials::Digest(b"username=\"a\"")),
+            (b"Digest", Credentials::Unsupported),
             (b"", Credentials::Unsupported),
         ] {
             assert_eq!(

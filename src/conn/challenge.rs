@@ -7,6 +7,7 @@
 
 use std::time::Instant;
 
+use monoio::buf::IoBuf;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
@@ -32,6 +33,7 @@ pub async fn answer(
     gate: &Gate,
     shard: &Shard,
     last: bool,
+    stale: bool,
 ) -> Next {
     let body = match head.body {
         Body::None => Some(0),
@@ -48,12 +50,34 @@ pub async fn answer(
         Some(_) if head.persistent() => Persistence::KeepAlive10,
         _ => Persistence::Close,
     };
-    let response = gate.challenge(persistence, head.method == Method::Head);
+    let head_only = head.method == Method::Head;
+    let fixed = gate.challenge(persistence, head_only);
     let Some(body) = body.filter(|_| persistence != Persistence::Close) else {
-        reject::send_and_close(stream, response, std::mem::take(buf)).await;
+        match fixed {
+            Some(response) => reject::send_and_close(stream, response, std::mem::take(buf)).await,
+            None => {
+                let mut response = Vec::new();
+                gate.write_challenge(persistence, head_only, stale, &mut response);
+                reject::send_and_close(stream, response, std::mem::take(buf)).await;
+            }
+        }
         return Next::Closed;
     };
-    let (res, _) = stream.write_all(response).await;
+    let res = match fixed {
+        Some(response) => stream.write_all(response).await.0,
+        None => {
+            // A fresh nonce: the response goes after what the buffer holds (this request and
+            // any pipelined one), is written from there, and is cut off again.
+            let start = buf.len();
+            gate.write_challenge(persistence, head_only, stale, buf);
+            let (res, written) = stream
+                .write_all(std::mem::take(buf).slice(start..))
+                .await;
+            *buf = written.into_inner();
+            buf.truncate(start);
+            res
+        }
+    };
     if res.is_err() {
         return Next::Closed;
     }

@@ -15,7 +15,7 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use crate::acl::{self, Verdict};
-use crate::auth::{Decision, Session};
+use crate::auth::{Decision, Request, Session};
 use crate::fill::{Filled, fill};
 use crate::http::head::{self, Limits, Method, RequestHead};
 use crate::http::response::Reply;
@@ -116,7 +116,11 @@ pub async fn serve(
         }
         if let Some(gate) = &shard.auth {
             let field = head.proxy_authorization;
-            match gate.admit(&mut session, field, &buf, peer.ip()).await {
+            let request = Request {
+                method: head.method,
+                target: head.target.get(&buf),
+            };
+            match gate.admit(&mut session, field, &buf, request, peer.ip()).await {
                 Decision::Allow => {}
                 Decision::Deny { reason } => {
                     challenges += 1;
@@ -143,7 +147,14 @@ pub async fn serve(
                             end: Termination::AuthFailed,
                         });
                     }
-                    match challenge::answer(&mut stream, &mut buf, &head, gate, &shard, last).await
+                    // A right answer to a nonce that is too old (or a count seen before): the
+                    // client may retry with the new nonce without asking its user.
+                    let stale = matches!(
+                        reason,
+                        ChallengeReason::StaleNonce | ChallengeReason::Replayed
+                    );
+                    match challenge::answer(&mut stream, &mut buf, &head, gate, &shard, last, stale)
+                        .await
                     {
                         challenge::Next::ReadNext => continue,
                         challenge::Next::Closed => return,

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use monoio::buf::IoBuf;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
@@ -180,7 +181,7 @@ const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 256 * 1024;
 
 /// Writes `response`, half-closes, and drains the client briefly before the socket is dropped.
-pub async fn send_and_close(stream: &mut TcpStream, response: &'static [u8], buf: Vec<u8>) {
+pub async fn send_and_close(stream: &mut TcpStream, response: impl IoBuf, buf: Vec<u8>) {
     let (res, _) = stream.write_all(response).await;
     if res.is_ok() {
         linger(stream, buf).await;

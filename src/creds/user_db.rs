@@ -74,9 +74,11 @@ impl Sources {
         !self.htpasswd.is_empty() || !self.inline.is_empty()
     }
 
-    /// Some source can hold users for Digest (an inline password gives its HA1s).
+    /// A source made for Digest is configured (an htdigest file). Inline users can answer Digest
+    /// too when it is offered, but do not turn it on: a config that only names users keeps the
+    /// Basic-only 407 it always had.
     pub fn has_digest(&self) -> bool {
-        !self.htdigest.is_empty() || !self.inline.is_empty()
+        !self.htdigest.is_empty()
     }
 }
 
