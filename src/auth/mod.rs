@@ -28,9 +28,9 @@ use crate::creds::throttle::{Outcome, Throttle};
 use crate::creds::user_db::{LoadError, UserDb, UserRecord, Users};
 use crate::creds::verifier::Verifier;
 use crate::http::head::Field;
-use crate::labels::ChallengeReason;
-use crate::limits::client_key;
-use crate::metrics::WorkerMetrics;
+use crate::observe::labels::ChallengeReason;
+use crate::observe::metrics::WorkerMetrics;
+use crate::policy::limits::client_key;
 use challenge::{Challenges, Persistence};
 
 /// The schemes a `Proxy-Authorization` value can name. Digest, NTLM and Negotiate slot in here.

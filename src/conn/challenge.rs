@@ -13,9 +13,9 @@ use monoio::net::TcpStream;
 use super::reject;
 use crate::auth::Gate;
 use crate::auth::challenge::Persistence;
-use crate::fill::{Filled, fill};
 use crate::http::head::{Body, Method, RequestHead};
-use crate::shard::Shard;
+use crate::server::fill::{Filled, fill};
+use crate::server::shard::Shard;
 
 pub enum Next {
     /// The 407 is sent and the request fully consumed: read the next one.

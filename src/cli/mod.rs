@@ -3,6 +3,8 @@
 //! Each flag that sets a config key takes its help, and the default it shows, from the key table
 //! ([`crate::config::keys`]): the default is never written here.
 
+pub mod check_host;
+
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser};
@@ -150,7 +152,7 @@ pub struct Cli {
     #[arg(long, value_name = "PATH", help = flag_help("access_log"))]
     pub access_log: Option<String>,
     #[arg(long, value_enum, value_name = "FORMAT", help = flag_help("access_log_format"))]
-    pub access_log_format: Option<crate::log::Format>,
+    pub access_log_format: Option<crate::observe::log::Format>,
 }
 
 #[derive(Debug, clap::Subcommand)]

@@ -2,6 +2,11 @@
 //! workers, wait for signals (SIGHUP reloads the config's policy and the users; SIGTERM/SIGINT
 //! drain and exit).
 
+pub mod fill;
+pub mod sd_notify;
+pub mod shard;
+pub mod worker;
+
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,15 +16,14 @@ use arc_swap::ArcSwap;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
-use crate::acl::Policy;
-use crate::admin;
 use crate::auth;
 use crate::config::{Config, ConfigError};
 use crate::creds::reload;
-use crate::limits::{self, ConnLimits};
-use crate::metrics::Registry;
-use crate::shard::Shared;
-use crate::worker;
+use crate::observe::admin;
+use crate::observe::metrics::Registry;
+use crate::policy::Policy;
+use crate::policy::limits::{self, ConnLimits};
+use shard::Shared;
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +35,7 @@ pub enum StartError {
     Io(#[from] io::Error),
     /// The policy could not be built for the bound addresses.
     #[error("config key {0}")]
-    Policy(crate::acl::PolicyError),
+    Policy(crate::policy::PolicyError),
 }
 
 /// Runs the proxy until a shutdown signal and the drain that follows. Errors are start-up errors.
@@ -125,7 +129,7 @@ pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
         "" => (None, None, None),
         target => {
             let (log, reopen, writer) =
-                crate::log::start(target, config.access_log_format, metrics.clone())?;
+                crate::observe::log::start(target, config.access_log_format, metrics.clone())?;
             (Some(log), Some(reopen), Some(writer))
         }
     };
@@ -156,7 +160,7 @@ pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
         "listening on {}",
         addrs.join(" ")
     );
-    crate::sd_notify::notify("READY=1");
+    sd_notify::notify("READY=1");
 
     if let (Some((paths, mut seen)), Some(every)) = (watched, config.users_watch) {
         let (load, running, swap, bound) = (
@@ -202,7 +206,7 @@ pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
                     }
                 } else if stop.take().is_some() {
                     metrics.draining.store(true, Ordering::Relaxed);
-                    crate::sd_notify::notify("STOPPING=1");
+                    sd_notify::notify("STOPPING=1");
                     tracing::info!(
                         signal,
                         "shutting down: no new connections; open ones get the grace period"

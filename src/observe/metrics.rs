@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::http::head::Method;
-use crate::labels::{ChallengeReason, DenialKind, DialErrorKind, LimitKind};
+use crate::observe::labels::{ChallengeReason, DenialKind, DialErrorKind, LimitKind};
 
 /// A number only its worker writes.
 #[derive(Default)]

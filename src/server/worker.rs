@@ -17,7 +17,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::{Config, IoDriver};
 use crate::conn;
-use crate::shard::{Shard, Shared};
+use crate::server::shard::{Shard, Shared};
 
 /// The driver the workers actually run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,7 +210,7 @@ async fn worker_main(
 /// Hands the access log's buffered lines to the writer at least every `FLUSH_EVERY`.
 async fn flush_log(shard: Rc<Shard>) {
     loop {
-        monoio::time::sleep(crate::log::FLUSH_EVERY).await;
+        monoio::time::sleep(crate::observe::log::FLUSH_EVERY).await;
         if let Some(log) = &shard.log {
             log.flush();
         }

@@ -16,6 +16,8 @@
 //! Everything is decided in two steps: [`Policy::check_request`] before any resolution (from the
 //! request alone), and [`Policy::check_address`] for every address about to be dialled.
 
+pub mod limits;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -24,7 +26,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::http::target::{Authority, Host};
-use crate::labels::DenialKind;
+use crate::observe::labels::DenialKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::acl::{Action, Policy, PolicyError, PolicySpec, RuleSpec};
 use crate::creds::Secret;
 use crate::creds::user_db::Sources;
+use crate::policy::{Action, Policy, PolicyError, PolicySpec, RuleSpec};
 
 pub mod keys;
 
@@ -33,7 +33,7 @@ pub enum ConfigError {
         reason: String,
     },
     #[error("config key {0}")]
-    Policy(crate::acl::PolicyError),
+    Policy(crate::policy::PolicyError),
     #[error("config key `{key}` = {value}: {reason}")]
     Invalid {
         key: &'static str,
@@ -145,7 +145,7 @@ pub struct RawConfig {
     pub user_bandwidth_bytes_per_sec: Option<u64>,
     pub admin: Option<String>,
     pub access_log: Option<String>,
-    pub access_log_format: Option<crate::log::Format>,
+    pub access_log_format: Option<crate::observe::log::Format>,
 }
 
 /// Smallest pipe the kernel gives (one page).
@@ -276,7 +276,7 @@ impl RawConfig {
             &req("listen_proxy_protocol", self.listen_proxy_protocol)?,
         )?;
         let proxy_protocol_from = req("proxy_protocol_from", self.proxy_protocol_from)?;
-        crate::acl::parse_nets("proxy_protocol_from", &proxy_protocol_from)
+        crate::policy::parse_nets("proxy_protocol_from", &proxy_protocol_from)
             .map_err(ConfigError::Policy)?;
         let workers = match req("workers", self.workers)? {
             0 => machine.cores.max(1),
@@ -553,7 +553,7 @@ pub struct Config {
     /// Idle origin connections each worker keeps, in all and per host and port (0 = none).
     pub upstream_pool_size: usize,
     pub upstream_pool_per_host: usize,
-    /// Egress policy as configured; built into an [`acl::Policy`](crate::acl::Policy) at start.
+    /// Egress policy as configured; built into an [`acl::Policy`](crate::policy::Policy) at start.
     pub policy: PolicyConfig,
     /// Open client connections in all (0: what the fd limit allows) and per client address (0: no
     /// limit).
@@ -588,7 +588,7 @@ pub struct Config {
     pub admin: Option<SocketAddr>,
     /// `""`: no access log; `"stdout"`, or a file path.
     pub access_log: String,
-    pub access_log_format: crate::log::Format,
+    pub access_log_format: crate::observe::log::Format,
 }
 
 /// The policy keys, validated (a [`Policy`] was built from them once).
