@@ -157,7 +157,7 @@ pub struct Config {
     /// Idle origin connections each worker keeps, in all and per host and port (0 = none).
     pub upstream_pool_size: usize,
     pub upstream_pool_per_host: usize,
-    /// Egress policy as configured; built into an [`acl::Policy`](crate::policy::Policy) at start.
+    /// Egress policy as configured; built into an [`policy::Policy`](crate::policy::Policy) at start.
     pub policy: PolicyConfig,
     /// Open client connections in all (0: what the fd limit allows) and per client address (0: no
     /// limit).
