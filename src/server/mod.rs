@@ -55,7 +55,10 @@ pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
     let watched = file.map(reload::Watched::now);
     let load: reload::Load = Arc::from(load);
     let config = Arc::new(config);
-    let (auth, users_reload) = start_auth(&config)?;
+    let Auth {
+        shared: auth,
+        reload: users_reload,
+    } = start_auth(&config)?;
     let (driver, fallback) = worker::choose_driver(config.io_driver)
         .map_err(|e| io::Error::new(e.kind(), format!("io_uring unavailable: {e}")))?;
     if let Some(why) = fallback {
@@ -140,11 +143,16 @@ pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
     Ok(())
 }
 
+/// Proxy authentication as started: the shared part (users, verifier pool) and the sender that
+/// asks the users' reload thread for a reload; both `None` when no users are configured.
+struct Auth {
+    shared: Option<Arc<auth::Shared>>,
+    reload: Option<flume::Sender<()>>,
+}
+
 /// Loads the users and starts the verifier pool and the users' reload thread, when users are
-/// configured; the sender asks that thread for a reload.
-fn start_auth(
-    config: &Config,
-) -> Result<(Option<Arc<auth::Shared>>, Option<flume::Sender<()>>), StartError> {
+/// configured.
+fn start_auth(config: &Config) -> Result<Auth, StartError> {
     let auth = auth::Shared::start(config)?;
     let users_reload = match &auth {
         Some(a) => {
@@ -157,7 +165,10 @@ fn start_auth(
         }
         None => None,
     };
-    Ok((auth, users_reload))
+    Ok(Auth {
+        shared: auth,
+        reload: users_reload,
+    })
 }
 
 /// The policy for the sockets actually bound (port 0 resolved), logged once.
