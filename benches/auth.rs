@@ -85,7 +85,9 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     c.bench_function("challenge/render", |b| {
-        b.iter(|| challenge::render_one(&Offer::basic(black_box("ringgate")), Persistence::KeepAlive))
+        b.iter(|| {
+            challenge::render_one(&Offer::basic(black_box("ringgate")), Persistence::KeepAlive)
+        })
     });
     let challenges = Challenges::render(&Offer::basic("ringgate"));
     c.bench_function("challenge/answer", |b| {

@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(Command::CheckHost) = cli.command {
-        use ringgate::check_host::{Readings, Verdict, assess, render};
+        use ringgate::cli::check_host::{Readings, Verdict, assess, render};
         let rows = assess(&Readings::read(), &config);
         print!("{}", render(&rows));
         return if rows.iter().any(|r| r.verdict == Verdict::Critical) {

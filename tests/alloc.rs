@@ -24,8 +24,8 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use ringgate::auth::{self, Decision, Gate};
 use ringgate::config::Config;
 use ringgate::http::head;
-use ringgate::metrics::WorkerMetrics;
-use ringgate::shard::Shard;
+use ringgate::observe::metrics::WorkerMetrics;
+use ringgate::server::shard::Shard;
 use support::{echo_server, loopback_config};
 
 /// Counts allocations made on threads that opted in; everything else goes straight to `System`.
@@ -150,14 +150,14 @@ fn serve_counted(driver: Driver, config: Arc<Config>) -> (SocketAddr, Arc<Worker
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
-    let metrics = Arc::new(ringgate::metrics::Registry::new(1, "test"));
+    let metrics = Arc::new(ringgate::observe::metrics::Registry::new(1, "test"));
     let worker = Arc::clone(&metrics.workers[0]);
     std::thread::spawn(move || {
         let auth = auth::Shared::start(&config).unwrap();
         let policy = config.policy.build(auth.is_some(), &[addr]).unwrap();
         let policy = Arc::new(arc_swap::ArcSwap::from_pointee(policy));
-        let limits = Arc::new(ringgate::limits::ConnLimits::new(1000, 0, 0, 0, 0));
-        let shared = ringgate::shard::Shared {
+        let limits = Arc::new(ringgate::policy::limits::ConnLimits::new(1000, 0, 0, 0, 0));
+        let shared = ringgate::server::shard::Shared {
             auth,
             policy,
             conn_limits: limits,
@@ -295,13 +295,17 @@ fn ten_thousand_credential_cache_hits_allocate_nothing() {
         let mut session = None;
         let field = parsed.proxy_authorization;
         // The miss: decode, check, cache.
-        let d = gate.admit(&mut session, field, buf.as_bytes(), request, peer).await;
+        let d = gate
+            .admit(&mut session, field, buf.as_bytes(), request, peer)
+            .await;
         assert_eq!(d, Decision::Allow);
         count_this_thread();
         let before = allocations();
         for _ in 0..10_000 {
             let mut fresh = None;
-            let d = gate.admit(&mut fresh, field, buf.as_bytes(), request, peer).await;
+            let d = gate
+                .admit(&mut fresh, field, buf.as_bytes(), request, peer)
+                .await;
             assert_eq!(d, Decision::Allow);
             assert_eq!(fresh.map(|s| s.user).as_deref(), Some("alice"));
         }

@@ -151,8 +151,15 @@ fn the_407_offers_each_algorithm_strongest_first_then_basic() {
         .filter_map(|l| l.strip_prefix("Proxy-Authenticate: "))
         .collect();
     assert_eq!(fields.len(), 3, "{head}");
-    assert!(fields[0].starts_with("Digest realm=\"ringgate\", qop=\"auth\", algorithm=SHA-256, nonce=\""));
-    assert!(fields[0].ends_with(", charset=UTF-8, userhash=true"), "{}", fields[0]);
+    assert!(
+        fields[0]
+            .starts_with("Digest realm=\"ringgate\", qop=\"auth\", algorithm=SHA-256, nonce=\"")
+    );
+    assert!(
+        fields[0].ends_with(", charset=UTF-8, userhash=true"),
+        "{}",
+        fields[0]
+    );
     assert!(fields[1].contains("algorithm=MD5, nonce=\""));
     assert_eq!(fields[2], "Basic realm=\"ringgate\", charset=\"UTF-8\"");
     let c = digest_challenges(&head);
@@ -207,7 +214,10 @@ fn curl_proxy_digest_forwards_and_tunnels() {
 #[test]
 fn curl_anyauth_picks_digest_when_basic_is_offered_too() {
     let file = user_file("dg-any", &[ha1_line("alice", "pw", Hash::Md5)]);
-    let proxy = proxy(&file, &["--auth-schemes", "basic,digest", "--user", "alice:pw"]);
+    let proxy = proxy(
+        &file,
+        &["--auth-schemes", "basic,digest", "--user", "alice:pw"],
+    );
     let origin = http_origin("any\n");
     let out = curl(&[
         "-v",
@@ -288,7 +298,7 @@ fn raw_answers_stale_replayed_and_mismatched() {
             ha1_line("shaonly", "pw", Hash::Sha256),
         ],
     );
-    let proxy = proxy(&file, &["--digest-nonce-ttl-secs", "2"]);
+    let proxy = proxy(&file, &["--digest-nonce-ttl", "2"]);
     let origin = http_origin("ok\n");
     let o = origin.to_string();
     let uri = "/path?q=1";
@@ -310,30 +320,67 @@ fn raw_answers_stale_replayed_and_mismatched() {
     let (code, _, _) = ask(&mut open(&proxy), &get(&o, &a.header(&c)));
     assert_eq!(code, 200);
     // The full URL as uri (what urllib sends) is this request too.
-    a.nc = 3;
     let full = format!("http://{o}/path?q=1");
-    let whole = Answer { uri: &full, ..Answer::new("alice", "pw", "GET", uri) };
-    let whole = Answer { nc: 3, ..whole };
+    let whole = Answer {
+        uri: &full,
+        nc: 3,
+        ..Answer::new("alice", "pw", "GET", uri)
+    };
     assert_eq!(ask(&mut open(&proxy), &get(&o, &whole.header(&c))).0, 200);
 
     // Each mismatch: 407 without stale.
     let cases: Vec<(&str, Answer<'_>)> = vec![
-        ("wrong password", Answer { nc: 10, ..Answer::new("alice", "nope", "GET", uri) }),
-        ("wrong uri", Answer { nc: 11, ..Answer::new("alice", "pw", "GET", "/other") }),
-        ("wrong method in HA2", Answer { nc: 12, ..Answer::new("alice", "pw", "POST", uri) }),
+        (
+            "wrong password",
+            Answer {
+                nc: 10,
+                ..Answer::new("alice", "nope", "GET", uri)
+            },
+        ),
+        (
+            "wrong uri",
+            Answer {
+                nc: 11,
+                ..Answer::new("alice", "pw", "GET", "/other")
+            },
+        ),
+        (
+            "wrong method in HA2",
+            Answer {
+                nc: 12,
+                ..Answer::new("alice", "pw", "POST", uri)
+            },
+        ),
         (
             "another realm",
-            Answer { nc: 13, realm: "elsewhere", ..Answer::new("alice", "pw", "GET", uri) },
+            Answer {
+                nc: 13,
+                realm: "elsewhere",
+                ..Answer::new("alice", "pw", "GET", uri)
+            },
         ),
         (
             "MD5-only user on SHA-256",
-            Answer { nc: 14, ..Answer::new("md5only", "pw", "GET", uri) },
+            Answer {
+                nc: 14,
+                ..Answer::new("md5only", "pw", "GET", uri)
+            },
         ),
         (
             "SHA-256-only user on MD5",
-            Answer { nc: 15, hash: Hash::Md5, ..Answer::new("shaonly", "pw", "GET", uri) },
+            Answer {
+                nc: 15,
+                hash: Hash::Md5,
+                ..Answer::new("shaonly", "pw", "GET", uri)
+            },
         ),
-        ("unknown user", Answer { nc: 16, ..Answer::new("mallory", "pw", "GET", uri) }),
+        (
+            "unknown user",
+            Answer {
+                nc: 16,
+                ..Answer::new("mallory", "pw", "GET", uri)
+            },
+        ),
     ];
     for (what, answer) in cases {
         let (code, head, _) = ask(&mut open(&proxy), &get(&o, &answer.header(&c)));
@@ -342,22 +389,44 @@ fn raw_answers_stale_replayed_and_mismatched() {
     }
     // Each user with its own hash, and a hashed user name.
     for answer in [
-        Answer { nc: 20, hash: Hash::Md5, ..Answer::new("md5only", "pw", "GET", uri) },
-        Answer { nc: 21, ..Answer::new("shaonly", "pw", "GET", uri) },
-        Answer { nc: 22, userhash: true, ..Answer::new("alice", "pw", "GET", uri) },
-        Answer { nc: 23, userhash: true, hash: Hash::Md5, ..Answer::new("alice", "pw", "GET", uri) },
+        Answer {
+            nc: 20,
+            hash: Hash::Md5,
+            ..Answer::new("md5only", "pw", "GET", uri)
+        },
+        Answer {
+            nc: 21,
+            ..Answer::new("shaonly", "pw", "GET", uri)
+        },
+        Answer {
+            nc: 22,
+            userhash: true,
+            ..Answer::new("alice", "pw", "GET", uri)
+        },
+        Answer {
+            nc: 23,
+            userhash: true,
+            hash: Hash::Md5,
+            ..Answer::new("alice", "pw", "GET", uri)
+        },
     ] {
         let (code, head, _) = ask(&mut open(&proxy), &get(&o, &answer.header(&c)));
         assert_eq!(code, 200, "{} {:?}: {head}", answer.user, answer.hash);
     }
     // CONNECT: the uri is the authority.
     let connect = |uri: &str, nc: u32| {
-        let a = Answer { nc, ..Answer::new("alice", "pw", "CONNECT", uri) };
+        let a = Answer {
+            nc,
+            ..Answer::new("alice", "pw", "CONNECT", uri)
+        };
         format!("CONNECT {o} HTTP/1.1\r\nHost: {o}\r\n{}\r\n", a.header(&c))
     };
     let mut t = open(&proxy);
     t.write_all(connect(&o, 30).as_bytes()).unwrap();
-    assert_eq!(read_head(&mut t), "HTTP/1.1 200 Connection established\r\n\r\n");
+    assert_eq!(
+        read_head(&mut t),
+        "HTTP/1.1 200 Connection established\r\n\r\n"
+    );
     let (code, _, _) = ask(&mut open(&proxy), &connect("/", 31));
     assert_eq!(code, 407, "CONNECT with a path as uri");
 
@@ -366,7 +435,10 @@ fn raw_answers_stale_replayed_and_mismatched() {
     assert!(
         wait_until(Duration::from_secs(10), || {
             nc += 1;
-            let a = Answer { nc, ..Answer::new("alice", "pw", "GET", uri) };
+            let a = Answer {
+                nc,
+                ..Answer::new("alice", "pw", "GET", uri)
+            };
             let (code, head, _) = ask(&mut open(&proxy), &get(&o, &a.header(&c)));
             code == 407 && digest_challenges(&head)[0].stale
         }),
@@ -400,11 +472,17 @@ fn malformed_lists_get_407_and_others_are_served() {
     ];
     for value in &bad {
         let mut s = open(&proxy);
-        let (code, head, _) = ask(&mut s, &get(&o, &format!("Proxy-Authorization: {value}\r\n")));
+        let (code, head, _) = ask(
+            &mut s,
+            &get(&o, &format!("Proxy-Authorization: {value}\r\n")),
+        );
         assert_eq!(code, 407, "{value:?}: {head}");
     }
     // Not UTF-8 and a NUL, written as raw bytes.
-    for raw in [&b"Digest username=\"\xff\xfe\""[..], b"Digest username=\"a\0b\""] {
+    for raw in [
+        &b"Digest username=\"\xff\xfe\""[..],
+        b"Digest username=\"a\0b\"",
+    ] {
         let mut s = open(&proxy);
         let request = [
             format!("GET http://{o}/ HTTP/1.1\r\nHost: {o}\r\nProxy-Authorization: ").as_bytes(),
@@ -427,7 +505,12 @@ fn malformed_lists_get_407_and_others_are_served() {
 fn a_broken_htdigest_file_stops_the_start_naming_its_line() {
     let file = user_file("dg-broken", &["alice:ringgate:nothex\n".to_owned()]);
     let out = Command::new(env!("CARGO_BIN_EXE_ringgate"))
-        .args(["--htdigest", file.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args([
+            "--htdigest",
+            file.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .stdin(Stdio::null())
         .output()
         .unwrap();

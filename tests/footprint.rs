@@ -9,7 +9,7 @@
 use std::rc::Rc;
 
 use monoio::net::TcpStream;
-use ringgate::shard::Shard;
+use ringgate::server::shard::Shard;
 
 fn future_size<F, Fut>(_: &F) -> usize
 where

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use monoio::{LegacyDriver, RuntimeBuilder};
 use ringgate::auth::{self, Decision, Gate, Session};
 use ringgate::http::head::{self, Field, Limits};
-use ringgate::metrics::WorkerMetrics;
+use ringgate::observe::metrics::WorkerMetrics;
 use support::config;
 
 /// A request head carrying `header` (if any), and its parsed `Proxy-Authorization` field.

@@ -5,7 +5,7 @@
 //! connection's own buffer: answering a challenge never formats or allocates.
 
 use super::digest::{Algorithm, NONCE_LEN};
-use crate::labels::Scheme;
+use crate::observe::labels::Scheme;
 
 /// Whether the connection stays open after the 407, and how the response says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +100,11 @@ impl Challenges {
                 out.extend_from_slice(if stale { b"\", stale=true" } else { b"\"" });
             }
             let last = i + 1 == pieces.len();
-            out.extend_from_slice(if last { strip_body(piece, head_only) } else { piece });
+            out.extend_from_slice(if last {
+                strip_body(piece, head_only)
+            } else {
+                piece
+            });
         }
     }
 }
@@ -137,7 +141,8 @@ fn render_pieces(offer: &Offer<'_>, persistence: Persistence) -> Vec<Vec<u8>> {
     };
     let realm = quote(offer.realm);
     let mut pieces = Vec::new();
-    let mut cur = String::from("HTTP/1.1 407 Proxy Authentication Required\r\nServer: ringgate\r\n");
+    let mut cur =
+        String::from("HTTP/1.1 407 Proxy Authentication Required\r\nServer: ringgate\r\n");
     for scheme in offer.schemes {
         match scheme {
             Scheme::Basic => cur.push_str(&format!(
@@ -237,8 +242,12 @@ mod tests {
         assert_eq!(
             fields,
             [
-                format!("Digest realm=\"r\", qop=\"auth\", algorithm=SHA-256, nonce=\"{n}\", opaque=\"OPQ\", charset=UTF-8, userhash=true"),
-                format!("Digest realm=\"r\", qop=\"auth\", algorithm=MD5, nonce=\"{n}\", opaque=\"OPQ\", charset=UTF-8, userhash=true"),
+                format!(
+                    "Digest realm=\"r\", qop=\"auth\", algorithm=SHA-256, nonce=\"{n}\", opaque=\"OPQ\", charset=UTF-8, userhash=true"
+                ),
+                format!(
+                    "Digest realm=\"r\", qop=\"auth\", algorithm=MD5, nonce=\"{n}\", opaque=\"OPQ\", charset=UTF-8, userhash=true"
+                ),
                 "Basic realm=\"r\", charset=\"UTF-8\"".to_owned(),
             ]
         );
@@ -246,7 +255,12 @@ mod tests {
         let mut stale = Vec::new();
         c.write(Persistence::Close, true, &nonce, true, &mut stale);
         let stale = text(&stale);
-        assert_eq!(stale.matches(&format!("nonce=\"{n}\", stale=true, opaque")).count(), 2);
+        assert_eq!(
+            stale
+                .matches(&format!("nonce=\"{n}\", stale=true, opaque"))
+                .count(),
+            2
+        );
         assert!(stale.ends_with("Connection: close\r\n\r\n"), "{stale}");
         assert_eq!(
             render_one(&offer, Persistence::KeepAlive).len(),

@@ -221,7 +221,14 @@ pub fn expected_response(
     let ha2 = sum(h, &[method, &r.uri]);
     sum(
         h,
-        &[&ha1.hex(), r.nonce, r.nc_text, &r.cnonce, b"auth", &ha2.hex()],
+        &[
+            &ha1.hex(),
+            r.nonce,
+            r.nc_text,
+            &r.cnonce,
+            b"auth",
+            &ha2.hex(),
+        ],
     )
 }
 
@@ -444,7 +451,11 @@ pub struct Verified<'a> {
 
 fn quoted<'a>(v: Option<Value<'a>>) -> Result<Value<'a>, Malformed> {
     let v = v.ok_or(Malformed::Missing)?;
-    if v.quoted { Ok(v) } else { Err(Malformed::Unquoted) }
+    if v.quoted {
+        Ok(v)
+    } else {
+        Err(Malformed::Unquoted)
+    }
 }
 
 /// A token value; a quoted one is read the same (RFC 9110 §11.2 asks recipients to accept both).
@@ -691,9 +702,7 @@ impl Nonces {
     /// Judges a nonce a client returned.
     pub fn open(&self, nonce: &[u8], now: Instant) -> NonceState {
         let mut raw = [0u8; 24];
-        if nonce.len() != NONCE_LEN
-            || URL_SAFE_NO_PAD.decode_slice(nonce, &mut raw) != Ok(24)
-        {
+        if nonce.len() != NONCE_LEN || URL_SAFE_NO_PAD.decode_slice(nonce, &mut raw) != Ok(24) {
             return NonceState::Stale;
         }
         let fields: [u8; 10] = raw[..10].try_into().unwrap_or([0; 10]);
@@ -717,7 +726,8 @@ impl Nonces {
 
     /// Accepts `nc` for a live nonce if it is higher than every count accepted for it before.
     pub fn advance(&self, ticket: Ticket, nc: u32) -> Count {
-        let slot = &self.books[usize::from(ticket.worker)].slots[ticket.serial as usize % NONCE_SLOTS];
+        let slot =
+            &self.books[usize::from(ticket.worker)].slots[ticket.serial as usize % NONCE_SLOTS];
         let mut seen = slot.load(Ordering::Acquire);
         loop {
             if (seen >> 32) as u32 != ticket.serial {
@@ -811,7 +821,10 @@ mod tests {
         let v = verify(parse(star.as_bytes()).unwrap()).unwrap();
         assert_eq!(v.username, Username::Name("jürgen".into()));
         let spaced = GOOD.replace(", ", " ,\t, ").replace('=', " = ");
-        assert!(verify(parse(spaced.as_bytes()).unwrap()).is_ok(), "{spaced}");
+        assert!(
+            verify(parse(spaced.as_bytes()).unwrap()).is_ok(),
+            "{spaced}"
+        );
         let unknown = format!("{GOOD}, future=\"x\", other=tok");
         assert!(verify(parse(unknown.as_bytes()).unwrap()).is_ok());
     }
@@ -821,13 +834,20 @@ mod tests {
     fn malformed_lists_are_refused() {
         let long = "a".repeat(MAX_VALUE + 1);
         let cases: Vec<(String, Malformed)> = vec![
-            (GOOD.replace("username=\"u\"", "username=u"), Malformed::Unquoted),
+            (
+                GOOD.replace("username=\"u\"", "username=u"),
+                Malformed::Unquoted,
+            ),
             (GOOD.replace("realm=\"r\"", "realm=r"), Malformed::Unquoted),
             (GOOD.replace("nonce=\"n\"", "nonce=n"), Malformed::Unquoted),
             (GOOD.replace("uri=\"/\"", "uri=/"), Malformed::Syntax),
-            (GOOD.replace("cnonce=\"c\"", "cnonce=c"), Malformed::Unquoted),
             (
-                GOOD.replace("response=\"0000", "response=0000").replace("00\"", "00"),
+                GOOD.replace("cnonce=\"c\"", "cnonce=c"),
+                Malformed::Unquoted,
+            ),
+            (
+                GOOD.replace("response=\"0000", "response=0000")
+                    .replace("00\"", "00"),
                 Malformed::Unquoted,
             ),
             (format!("{GOOD}, realm=\"r\""), Malformed::Duplicate),
@@ -838,25 +858,73 @@ mod tests {
             (GOOD.replace("username=\"u\", ", ""), Malformed::Missing),
             (GOOD.replace("realm=\"r\", ", ""), Malformed::Missing),
             (GOOD.replace("uri=\"/\", ", ""), Malformed::Missing),
-            (GOOD.replace(", response=\"00000000000000000000000000000000\"", ""), Malformed::Missing),
-            (format!("{GOOD}, algorithm=SHA-512-256"), Malformed::BadValue),
+            (
+                GOOD.replace(", response=\"00000000000000000000000000000000\"", ""),
+                Malformed::Missing,
+            ),
+            (
+                format!("{GOOD}, algorithm=SHA-512-256"),
+                Malformed::BadValue,
+            ),
             (format!("{GOOD}, algorithm=\"\""), Malformed::BadValue),
-            (GOOD.replace("qop=auth", "qop=auth-int"), Malformed::BadValue),
+            (
+                GOOD.replace("qop=auth", "qop=auth-int"),
+                Malformed::BadValue,
+            ),
             (GOOD.replace("nc=00000001", "nc=1"), Malformed::BadValue),
-            (GOOD.replace("nc=00000001", "nc=0000000g"), Malformed::BadValue),
-            (GOOD.replace("nc=00000001", "nc=000000001"), Malformed::BadValue),
-            (GOOD.replace("response=\"0000", "response=\"zz00"), Malformed::BadValue),
-            (GOOD.replace("000000000000\"", "0000000000\""), Malformed::BadValue),
-            (GOOD.replace("cnonce=\"c\"", "cnonce=\"\""), Malformed::BadValue),
-            (GOOD.replace("username=\"u\"", &format!("username=\"{long}\"")), Malformed::TooLong),
-            (GOOD.replace("username=\"u\"", "username=\"a\0b\""), Malformed::BadValue),
-            (GOOD.replace("username=\"u\"", "username=\"a\x01b\""), Malformed::BadValue),
-            (GOOD.replace("username=\"u\"", "username=\"a\u{85}b\""), Malformed::BadValue),
+            (
+                GOOD.replace("nc=00000001", "nc=0000000g"),
+                Malformed::BadValue,
+            ),
+            (
+                GOOD.replace("nc=00000001", "nc=000000001"),
+                Malformed::BadValue,
+            ),
+            (
+                GOOD.replace("response=\"0000", "response=\"zz00"),
+                Malformed::BadValue,
+            ),
+            (
+                GOOD.replace("000000000000\"", "0000000000\""),
+                Malformed::BadValue,
+            ),
+            (
+                GOOD.replace("cnonce=\"c\"", "cnonce=\"\""),
+                Malformed::BadValue,
+            ),
+            (
+                GOOD.replace("username=\"u\"", &format!("username=\"{long}\"")),
+                Malformed::TooLong,
+            ),
+            (
+                GOOD.replace("username=\"u\"", "username=\"a\0b\""),
+                Malformed::BadValue,
+            ),
+            (
+                GOOD.replace("username=\"u\"", "username=\"a\x01b\""),
+                Malformed::BadValue,
+            ),
+            (
+                GOOD.replace("username=\"u\"", "username=\"a\u{85}b\""),
+                Malformed::BadValue,
+            ),
             (format!("{GOOD}, username*=UTF-8''x"), Malformed::BadValue),
-            (GOOD.replace("username=\"u\"", "username*=\"UTF-8''x\""), Malformed::BadValue),
-            (GOOD.replace("username=\"u\"", "username*=ISO-8859-1''x"), Malformed::BadValue),
-            (GOOD.replace("username=\"u\"", "username*=UTF-8''%ZZ"), Malformed::BadValue),
-            (GOOD.replace("username=\"u\"", "username*=UTF-8''%C3"), Malformed::BadValue),
+            (
+                GOOD.replace("username=\"u\"", "username*=\"UTF-8''x\""),
+                Malformed::BadValue,
+            ),
+            (
+                GOOD.replace("username=\"u\"", "username*=ISO-8859-1''x"),
+                Malformed::BadValue,
+            ),
+            (
+                GOOD.replace("username=\"u\"", "username*=UTF-8''%ZZ"),
+                Malformed::BadValue,
+            ),
+            (
+                GOOD.replace("username=\"u\"", "username*=UTF-8''%C3"),
+                Malformed::BadValue,
+            ),
             (format!("{GOOD}, userhash=true"), Malformed::BadValue),
             (format!("{GOOD}, userhash=maybe"), Malformed::BadValue),
             (GOOD.replace("realm=\"r\"", "realm=\"r"), Malformed::Syntax),
@@ -864,7 +932,10 @@ mod tests {
             (format!("{GOOD}, =x"), Malformed::Syntax),
             (format!("{GOOD}, x"), Malformed::Syntax),
             (format!("{GOOD}, x="), Malformed::Syntax),
-            (GOOD.replace("nonce=\"n\"", "nonce=\"a\\\"b\""), Malformed::BadValue),
+            (
+                GOOD.replace("nonce=\"n\"", "nonce=\"a\\\"b\""),
+                Malformed::BadValue,
+            ),
             (String::new(), Malformed::Missing),
         ];
         assert!(cases.len() >= 25);
@@ -881,7 +952,10 @@ mod tests {
         let t0 = Instant::now();
         let n = Nonces::with_key(b"k", 2, Duration::from_secs(300), t0);
         let a = n.mint(1, t0);
-        assert!(a.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_'));
+        assert!(
+            a.iter()
+                .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+        );
         let NonceState::Live(ticket) = n.open(&a, t0 + Duration::from_secs(299)) else {
             panic!("live within its lifetime");
         };

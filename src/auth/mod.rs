@@ -30,9 +30,9 @@ use crate::creds::user_db::{LoadError, UserDb, UserRecord, Users};
 use crate::creds::verifier::Verifier;
 use crate::http::head::Field;
 use crate::http::head::Method;
-use crate::labels::{ChallengeReason, Scheme};
-use crate::limits::client_key;
-use crate::metrics::WorkerMetrics;
+use crate::observe::labels::{ChallengeReason, Scheme};
+use crate::observe::metrics::WorkerMetrics;
+use crate::policy::limits::client_key;
 use challenge::{Challenges, Offer, Persistence};
 use digest::{Count, NonceState, Nonces, Username};
 
@@ -725,7 +725,10 @@ mod tests {
             (b"Basic", Credentials::Unsupported),
             (b"Basic ", Credentials::Unsupported),
             (b"Bearer abc", Credentials::Unsupported),
-            (b"Digest username=\"a\"", Credentials::Digest(b"username=\"a\"")),
+            (
+                b"Digest username=\"a\"",
+                Credentials::Digest(b"username=\"a\""),
+            ),
             (b"Digest", Credentials::Unsupported),
             (b"", Credentials::Unsupported),
         ] {

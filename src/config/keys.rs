@@ -171,6 +171,28 @@ pub static KEYS: &[Key] = &[
         "htpasswd file of proxy users (repeatable); turns proxy authentication on",
     ),
     flag(
+        "htdigest",
+        "htdigest",
+        "htdigest file of Digest users, MD5 and/or SHA-256 HA1 lines (repeatable); turns proxy authentication on",
+    ),
+    flag(
+        "auth_schemes",
+        "auth-schemes",
+        "Schemes the 407 offers, in order (basic, digest; comma-separated)",
+    )
+    .empty_means("every scheme whose kind of user file is set: digest (htdigest), then basic (htpasswd, users)"),
+    flag(
+        "digest_algorithms",
+        "digest-algorithms",
+        "Digest algorithms offered, one challenge each, in order (comma-separated)",
+    ),
+    flag(
+        "digest_nonce_ttl_secs",
+        "digest-nonce-ttl",
+        "Seconds a Digest nonce is accepted; then a right answer is told stale=true",
+    )
+    .range(1, 86_400),
+    flag(
         "users",
         "user",
         "A proxy user as NAME:PASSWORD (repeatable); turns proxy authentication on",

@@ -14,9 +14,9 @@ use monoio::net::TcpStream;
 use super::reject;
 use crate::auth::Gate;
 use crate::auth::challenge::Persistence;
-use crate::fill::{Filled, fill};
 use crate::http::head::{Body, Method, RequestHead};
-use crate::shard::Shard;
+use crate::server::fill::{Filled, fill};
+use crate::server::shard::Shard;
 
 pub enum Next {
     /// The 407 is sent and the request fully consumed: read the next one.
@@ -70,9 +70,7 @@ pub async fn answer(
             // any pipelined one), is written from there, and is cut off again.
             let start = buf.len();
             gate.write_challenge(persistence, head_only, stale, buf);
-            let (res, written) = stream
-                .write_all(std::mem::take(buf).slice(start..))
-                .await;
+            let (res, written) = stream.write_all(std::mem::take(buf).slice(start..)).await;
             *buf = written.into_inner();
             buf.truncate(start);
             res

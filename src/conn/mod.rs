@@ -5,6 +5,7 @@
 //! tunnel runs: what is left of the connection is its two sockets and the relay's small state.
 
 mod challenge;
+pub mod proxy_protocol;
 pub mod reject;
 
 use std::net::SocketAddr;
@@ -14,16 +15,17 @@ use std::time::{Duration, Instant};
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
-use crate::acl::{self, Verdict};
 use crate::auth::{Decision, Request, Session};
-use crate::fill::{Filled, fill};
 use crate::http::head::{self, Limits, Method, RequestHead};
 use crate::http::response::Reply;
 use crate::http::target::parse_authority;
-use crate::labels::{ChallengeReason, DenialKind, LimitKind, Termination};
-use crate::shard::Shard;
+use crate::observe::labels::{ChallengeReason, DenialKind, LimitKind, Termination};
+use crate::observe::log;
+use crate::policy::{self, Verdict};
+use crate::server::fill::{Filled, fill};
+use crate::server::shard::Shard;
 use crate::upstream::error::{DialError, count_dial_error};
-use crate::{forward, log, proxy_protocol, tunnel, upstream};
+use crate::{forward, tunnel, upstream};
 
 /// First read buffer; grown by doubling up to the head limit. Most CONNECT heads are ~100 bytes.
 const INITIAL_BUFFER: usize = 1024;
@@ -120,7 +122,10 @@ pub async fn serve(
                 method: head.method,
                 target: head.target.get(&buf),
             };
-            match gate.admit(&mut session, field, &buf, request, peer.ip()).await {
+            match gate
+                .admit(&mut session, field, &buf, request, peer.ip())
+                .await
+            {
                 Decision::Allow => {}
                 Decision::Deny { reason } => {
                     challenges += 1;
@@ -241,7 +246,7 @@ async fn read_proxy_header(
     peer: SocketAddr,
     shard: &Shard,
 ) -> Option<SocketAddr> {
-    let source = acl::canonical(peer.ip());
+    let source = policy::canonical(peer.ip());
     if !shard
         .proxy_protocol_from
         .iter()
@@ -433,11 +438,11 @@ async fn connect(
     let policy = shard.policy();
     let dialed = match parse_authority(head.target.get(&buf)) {
         Ok(authority) => {
-            let request = acl::Request::new(peer.ip(), user, &authority, true);
+            let request = policy::Request::new(peer.ip(), user, &authority, true);
             match policy.check_request(&request) {
                 Verdict::Deny(denial) => Err(DialError::Denied(denial)),
                 verdict => {
-                    let check = acl::Check {
+                    let check = policy::Check {
                         policy: &policy,
                         request,
                         per_address: verdict == Verdict::PerAddress,

@@ -9,13 +9,13 @@ use monoio::buf::IoBuf;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
-use crate::acl::Denial;
 use crate::forward::ForwardError;
 use crate::forward::body::BodyError;
 use crate::http::head::HeadError;
 use crate::http::response::Reply;
 use crate::http::target::TargetError;
-use crate::labels::{LimitKind, Termination};
+use crate::observe::labels::{LimitKind, Termination};
+use crate::policy::Denial;
 use crate::upstream::error::DialError;
 
 /// Whose doing a request's end was.

@@ -23,7 +23,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::user_db::{UserDb, UserRecord};
-use crate::labels::ChallengeReason;
+use crate::observe::labels::ChallengeReason;
 
 /// What the cache says about a header value.
 #[derive(Debug, Clone, PartialEq, Eq)]

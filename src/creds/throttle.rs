@@ -14,7 +14,7 @@
 //!   faster than a wrong one (no timing oracle), and one client may have at most [`MAX_PENDING`]
 //!   checks in flight, so opening many connections does not multiply its guessing rate.
 //!
-//! "Client" is the address as [`crate::limits::client_key`] sees it (IPv6 by its /64 by default),
+//! "Client" is the address as [`crate::policy::limits::client_key`] sees it (IPv6 by its /64 by default),
 //! so one host cannot multiply itself over its addresses. Both tables are bounded; a full one
 //! forgets its least recently touched entry (never refusing to track a newcomer, which would let a
 //! guesser off the hook by first filling the table). Pure: time is a parameter.

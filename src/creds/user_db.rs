@@ -221,12 +221,11 @@ impl UserDb {
                 path: shown.clone(),
                 reason: e.to_string(),
             })?;
-            let lines = htdigest::parse(&text, &sources.realm).map_err(|error| {
-                LoadError::DigestLine {
+            let lines =
+                htdigest::parse(&text, &sources.realm).map_err(|error| LoadError::DigestLine {
                     path: shown.clone(),
                     error,
-                }
-            })?;
+                })?;
             for line in lines {
                 add_digest(
                     &line.user,

@@ -14,15 +14,15 @@ use std::time::Instant;
 
 use monoio::net::TcpStream;
 
-use crate::acl::{self, Denial, Policy, Verdict};
-use crate::fill::{Filled, fill};
 use crate::http::chunked::{ChunkedScanner, Output};
 use crate::http::head::{Body, MAX_HEADERS_CAP, Method, RequestHead};
 use crate::http::response_head::{self, ResponseBody};
 use crate::http::rewrite::{self, Additions};
 use crate::http::target::parse_absolute_http;
-use crate::labels::Termination;
-use crate::shard::Shard;
+use crate::observe::labels::Termination;
+use crate::policy::{self, Denial, Policy, Verdict};
+use crate::server::fill::{Filled, fill};
+use crate::server::shard::Shard;
 use crate::upstream::dial::dial;
 use crate::upstream::error::{DialError, count_dial_error};
 use body::{BodyError, Framing, relay_body, write_within};
@@ -96,7 +96,7 @@ pub async fn forward(
     // connection: a kept one if the pool has one, else a new one.
     let (out, pooled, per_address) = {
         let target = parse_absolute_http(head.target.get(buf)).map_err(|_| ForwardError::BadUrl)?;
-        let request = acl::Request::new(peer.ip(), user, &target.authority, false);
+        let request = policy::Request::new(peer.ip(), user, &target.authority, false);
         let per_address = match policy.check_request(&request) {
             Verdict::Deny(denial) => {
                 shard.metrics.denial(denial.kind());
@@ -290,7 +290,7 @@ pub async fn forward(
         },
     };
     if let Some(log) = &shard.log {
-        log.record(&crate::log::Entry {
+        log.record(&crate::observe::log::Entry {
             client: peer,
             user,
             method: head.method.name(),
@@ -400,9 +400,9 @@ impl Dialer<'_> {
     /// A new connection to the origin `key` names.
     async fn dial(&self, key: Key) -> Result<Upstream, ForwardError> {
         let authority = key.authority();
-        let check = acl::Check {
+        let check = policy::Check {
             policy: self.policy,
-            request: acl::Request::new(self.peer.ip(), self.user, &authority, false),
+            request: policy::Request::new(self.peer.ip(), self.user, &authority, false),
             per_address: self.per_address,
         };
         let stream = dial(

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use monoio::net::TcpStream;
 
 use crate::config::RelayKind;
-use crate::labels::Termination;
-use crate::limits::UserRate;
-use crate::shard::Shard;
+use crate::observe::labels::Termination;
+use crate::policy::limits::UserRate;
+use crate::server::shard::Shard;
 use crate::sys;
 
 /// How a finished tunnel went.

@@ -14,7 +14,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
-use crate::metrics::WorkerMetrics;
+use crate::observe::metrics::WorkerMetrics;
 use crate::sys;
 
 /// A pipe's two ends and its capacity.

@@ -12,8 +12,8 @@ use monoio::net::TcpStream;
 use super::dns::Resolver;
 use super::error::DialError;
 use super::source::Sources;
-use crate::acl::{Check, Denial};
 use crate::http::target::{Authority, Host};
+use crate::policy::{Check, Denial};
 
 /// How long a connection attempt has before the next address is tried beside it (RFC 8305 §5
 /// recommends 250 ms).

@@ -36,7 +36,7 @@ use simple_dns::{
 use super::error::DialError;
 use super::resolv_conf::{self, ResolvConf};
 use crate::config::{Config, DnsResolver};
-use crate::metrics::WorkerMetrics;
+use crate::observe::metrics::WorkerMetrics;
 use crate::sys::AddrInfoError;
 
 /// Longest an answer is kept, whatever its TTL says.

@@ -3,9 +3,9 @@
 
 use std::io;
 
-use crate::acl::Denial;
-use crate::labels::DialErrorKind;
-use crate::metrics::WorkerMetrics;
+use crate::observe::labels::DialErrorKind;
+use crate::observe::metrics::WorkerMetrics;
+use crate::policy::Denial;
 
 /// Why a dial failed; all are the upstream's (or the network's) fault.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,8 @@
 //! Each flag that sets a config key takes its help, and the default it shows, from the key table
 //! ([`crate::config::keys`]): the default is never written here.
 
+pub mod check_host;
+
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser};
@@ -63,6 +65,14 @@ pub struct Cli {
     pub realm: Option<String>,
     #[arg(long, value_name = "FILE", help = flag_help("htpasswd"))]
     pub htpasswd: Vec<String>,
+    #[arg(long, value_name = "FILE", help = flag_help("htdigest"))]
+    pub htdigest: Vec<String>,
+    #[arg(long, value_name = "SCHEMES", value_delimiter = ',', help = flag_help("auth_schemes"))]
+    pub auth_schemes: Vec<String>,
+    #[arg(long, value_name = "ALGORITHMS", value_delimiter = ',', help = flag_help("digest_algorithms"))]
+    pub digest_algorithms: Vec<String>,
+    #[arg(long, value_name = "SECS", help = flag_help("digest_nonce_ttl_secs"))]
+    pub digest_nonce_ttl: Option<u64>,
     #[arg(long, value_name = "NAME:PASSWORD", help = flag_help("users"))]
     pub user: Vec<String>,
     #[arg(long, help = flag_help("htpasswd_plaintext"))]
@@ -150,7 +160,7 @@ pub struct Cli {
     #[arg(long, value_name = "PATH", help = flag_help("access_log"))]
     pub access_log: Option<String>,
     #[arg(long, value_enum, value_name = "FORMAT", help = flag_help("access_log_format"))]
-    pub access_log_format: Option<crate::log::Format>,
+    pub access_log_format: Option<crate::observe::log::Format>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -216,6 +226,11 @@ impl Cli {
             log_level: self.log_level.clone(),
             realm: self.realm.clone(),
             htpasswd: (!self.htpasswd.is_empty()).then(|| self.htpasswd.clone()),
+            htdigest: (!self.htdigest.is_empty()).then(|| self.htdigest.clone()),
+            auth_schemes: (!self.auth_schemes.is_empty()).then(|| self.auth_schemes.clone()),
+            digest_algorithms: (!self.digest_algorithms.is_empty())
+                .then(|| self.digest_algorithms.clone()),
+            digest_nonce_ttl_secs: self.digest_nonce_ttl,
             users: (!self.user.is_empty()).then(|| self.user.clone()),
             htpasswd_plaintext: self.htpasswd_plaintext.then_some(true),
             users_watch_secs: self.users_watch,

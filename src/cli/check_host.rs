@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::config::Config;
-use crate::limits;
+use crate::policy::limits;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::acl::canonical;
-use crate::labels::LimitKind;
+use crate::observe::labels::LimitKind;
+use crate::policy::canonical;
 
 const SLOTS: usize = 1 << 16;
 

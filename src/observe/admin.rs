@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::metrics::Registry;
+use crate::observe::metrics::Registry;
 
 /// Binds the admin address (early, so the policy can count it among the proxy's own sockets).
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
 
-use crate::acl::Policy;
 use crate::auth::{self, Gate};
 use crate::config::{Config, RelayKind};
 use crate::forward::pool::Pool;
 use crate::http::head::Limits;
-use crate::limits::ConnLimits;
-use crate::log::{AccessLog, LogShared};
-use crate::metrics::{Registry, WorkerMetrics};
+use crate::observe::log::{AccessLog, LogShared};
+use crate::observe::metrics::{Registry, WorkerMetrics};
+use crate::policy::Policy;
+use crate::policy::limits::ConnLimits;
 use crate::tunnel::idle::IdleClock;
 use crate::tunnel::pipe_pool::PipePool;
 use crate::upstream::dns::{Resolver, SystemSlots};
@@ -97,7 +97,7 @@ impl Shard {
                 Arc::clone(&shared.resolver_slots),
             ),
             sources: Sources::new(&config.bind_source),
-            proxy_protocol_from: crate::acl::parse_nets(
+            proxy_protocol_from: crate::policy::parse_nets(
                 "proxy_protocol_from",
                 &config.proxy_protocol_from,
             )

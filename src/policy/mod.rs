@@ -16,46 +16,26 @@
 //! Everything is decided in two steps: [`Policy::check_request`] before any resolution (from the
 //! request alone), and [`Policy::check_address`] for every address about to be dialled.
 
+mod destinations;
+pub mod limits;
+mod ranges;
+mod rules;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 
 use crate::http::target::{Authority, Host};
-use crate::labels::DenialKind;
+use crate::observe::labels::DenialKind;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Allow,
-    Deny,
-}
-
-/// One `[[rules]]` entry as written in the config. Empty lists match anything.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleSpec {
-    /// Shown in logs when the rule denies.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    pub action: Action,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub users: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub clients: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub hosts: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dest: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ports: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub methods: Vec<String>,
-}
+pub use destinations::canonical;
+use destinations::{denied_range, is_loopback_net};
+use ranges::{in_ranges, nets};
+pub use ranges::{parse_nets, ports};
+pub use rules::{Action, RuleSpec};
+use rules::{Match, Rule, verdict};
 
 /// What the policy was built from (validated config values).
 pub struct PolicySpec<'a> {
@@ -92,27 +72,6 @@ pub struct Policy {
     listen: Vec<SocketAddr>,
     rules: Vec<Rule>,
     default_action: Action,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Rule {
-    label: String,
-    action: Action,
-    /// `None`: any user, authenticated or not.
-    users: Option<Vec<String>>,
-    clients: Vec<IpNet>,
-    hosts: Vec<HostPattern>,
-    dest: Vec<IpNet>,
-    ports: Vec<(u16, u16)>,
-    connect: bool,
-    forward: bool,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum HostPattern {
-    Exact(String),
-    /// `*.example.com`: any name below `example.com` (stored as `.example.com`), not itself.
-    Below(String),
 }
 
 /// A request as the policy sees it.
@@ -385,275 +344,6 @@ impl Check<'_> {
     ) -> bool {
         self.policy.is_loop(local, peer, is_host_address)
     }
-}
-
-fn verdict(action: Action, label: &str) -> Verdict {
-    match action {
-        Action::Allow => Verdict::Allow,
-        Action::Deny => Verdict::Deny(Denial::Rule(label.to_owned())),
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Match {
-    No,
-    Yes,
-    /// Everything but the destination address matches, and that is not known yet.
-    NeedAddress,
-}
-
-impl Rule {
-    fn new(
-        i: usize,
-        spec: &RuleSpec,
-        groups: &BTreeMap<String, Vec<String>>,
-    ) -> Result<Rule, PolicyError> {
-        let key = |field: &str| format!("rules[{i}].{field}");
-        let mut users: Vec<String> = spec.users.clone();
-        for g in &spec.groups {
-            let members = groups.get(g).ok_or_else(|| PolicyError {
-                key: key("groups"),
-                reason: format!("no group {g:?} in [groups]"),
-            })?;
-            users.extend(members.iter().cloned());
-        }
-        let (mut connect, mut forward) = (spec.methods.is_empty(), spec.methods.is_empty());
-        for m in &spec.methods {
-            match m.to_ascii_lowercase().as_str() {
-                "connect" => connect = true,
-                "forward" => forward = true,
-                _ => {
-                    return Err(PolicyError {
-                        key: key("methods"),
-                        reason: format!("{m:?}: CONNECT or forward"),
-                    });
-                }
-            }
-        }
-        let hosts = spec
-            .hosts
-            .iter()
-            .map(|h| {
-                host_pattern(h).ok_or_else(|| PolicyError {
-                    key: key("hosts"),
-                    reason: format!("{h:?}: a host name or *.suffix"),
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Rule {
-            label: spec
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("rule {}", i + 1)),
-            action: spec.action,
-            users: (!spec.users.is_empty() || !spec.groups.is_empty()).then_some(users),
-            clients: nets(&key("clients"), &spec.clients)?,
-            hosts,
-            dest: nets(&key("dest"), &spec.dest)?,
-            ports: ports(&key("ports"), &spec.ports)?,
-            connect,
-            forward,
-        })
-    }
-
-    fn matches(&self, req: &Request<'_>, ip: Option<IpAddr>) -> Match {
-        let method = if req.connect {
-            self.connect
-        } else {
-            self.forward
-        };
-        let user = match (&self.users, req.user) {
-            (None, _) => true,
-            (Some(list), Some(u)) => list.iter().any(|l| l == u),
-            (Some(_), None) => false,
-        };
-        let client = canonical(req.client);
-        let fixed = method
-            && user
-            && (self.clients.is_empty() || self.clients.iter().any(|n| n.contains(&client)))
-            && (self.ports.is_empty() || in_ranges(&self.ports, req.port))
-            && (self.hosts.is_empty()
-                || req
-                    .host
-                    .is_some_and(|h| self.hosts.iter().any(|p| p.matches(h))));
-        if !fixed {
-            return Match::No;
-        }
-        if self.dest.is_empty() {
-            return Match::Yes;
-        }
-        match ip {
-            None => Match::NeedAddress,
-            Some(ip) if self.dest.iter().any(|n| n.contains(&canonical(ip))) => Match::Yes,
-            Some(_) => Match::No,
-        }
-    }
-}
-
-impl HostPattern {
-    fn matches(&self, host: &str) -> bool {
-        let host = host.strip_suffix('.').unwrap_or(host);
-        match self {
-            HostPattern::Exact(name) => host.eq_ignore_ascii_case(name),
-            HostPattern::Below(suffix) => {
-                host.len() > suffix.len()
-                    && host.is_char_boundary(host.len() - suffix.len())
-                    && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
-            }
-        }
-    }
-}
-
-fn host_pattern(text: &str) -> Option<HostPattern> {
-    let text = text.strip_suffix('.').unwrap_or(text).to_ascii_lowercase();
-    let (below, name) = match text.strip_prefix("*.") {
-        Some(rest) => (true, rest),
-        None => (false, text.as_str()),
-    };
-    let valid = !name.is_empty()
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    if !valid {
-        return None;
-    }
-    Some(if below {
-        HostPattern::Below(format!(".{name}"))
-    } else {
-        HostPattern::Exact(name.to_owned())
-    })
-}
-
-/// IPv4-mapped IPv6 (`::ffff:127.0.0.1`) is the IPv4 address it carries: checked as such.
-/// So is an address in the NAT64 well-known prefix `64:ff9b::/96` (RFC 6052): a NAT64 gateway
-/// delivers it to the IPv4 address in its last 32 bits.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                let o = v6.octets();
-                IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]))
-            } else {
-                v6.to_ipv4_mapped().map_or(ip, IpAddr::V4)
-            }
-        }
-        v4 => v4,
-    }
-}
-
-/// Cloud metadata services outside link-local space: Alibaba's (in 100.64/10) and Azure's
-/// WireServer.
-const METADATA_V4: [Ipv4Addr; 2] = [
-    Ipv4Addr::new(100, 100, 100, 200),
-    Ipv4Addr::new(168, 63, 129, 16),
-];
-
-/// The built-in denials: which range `ip` falls in, if any.
-fn denied_range(ip: IpAddr) -> Option<&'static str> {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            if v4.is_loopback() {
-                Some("destination is a loopback address")
-            } else if v4.is_link_local() || METADATA_V4.contains(&v4) {
-                Some("destination is link-local (cloud metadata included)")
-            } else if o[0] == 0 {
-                Some("destination is an unspecified address")
-            } else if v4.is_multicast() || o[0] >= 240 {
-                Some("destination is a multicast, broadcast or reserved address")
-            } else {
-                None
-            }
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            if v6.is_loopback() {
-                Some("destination is a loopback address")
-            } else if v6.is_unspecified() {
-                Some("destination is an unspecified address")
-            } else if (s[0] & 0xffc0) == 0xfe80 || v6 == AWS_METADATA_V6 {
-                Some("destination is link-local (cloud metadata included)")
-            } else if v6.is_multicast() {
-                Some("destination is a multicast, broadcast or reserved address")
-            } else if s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0 {
-                // IPv4-compatible (deprecated) `::a.b.c.d`: judged as the IPv4 address inside.
-                denied_range(IpAddr::V4(Ipv4Addr::new(
-                    (s[6] >> 8) as u8,
-                    s[6] as u8,
-                    (s[7] >> 8) as u8,
-                    s[7] as u8,
-                )))
-            } else {
-                None
-            }
-        }
-    }
-}
-
-/// The IPv6 address of the EC2 instance metadata service (a unique-local address).
-const AWS_METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
-
-fn is_loopback_net(n: &IpNet) -> bool {
-    canonical(n.network()).is_loopback() && canonical(n.broadcast()).is_loopback()
-}
-
-/// Parses CIDRs; a bare address is a single-address network.
-pub fn parse_nets(key: &str, list: &[String]) -> Result<Vec<IpNet>, PolicyError> {
-    nets(key, list)
-}
-
-fn nets(key: &str, list: &[String]) -> Result<Vec<IpNet>, PolicyError> {
-    list.iter()
-        .map(|t| {
-            t.parse::<IpNet>()
-                .map(|n| n.trunc())
-                .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
-                .map(|n| match n {
-                    // Mapped IPv6 networks are checked as IPv4 (see `canonical`).
-                    IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
-                        Some(v4) => IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).unwrap_or(n),
-                        None => n,
-                    },
-                    n => n,
-                })
-                .map_err(|_| PolicyError {
-                    key: key.to_owned(),
-                    reason: format!("{t:?} is not an address or CIDR"),
-                })
-        })
-        .collect()
-}
-
-/// Parses port lists: `443`, `8000-9000`, or `any`.
-pub fn ports(key: &str, list: &[String]) -> Result<Vec<(u16, u16)>, PolicyError> {
-    let bad = |t: &str| PolicyError {
-        key: key.to_owned(),
-        reason: format!("{t:?}: a port, a range LOW-HIGH, or any"),
-    };
-    list.iter()
-        .map(|t| {
-            let t = t.trim();
-            if t.eq_ignore_ascii_case("any") {
-                return Ok((1, 65535));
-            }
-            let (lo, hi) = t.split_once('-').unwrap_or((t, t));
-            let lo: u16 = lo.trim().parse().map_err(|_| bad(t))?;
-            let hi: u16 = hi.trim().parse().map_err(|_| bad(t))?;
-            if lo == 0 || hi < lo {
-                return Err(bad(t));
-            }
-            Ok((lo, hi))
-        })
-        .collect()
-}
-
-fn in_ranges(ranges: &[(u16, u16)], port: u16) -> bool {
-    ranges.iter().any(|&(lo, hi)| lo <= port && port <= hi)
 }
 
 #[cfg(test)]

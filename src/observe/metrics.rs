@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::http::head::Method;
-use crate::labels::{ChallengeReason, DenialKind, DialErrorKind, LimitKind};
+use crate::observe::labels::{ChallengeReason, DenialKind, DialErrorKind, LimitKind};
 
 /// A number only its worker writes.
 #[derive(Default)]
@@ -192,6 +192,18 @@ impl Registry {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(8192);
         let mut w = Writer { out: &mut out };
+        self.render_connections(&mut w);
+        self.render_auth(&mut w);
+        self.render_tunnels(&mut w);
+        self.render_upstream(&mut w);
+        self.render_refusals(&mut w);
+        self.render_process(&mut w);
+        self.render_latencies(&mut w);
+        out
+    }
+
+    /// Client connections and the requests they carried.
+    fn render_connections(&self, w: &mut Writer<'_>) {
         w.family(
             "connections_accepted_total",
             "counter",
@@ -231,6 +243,10 @@ impl Registry {
                 }
             }
         }
+    }
+
+    /// Authentication: 407s, credential checks, the credential cache.
+    fn render_auth(&self, w: &mut Writer<'_>) {
         w.family(
             "auth_challenges_total",
             "counter",
@@ -273,6 +289,10 @@ impl Registry {
             "result=\"miss\"",
             self.sum(|m| m.credential_cache_misses.get()),
         );
+    }
+
+    /// CONNECT tunnels and the bytes they relayed.
+    fn render_tunnels(&self, w: &mut Writer<'_>) {
         w.family("tunnels_active", "gauge", "CONNECT tunnels open now.");
         w.value("tunnels_active", "", self.sum(|m| m.tunnels_active.get()));
         w.family("tunnels_total", "counter", "CONNECT tunnels opened.");
@@ -292,6 +312,10 @@ impl Registry {
             "direction=\"down\"",
             self.sum(|m| m.bytes_down.get()),
         );
+    }
+
+    /// Dialling and name resolution.
+    fn render_upstream(&self, w: &mut Writer<'_>) {
         w.family(
             "upstream_connect_errors_total",
             "counter",
@@ -319,6 +343,10 @@ impl Registry {
             "source=\"lookup\"",
             self.sum(|m| m.dns_lookups.get()),
         );
+    }
+
+    /// What the egress policy and the limits refused.
+    fn render_refusals(&self, w: &mut Writer<'_>) {
         w.family(
             "policy_denials_total",
             "counter",
@@ -343,6 +371,10 @@ impl Registry {
                 self.sum(|m| m.limits[limit as usize].get()),
             );
         }
+    }
+
+    /// The process: access log lines, pooled pipes, workers, io driver.
+    fn render_process(&self, w: &mut Writer<'_>) {
         w.family("log_lines_total", "counter", "Access log lines, by fate.");
         w.value(
             "log_lines_total",
@@ -368,6 +400,10 @@ impl Registry {
             "The io driver the workers run on.",
         );
         w.value("io_driver_info", &format!("driver=\"{}\"", self.driver), 1);
+    }
+
+    /// The latency histograms.
+    fn render_latencies(&self, w: &mut Writer<'_>) {
         w.histogram(
             "tunnel_setup_seconds",
             "From a CONNECT's head to its 200.",
@@ -380,7 +416,6 @@ impl Registry {
             &self.workers,
             |m| &m.request_duration,
         );
-        out
     }
 }
 
