@@ -213,7 +213,8 @@ fn curl_proxy_digest_forwards_and_tunnels() {
 
 #[test]
 fn curl_anyauth_picks_digest_when_basic_is_offered_too() {
-    let file = user_file("dg-any", &[ha1_line("alice", "pw", Hash::Md5)]);
+    // alice is an inline user (both schemes); the file holds another.
+    let file = user_file("dg-any", &[ha1_line("dora", "pw", Hash::Md5)]);
     let proxy = proxy(
         &file,
         &["--auth-schemes", "basic,digest", "--user", "alice:pw"],
@@ -257,24 +258,26 @@ fn python_urllib_digest_handler_with_md5_first() {
 fn users_made_by_apache_htdigest_log_in() {
     let dir = scratch("dg-apache");
     let file = dir.join("users");
+    let _ = std::fs::remove_file(&file);
     // htdigest reads the password from its terminal only: give it one.
     let script = "import os, pty, sys\n\
                   pid, fd = pty.fork()\n\
                   if pid == 0:\n    os.execvp('htdigest', ['htdigest', '-c', sys.argv[1], 'ringgate', 'carol'])\n\
-                  out = b''\n\
+                  out, answered, seen = b'', 0, 0\n\
                   while True:\n\
                   \x20   try: chunk = os.read(fd, 1024)\n\
                   \x20   except OSError: break\n\
                   \x20   if not chunk: break\n\
                   \x20   out += chunk\n\
-                  \x20   if out.lower().count(b'password') in (1, 2) and out.endswith(b': '):\n\
-                  \x20       os.write(fd, b'c4rol\\n'); out += b'\\n'\n\
+                  \x20   if answered < 2 and out.rstrip().endswith(b':') and len(out) > seen:\n\
+                  \x20       os.write(fd, b'c4rol\\n'); answered += 1; seen = len(out)\n\
                   _, status = os.waitpid(pid, 0)\n\
                   sys.exit(os.waitstatus_to_exitcode(status))\n";
     python(script, &[file.to_str().unwrap()]);
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.starts_with("carol:ringgate:"), "{text}");
-    let proxy = proxy(&file, &[]);
+    // htdigest writes MD5 HA1s only, and curl answers the first Digest challenge.
+    let proxy = proxy(&file, &["--digest-algorithms", "MD5"]);
     let origin = http_origin("apache user\n");
     let (out, err) = curl_text(&[
         "--proxy-digest",
@@ -465,7 +468,6 @@ fn malformed_lists_get_407_and_others_are_served() {
         "Digest username=\"alice\", username=\"alice\"".to_owned(),
         "Digest username=\"alice\", realm=\"ringgate\", uri=\"/\", nonce=\"n\", nc=1, cnonce=\"c\", qop=auth, response=\"00\"".to_owned(),
         format!("Digest username=\"{long}\""),
-        "Digest username=\"a\u{1}b\"".to_owned(),
         "Digest username=\"unterminated".to_owned(),
         "Digest qop=auth-int".to_owned(),
         "Digest algorithm=SHA-512-256".to_owned(),
