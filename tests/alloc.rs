@@ -204,28 +204,50 @@ fn read_exactly(s: &mut TcpStream, buf: &mut [u8]) {
 
 #[test]
 fn a_warmed_connection_answers_10000_challenges_without_allocating() {
-    let _turn = take_turn();
-    for driver in [Driver::Uring, Driver::Epoll] {
-        // One connection for all of them: the bound on 407s per connection is lifted.
-        let (proxy, _) = serve_counted(
-            driver,
-            loopback_config(
-                "users = [\"alice:pw\"]\nmax_challenges_per_connection = 1000000\n\
-                 failed_credential_ttl_secs = 3600",
-            ),
-        );
-        // Without credentials, with a stale password and with a malformed value (both known
-        // after their first check).
-        for request in [
+    // Without credentials, with a stale password and with a malformed value (both known after
+    // their first check).
+    challenges_allocate_nothing(
+        "",
+        &[
             &b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n"[..],
             b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\
               Proxy-Authorization: Basic YWxpY2U6d3Jvbmc=\r\n\r\n",
             b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\
               Proxy-Authorization: Basic bm9jb2xvbg==\r\n\r\n",
-        ] {
+        ],
+    );
+}
+
+/// The Digest 407 carries a fresh nonce each time, copied between prerendered pieces into the
+/// connection's own buffer: still nothing allocated.
+#[test]
+fn a_warmed_connection_answers_10000_digest_challenges_without_allocating() {
+    challenges_allocate_nothing(
+        "auth_schemes = [\"digest\", \"basic\"]\n",
+        &[
+            &b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n"[..],
+            b"GET http://127.0.0.1:9/x HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\
+              Proxy-Authorization: Basic YWxpY2U6d3Jvbmc=\r\n\r\n",
+        ],
+    );
+}
+
+fn challenges_allocate_nothing(extra: &str, requests: &[&[u8]]) {
+    let _turn = take_turn();
+    for driver in [Driver::Uring, Driver::Epoll] {
+        // One connection for all of them: the bound on 407s per connection is lifted.
+        let (proxy, _) = serve_counted(
+            driver,
+            loopback_config(&format!(
+                "users = [\"alice:pw\"]\nmax_challenges_per_connection = 1000000\n\
+                 failed_credential_ttl_secs = 3600\n{extra}"
+            )),
+        );
+        for &request in requests {
             let mut s = TcpStream::connect(proxy).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-            // The first answer tells us the length of every later one.
+            // The first answer tells us the length of every later one (a nonce has a fixed
+            // length).
             s.write_all(request).unwrap();
             let mut first = Vec::new();
             let mut byte = [0u8; 1];
@@ -248,6 +270,8 @@ fn a_warmed_connection_answers_10000_challenges_without_allocating() {
                 "{}",
                 String::from_utf8_lossy(first)
             );
+            let fresh = head.contains("nonce=\"");
+            assert_eq!(fresh, !extra.is_empty(), "{head}");
             let mut answer = vec![0u8; first.len()];
             for _ in 0..100 {
                 s.write_all(request).unwrap();
@@ -257,7 +281,12 @@ fn a_warmed_connection_answers_10000_challenges_without_allocating() {
             for _ in 0..10_000 {
                 s.write_all(request).unwrap();
                 read_exactly(&mut s, &mut answer);
-                assert_eq!(answer, first);
+                if fresh {
+                    assert!(answer.starts_with(b"HTTP/1.1 407 ") && answer.ends_with(&body));
+                    assert_ne!(answer, first, "a new nonce each time");
+                } else {
+                    assert_eq!(answer, first);
+                }
             }
             let after = allocations();
             assert_eq!(
