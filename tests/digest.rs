@@ -32,7 +32,7 @@ fn user_file(name: &str, lines: &[String]) -> PathBuf {
 }
 
 /// A proxy serving Digest (and Basic for `--user`) users.
-fn proxy(file: &PathBuf, extra: &[&str]) -> Proxy {
+fn proxy(file: &std::path::Path, extra: &[&str]) -> Proxy {
     Proxy::start(&[&["--htdigest", file.to_str().unwrap()][..], extra].concat())
 }
 

@@ -30,7 +30,7 @@ pub enum Hash {
 
 impl Hash {
     /// Output length in bytes.
-    pub const fn len(self) -> usize {
+    pub const fn output_len(self) -> usize {
         match self {
             Hash::Md5 => 16,
             Hash::Sha256 => 32,
@@ -120,12 +120,12 @@ impl Sum {
 
     /// Decodes hex of exactly `hash`'s length (either case).
     pub fn from_hex(hash: Hash, text: &[u8]) -> Option<Sum> {
-        if text.len() != 2 * hash.len() {
+        if text.len() != 2 * hash.output_len() {
             return None;
         }
         let mut sum = Sum {
             bytes: [0; 32],
-            len: hash.len() as u8,
+            len: hash.output_len() as u8,
         };
         for (i, pair) in text.chunks_exact(2).enumerate() {
             sum.bytes[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
@@ -137,7 +137,7 @@ impl Sum {
     pub const fn zero(hash: Hash) -> Sum {
         Sum {
             bytes: [0; 32],
-            len: hash.len() as u8,
+            len: hash.output_len() as u8,
         }
     }
 
@@ -191,7 +191,7 @@ pub fn sum(hash: Hash, parts: &[&[u8]]) -> Sum {
     }
     Sum {
         bytes,
-        len: hash.len() as u8,
+        len: hash.output_len() as u8,
     }
 }
 

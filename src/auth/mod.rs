@@ -280,7 +280,7 @@ fn uri_matches(request: Request<'_>, uri: &[u8]) -> bool {
     let after = &request.target[scheme + 3..];
     match after.iter().position(|&b| b == b'/' || b == b'?') {
         Some(p) if after[p] == b'/' => uri == &after[p..],
-        Some(p) => uri.first() == Some(&b'/') && &uri[1..] == &after[p..],
+        Some(p) => uri.first() == Some(&b'/') && uri[1..] == after[p..],
         None => uri == b"/",
     }
 }
