@@ -452,24 +452,10 @@ impl Gate {
                 return self.refuse(session, reason);
             }
         };
-        let client = client_key(peer, self.shared.client_ipv6_prefix);
         let name = self.names.hash_one(&*user);
-        let Some(wait) = self
-            .throttle
-            .borrow_mut()
-            .begin(client, name, Instant::now())
-        else {
+        let Some(mut pending) = self.await_turn(peer, name).await else {
             return Decision::Busy;
         };
-        let mut pending = Pending {
-            throttle: &self.throttle,
-            client,
-            user: name,
-            outcome: Outcome::Wrong,
-        };
-        if !wait.is_zero() {
-            monoio::time::sleep(wait).await;
-        }
         let checked = self.check(&db, &user, password).await;
         // The database may have been reloaded while the check waited: a user removed (or whose
         // password changed) meanwhile does not get in on the old snapshot's word.
@@ -573,23 +559,9 @@ impl Gate {
             Username::Name(name) => self.names.hash_one(&**name),
             Username::Hashed(sum) => self.names.hash_one(sum.as_bytes()),
         };
-        let client = client_key(peer, self.shared.client_ipv6_prefix);
-        let Some(wait) = self
-            .throttle
-            .borrow_mut()
-            .begin(client, name_key, Instant::now())
-        else {
+        let Some(mut pending) = self.await_turn(peer, name_key).await else {
             return Decision::Busy;
         };
-        let mut pending = Pending {
-            throttle: &self.throttle,
-            client,
-            user: name_key,
-            outcome: Outcome::Wrong,
-        };
-        if !wait.is_zero() {
-            monoio::time::sleep(wait).await;
-        }
         let db = self.shared.users.snapshot();
         let record = match &v.username {
             Username::Name(name) => db.digest(name),
@@ -641,6 +613,28 @@ impl Gate {
             pending.outcome = Outcome::Right;
         }
         self.refuse(session, reason)
+    }
+
+    /// Charges a new guess from `peer` for the user name keyed `name` to the failure throttle and
+    /// serves its wait: the charge is settled when the returned [`Pending`] drops (as a wrong
+    /// guess unless its outcome is set). `None`: the client's wait would be past the longest, so
+    /// the caller answers 503.
+    async fn await_turn(&self, peer: IpAddr, name: u64) -> Option<Pending<'_>> {
+        let client = client_key(peer, self.shared.client_ipv6_prefix);
+        let wait = self
+            .throttle
+            .borrow_mut()
+            .begin(client, name, Instant::now())?;
+        let pending = Pending {
+            throttle: &self.throttle,
+            client,
+            user: name,
+            outcome: Outcome::Wrong,
+        };
+        if !wait.is_zero() {
+            monoio::time::sleep(wait).await;
+        }
+        Some(pending)
     }
 
     /// Refuses without a check: a value known to be wrong, undecodable, too long or of a scheme
