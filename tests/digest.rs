@@ -520,3 +520,61 @@ fn a_broken_htdigest_file_stops_the_start_naming_its_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 1"), "{err}");
 }
+
+#[test]
+fn the_access_log_and_metrics_name_the_scheme() {
+    let file = user_file("dg-observe", &[ha1_line("alice", "pw", Hash::Sha256)]);
+    let log = scratch("dg-observe").join("access.log");
+    let proxy = proxy(
+        &file,
+        &[
+            "--access-log",
+            log.to_str().unwrap(),
+            "--access-log-format",
+            "json",
+            "--admin",
+            "127.0.0.1:0",
+        ],
+    );
+    let origin = http_origin("ok\n");
+    let o = origin.to_string();
+    let mut s = open(&proxy);
+    let c = challenge(&mut s, &o);
+    let a = Answer::new("alice", "pw", "GET", "/path?q=1");
+    assert_eq!(ask(&mut s, &get(&o, &a.header(&c))).0, 200);
+    let wrong = Answer {
+        nc: 2,
+        ..Answer::new("alice", "nope", "GET", "/path?q=1")
+    };
+    assert_eq!(ask(&mut s, &get(&o, &wrong.header(&c))).0, 407);
+    assert!(
+        wait_until(Duration::from_secs(10), || std::fs::read_to_string(&log)
+            .is_ok_and(|t| t.contains("\"status\":200"))),
+        "the 200 is logged"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let ok = text.lines().find(|l| l.contains("\"status\":200")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(ok).unwrap();
+    assert_eq!(
+        (line["user"].as_str(), line["auth_scheme"].as_str()),
+        (Some("alice"), Some("digest"))
+    );
+    // The admin address is in the start-up log.
+    assert!(proxy.wait_log("admin endpoint"));
+    let admin: std::net::SocketAddr = proxy
+        .log_text()
+        .split("admin=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap();
+    let scrape = exchange(admin, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        scrape.contains("auth_checks_total{scheme=\"digest\",result=\"success\"} 1"),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains("auth_checks_total{scheme=\"digest\",result=\"failure\"} 1"),
+        "{scrape}"
+    );
+}

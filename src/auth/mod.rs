@@ -376,7 +376,7 @@ impl Gate {
                 *session = None;
                 return Decision::Deny { reason };
             }
-            Field::Repeated => return self.refuse(session, ChallengeReason::Repeated),
+            Field::Repeated => return self.refuse_as(session, ChallengeReason::Repeated, None),
             Field::One(span) => span.get(buf),
         };
         let credentials = Credentials::parse(value);
@@ -384,7 +384,7 @@ impl Gate {
             .scheme()
             .is_some_and(|s| self.shared.schemes.contains(&s))
         {
-            return self.refuse(session, ChallengeReason::UnsupportedScheme);
+            return self.refuse_as(session, ChallengeReason::UnsupportedScheme, None);
         }
         let token = match credentials {
             Credentials::Basic(token) => canonical(token),
@@ -393,7 +393,7 @@ impl Gate {
                 return Box::pin(self.judge_digest(session, list, request, peer)).await;
             }
             Credentials::Unsupported => {
-                return self.refuse(session, ChallengeReason::UnsupportedScheme);
+                return self.refuse_as(session, ChallengeReason::UnsupportedScheme, None);
             }
         };
         if token.len() > max_token_len(self.shared.max_password_bytes) {
@@ -407,7 +407,7 @@ impl Gate {
         }
         match looked_up {
             Lookup::Valid { user, id } => {
-                self.metrics.auth_success.inc();
+                self.metrics.auth_check(Some(Scheme::Basic), true);
                 *session = Some(Session {
                     user,
                     scheme: Scheme::Basic,
@@ -474,7 +474,7 @@ impl Gate {
         let now = Instant::now();
         match checked {
             Checked::Valid(record) => {
-                self.metrics.auth_success.inc();
+                self.metrics.auth_check(Some(Scheme::Basic), true);
                 tracing::debug!(%peer, user = %record.name, "authenticated");
                 let id = record.id;
                 let user =
@@ -509,7 +509,7 @@ impl Gate {
                     Lookup::Miss => cache.insert_invalid(token, db.generation, now),
                 }
                 drop(cache);
-                self.metrics.auth_failure.inc();
+                self.metrics.auth_check(Some(Scheme::Basic), false);
                 self.log_failure(peer, ChallengeReason::Wrong.name(), now);
                 *session = None;
                 // The wait was served before the check.
@@ -532,29 +532,29 @@ impl Gate {
         peer: IpAddr,
     ) -> Decision {
         let Some(d) = &self.shared.digest else {
-            return self.refuse(session, ChallengeReason::UnsupportedScheme);
+            return self.refuse_as_digest(session, ChallengeReason::UnsupportedScheme);
         };
         let v = match digest::parse(list).and_then(digest::verify) {
             Ok(v) => v,
             Err(digest::Malformed::TooLong) => {
-                return self.refuse(session, ChallengeReason::TooLong);
+                return self.refuse_as_digest(session, ChallengeReason::TooLong);
             }
-            Err(_) => return self.refuse(session, ChallengeReason::Malformed),
+            Err(_) => return self.refuse_as_digest(session, ChallengeReason::Malformed),
         };
         if !d.algorithms.iter().any(|a| a.hash == v.algorithm.hash) {
-            return self.refuse(session, ChallengeReason::Malformed);
+            return self.refuse_as_digest(session, ChallengeReason::Malformed);
         }
         if *v.realm != *self.shared.realm.as_bytes()
             || v.opaque.as_deref() != Some(d.opaque.as_bytes())
         {
-            return self.refuse(session, ChallengeReason::NotOurs);
+            return self.refuse_as_digest(session, ChallengeReason::NotOurs);
         }
         if !uri_matches(request, &v.uri) {
-            return self.refuse(session, ChallengeReason::UriMismatch);
+            return self.refuse_as_digest(session, ChallengeReason::UriMismatch);
         }
         let name_key = match &v.username {
             Username::Name(name) if name.len() > self.shared.max_password_bytes => {
-                return self.refuse(session, ChallengeReason::TooLong);
+                return self.refuse_as_digest(session, ChallengeReason::TooLong);
             }
             Username::Name(name) => self.names.hash_one(&**name),
             Username::Hashed(sum) => self.names.hash_one(sum.as_bytes()),
@@ -578,7 +578,7 @@ impl Gate {
         );
         let now = Instant::now();
         let (Some(record), true) = (record, stored.is_some() && expected.ct_eq(&v.response)) else {
-            self.metrics.auth_failure.inc();
+            self.metrics.auth_check(Some(Scheme::Digest), false);
             self.log_failure(peer, ChallengeReason::Wrong.name(), now);
             *session = None;
             return Decision::Deny {
@@ -591,7 +591,7 @@ impl Gate {
             NonceState::Live(ticket) => match d.nonces.advance(ticket, v.nc) {
                 Count::Fresh => {
                     pending.outcome = Outcome::Right;
-                    self.metrics.auth_success.inc();
+                    self.metrics.auth_check(Some(Scheme::Digest), true);
                     tracing::debug!(%peer, user = %record.name, "authenticated (digest)");
                     *session = Some(Session {
                         user: Rc::from(&*record.name),
@@ -612,7 +612,7 @@ impl Gate {
         if reason == ChallengeReason::StaleNonce {
             pending.outcome = Outcome::Right;
         }
-        self.refuse(session, reason)
+        self.refuse_as_digest(session, reason)
     }
 
     /// Charges a new guess from `peer` for the user name keyed `name` to the failure throttle and
@@ -640,8 +640,22 @@ impl Gate {
     /// Refuses without a check: a value known to be wrong, undecodable, too long or of a scheme
     /// not offered. Answered at once: no password was tried, so there is nothing to slow down.
     fn refuse(&self, session: &mut Option<Session>, reason: ChallengeReason) -> Decision {
+        self.refuse_as(session, reason, Some(Scheme::Basic))
+    }
+
+    fn refuse_as_digest(&self, session: &mut Option<Session>, reason: ChallengeReason) -> Decision {
+        self.refuse_as(session, reason, Some(Scheme::Digest))
+    }
+
+    /// [`Gate::refuse`], counted under `scheme` (`None`: no offered scheme named).
+    fn refuse_as(
+        &self,
+        session: &mut Option<Session>,
+        reason: ChallengeReason,
+        scheme: Option<Scheme>,
+    ) -> Decision {
         *session = None;
-        self.metrics.auth_failure.inc();
+        self.metrics.auth_check(scheme, false);
         Decision::Deny { reason }
     }
 

@@ -19,7 +19,7 @@ use crate::auth::{Decision, Request, Session};
 use crate::http::head::{self, Limits, Method, RequestHead};
 use crate::http::response::Reply;
 use crate::http::target::parse_authority;
-use crate::observe::labels::{ChallengeReason, DenialKind, LimitKind, Termination};
+use crate::observe::labels::{ChallengeReason, DenialKind, LimitKind, Scheme, Termination};
 use crate::observe::log;
 use crate::policy::{self, Verdict};
 use crate::server::fill::{Filled, fill};
@@ -57,6 +57,7 @@ pub async fn serve(
                 log.record(&log::Entry {
                     client: peer,
                     user: None,
+                    auth_scheme: None,
                     method: "-",
                     target: b"",
                     status: reply.status(),
@@ -142,6 +143,7 @@ pub async fn serve(
                         log.record(&log::Entry {
                             client: peer,
                             user: None,
+                            auth_scheme: None,
                             method: head.method.name(),
                             target: head.target.get(&buf),
                             status: 407,
@@ -185,12 +187,12 @@ pub async fn serve(
         let mut url: Option<Vec<u8>> = None;
         let reply = match head.method {
             Method::Connect => {
-                let user = session.as_ref().map(|s| &*s.user);
+                let user = session.as_ref().map(|s| (&*s.user, s.scheme));
                 return connect(&mut stream, peer, user, buf, &head, &shard).await;
             }
             Method::Other => Reply::MethodNotAllowed,
             _ if absolute => {
-                let user = session.as_ref().map(|s| &*s.user);
+                let user = session.as_ref().map(|s| (&*s.user, s.scheme));
                 url = shard.log.is_some().then(|| head.target.get(&buf).to_vec());
                 // Boxed: a forwarded request's state (two heads, a dial, body relays) would
                 // otherwise sit in every connection's task, idle tunnels included.
@@ -361,6 +363,7 @@ async fn refuse(
         log.record(&log::Entry {
             client: peer,
             user: None,
+            auth_scheme: None,
             method: method.map_or("-", Method::name),
             target,
             status,
@@ -411,11 +414,12 @@ fn admits_client(shard: &Shard, peer: SocketAddr) -> bool {
 async fn connect(
     client: &mut TcpStream,
     peer: SocketAddr,
-    user: Option<&str>,
+    who: Option<(&str, Scheme)>,
     mut buf: Vec<u8>,
     head: &RequestHead,
     shard: &Shard,
 ) {
+    let user = who.map(|(u, _)| u);
     let started = Instant::now();
     let _tunnel_permit = match user.map(|u| shard.conn_limits.admit_tunnel(u)) {
         Some(None) => {
@@ -529,6 +533,7 @@ async fn connect(
         log.record(&log::Entry {
             client: peer,
             user,
+            auth_scheme: who.map(|(_, s)| s),
             method: "CONNECT",
             target: target.as_deref().unwrap_or_default(),
             status: 200,

@@ -19,7 +19,7 @@ use crate::http::head::{Body, MAX_HEADERS_CAP, Method, RequestHead};
 use crate::http::response_head::{self, ResponseBody};
 use crate::http::rewrite::{self, Additions};
 use crate::http::target::parse_absolute_http;
-use crate::observe::labels::Termination;
+use crate::observe::labels::{Scheme, Termination};
 use crate::policy::{self, Denial, Policy, Verdict};
 use crate::server::fill::{Filled, fill};
 use crate::server::shard::Shard;
@@ -83,9 +83,10 @@ pub async fn forward(
     head: &RequestHead,
     shard: &Shard,
     peer: SocketAddr,
-    user: Option<&str>,
+    who: Option<(&str, Scheme)>,
     pinned: &mut Option<Box<Upstream>>,
 ) -> Result<Next, ForwardError> {
+    let user = who.map(|(u, _)| u);
     let config = &shard.config;
     let policy = shard.policy();
     let wait = config.idle_timeout;
@@ -293,6 +294,7 @@ pub async fn forward(
         log.record(&crate::observe::log::Entry {
             client: peer,
             user,
+            auth_scheme: who.map(|(_, s)| s),
             method: head.method.name(),
             target: log_target.as_deref().unwrap_or_default(),
             status: rhead.status,

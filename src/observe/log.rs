@@ -40,6 +40,8 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 pub struct Entry<'a> {
     pub client: SocketAddr,
     pub user: Option<&'a str>,
+    /// The scheme `user` authenticated with.
+    pub auth_scheme: Option<crate::observe::labels::Scheme>,
     pub method: &'a str,
     /// The request-target as sent (`host:port` for CONNECT, the URL for forwarding).
     pub target: &'a [u8],
@@ -400,7 +402,7 @@ fn json(out: &mut Vec<u8>, e: &Entry<'_>) -> io::Result<()> {
             .unwrap_or_default(),
         client: e.client.to_string(),
         user: e.user,
-        auth_scheme: e.user.map(|_| "basic"),
+        auth_scheme: e.auth_scheme.map(|s| s.name()),
         method: e.method,
         target: match without_userinfo(e.target) {
             std::borrow::Cow::Borrowed(t) => String::from_utf8_lossy(t),
@@ -426,6 +428,7 @@ mod tests {
         Entry {
             client: "10.0.0.7:40000".parse().unwrap(),
             user,
+            auth_scheme: user.map(|_| crate::observe::labels::Scheme::Digest),
             method: "CONNECT",
             target,
             status: 200,
@@ -513,7 +516,7 @@ mod tests {
         json(&mut out, &entry(b"t\"x", Some("alice"))).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["user"], "alice");
-        assert_eq!(v["auth_scheme"], "basic");
+        assert_eq!(v["auth_scheme"], "digest");
         assert_eq!(v["target"], "t\"x");
         assert_eq!(v["bytes_down"], 2048);
         assert_eq!(v["termination"], "closed");

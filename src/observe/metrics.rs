@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::http::head::Method;
-use crate::observe::labels::{ChallengeReason, DenialKind, DialErrorKind, LimitKind};
+use crate::observe::labels::{ChallengeReason, DenialKind, DialErrorKind, LimitKind, Scheme};
 
 /// A number only its worker writes.
 #[derive(Default)]
@@ -82,8 +82,8 @@ pub struct WorkerMetrics {
     /// Per method, per status code (100–599; 0 for a request that got no response).
     requests: Box<[Counter]>,
     challenges: [Counter; ChallengeReason::ALL.len()],
-    pub auth_success: Counter,
-    pub auth_failure: Counter,
+    /// Per scheme (and a last row for values naming no offered scheme): successes, failures.
+    auth_checks: [[Counter; 2]; Scheme::ALL.len() + 1],
     pub credential_cache_hits: Counter,
     pub credential_cache_misses: Counter,
     pub tunnels_active: Counter,
@@ -109,8 +109,7 @@ impl Default for WorkerMetrics {
                 .map(|_| Counter::default())
                 .collect(),
             challenges: Default::default(),
-            auth_success: Counter::default(),
-            auth_failure: Counter::default(),
+            auth_checks: Default::default(),
             credential_cache_hits: Counter::default(),
             credential_cache_misses: Counter::default(),
             tunnels_active: Counter::default(),
@@ -138,6 +137,12 @@ impl WorkerMetrics {
             0
         };
         self.requests[method as usize * STATUSES + status].inc();
+    }
+
+    /// Counts one credential check of `scheme` (`None`: a value naming no offered scheme).
+    pub fn auth_check(&self, scheme: Option<Scheme>, ok: bool) {
+        let row = scheme.map_or(Scheme::ALL.len(), |s| s as usize);
+        self.auth_checks[row][usize::from(!ok)].inc();
     }
 
     /// Counts a 407. Hot path: an array index, no string compared.
@@ -264,16 +269,20 @@ impl Registry {
             "counter",
             "Credential checks, by scheme and result.",
         );
-        w.value(
-            "auth_checks_total",
-            "scheme=\"basic\",result=\"success\"",
-            self.sum(|m| m.auth_success.get()),
-        );
-        w.value(
-            "auth_checks_total",
-            "scheme=\"basic\",result=\"failure\"",
-            self.sum(|m| m.auth_failure.get()),
-        );
+        for (row, scheme) in Scheme::ALL
+            .iter()
+            .map(|s| s.name())
+            .chain(["other"])
+            .enumerate()
+        {
+            for (col, result) in ["success", "failure"].into_iter().enumerate() {
+                w.value(
+                    "auth_checks_total",
+                    &format!("scheme=\"{scheme}\",result=\"{result}\""),
+                    self.sum(|m| m.auth_checks[row][col].get()),
+                );
+            }
+        }
         w.family(
             "credential_cache_total",
             "counter",
