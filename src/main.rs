@@ -23,8 +23,14 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            eprintln!("ringgate: {}", first.trim_start_matches("error: "));
+            let mut lines = rendered.lines().filter(|l| !l.trim().is_empty());
+            let first = lines.next().unwrap_or("invalid arguments");
+            let first = first.trim_start_matches("error: ");
+            // "the following required arguments were not provided:" names them on the next line.
+            match lines.next().filter(|_| first.ends_with(':')) {
+                Some(what) => eprintln!("ringgate: {first} {}", what.trim()),
+                None => eprintln!("ringgate: {first}"),
+            }
             return ExitCode::from(USAGE);
         }
     };
@@ -35,6 +41,22 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("ringgate: cannot write: {e}");
                 ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(Command::Passwd(args)) = &cli.command {
+        // Edits a user file; needs no configuration.
+        return match ringgate::cli::passwd::run(args) {
+            Ok(done) => {
+                eprintln!("ringgate: {done}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ringgate: {e}");
+                match e {
+                    ringgate::cli::passwd::Error::Usage(_) => ExitCode::from(USAGE),
+                    ringgate::cli::passwd::Error::Io { .. } => ExitCode::FAILURE,
+                }
             }
         };
     }

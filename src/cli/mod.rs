@@ -4,6 +4,7 @@
 //! ([`crate::config::keys`]): the default is never written here.
 
 pub mod check_host;
+pub mod passwd;
 
 use std::path::PathBuf;
 
@@ -169,6 +170,9 @@ pub enum Command {
     /// tuning/ recommends; exits 1 when a critical one is off (the fd limit below what
     /// max_connections needs).
     CheckHost,
+    /// Add or update a user in an htpasswd file (bcrypt), or with --digest in an htdigest file
+    /// (MD5 and SHA-256 HA1 lines for --realm); the file is replaced atomically.
+    Passwd(passwd::Args),
     /// Write the man page or a shell completion script, made from these flags, to standard output.
     Generate {
         #[command(subcommand)]

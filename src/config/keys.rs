@@ -205,7 +205,7 @@ pub static KEYS: &[Key] = &[
     flag(
         "users_watch_secs",
         "users-watch",
-        "Seconds between checks of htpasswd files for changes; 0 = SIGHUP only",
+        "Seconds between checks of the user files (htpasswd, htdigest) for changes; 0 = SIGHUP only",
     )
     .range(0, 3600),
     flag(

@@ -35,7 +35,13 @@ pub(crate) fn stamps(paths: &[PathBuf]) -> Vec<Option<Stamp>> {
 /// `watch`, the files are also checked every `watch`. The thread ends when the sender is dropped.
 pub fn spawn(users: Arc<Users>, watch: Option<Duration>) -> io::Result<flume::Sender<()>> {
     let (tx, rx) = flume::bounded::<()>(1);
-    let paths = users.sources().htpasswd.clone();
+    let sources = users.sources();
+    let paths: Vec<PathBuf> = sources
+        .htpasswd
+        .iter()
+        .chain(&sources.htdigest)
+        .cloned()
+        .collect();
     // Taken now, not when the thread gets to run: a change made meanwhile must count as one.
     let mut seen = stamps(&paths);
     std::thread::Builder::new()
