@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod digest;
 mod idle;
 mod latency;
 mod origins;
@@ -81,6 +82,9 @@ enum Scenario {
         /// Concurrent clients.
         #[arg(long, default_value_t = 4)]
         clients: usize,
+        /// A --proxy (by NAME) that is sent Digest instead of Basic (repeatable).
+        #[arg(long, value_name = "NAME")]
+        digest: Vec<String>,
         /// Tunnels per client per round.
         #[arg(long, default_value_t = 2000)]
         tunnels: u64,
@@ -406,12 +410,21 @@ fn main() {
         Scenario::Tunnels {
             proxies,
             proxy_user,
+            digest,
             clients,
             tunnels,
             rounds,
         } => parse_targets(&proxies).and_then(|t| {
             let o = origins()?;
-            requests::tunnels(&t, &o.echo, proxy_user.as_deref(), clients, tunnels, rounds)
+            requests::tunnels(
+                &t,
+                &o.echo,
+                proxy_user.as_deref(),
+                &digest,
+                clients,
+                tunnels,
+                rounds,
+            )
         }),
         Scenario::Forward {
             proxies,

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use socket2::{Domain, Socket, Type};
 
+use crate::digest::DigestClient;
 use crate::origins::HTTP_ANSWER;
 
 /// A target: a name and, for a proxy, its address.
@@ -298,15 +299,76 @@ pub fn credentials_header(user: Option<&str>) -> String {
     })
 }
 
-/// New connection, CONNECT, 16-byte echo, close — per iteration.
+/// CONNECTs to `echo` on `s` answering Digest: learns a nonce from a 407 when the client has none
+/// (or when the proxy calls it stale) and retries, reconnecting when the proxy closed. Returns the
+/// connection the tunnel is open on and how many 407s it took.
+fn digest_tunnel(
+    mut s: TcpStream,
+    reopen: impl Fn() -> Result<TcpStream, String>,
+    echo: SocketAddr,
+    client: &mut DigestClient,
+    buf: &mut Vec<u8>,
+) -> Result<(TcpStream, u64), String> {
+    let uri = echo.to_string();
+    let mut challenged = 0;
+    for _ in 0..3 {
+        let credentials = if client.has_nonce() {
+            client.header("CONNECT", &uri)?
+        } else {
+            String::new()
+        };
+        write!(
+            s,
+            "CONNECT {uri} HTTP/1.1\r\nHost: {uri}\r\n{credentials}\r\n"
+        )
+        .map_err(|e| format!("write: {}", e.kind()))?;
+        match read_response(&mut s, buf, true)? {
+            200 => return Ok((s, challenged)),
+            407 => {
+                challenged += 1;
+                let head = String::from_utf8_lossy(buf).into_owned();
+                if !client.learn(&head) {
+                    return Err("407 without a Digest challenge".into());
+                }
+                if head.to_ascii_lowercase().contains("connection: close") {
+                    s = reopen()?;
+                }
+            }
+            code => return Err(format!("CONNECT answered {code}")),
+        }
+    }
+    Err("CONNECT still 407 after three Digest answers".into())
+}
+
+/// New connection, CONNECT, 16-byte echo, close — per iteration. Targets named in `digest`
+/// answer Digest with `user`'s credentials (one nonce per client, reused with nc counting up, as
+/// a long-running client does), the others send Basic.
 pub fn tunnels(
     proxies: &[Target],
     echoes: &[SocketAddr],
     user: Option<&str>,
+    digest: &[String],
     threads: usize,
     per_thread: u64,
     rounds: usize,
 ) -> Result<(), String> {
+    if !digest.is_empty() && user.is_none() {
+        return Err("--digest needs --proxy-user".into());
+    }
+    for name in digest {
+        if !proxies.iter().any(|(n, _)| n == name) {
+            return Err(format!("--digest {name}: no such --proxy"));
+        }
+    }
+    // Per target and client thread, kept across rounds.
+    let clients: Vec<Vec<std::sync::Mutex<DigestClient>>> = proxies
+        .iter()
+        .map(|_| {
+            (0..threads)
+                .map(|t| std::sync::Mutex::new(DigestClient::new(user.unwrap_or(""), t as u64)))
+                .collect()
+        })
+        .collect();
     let mut targets: Vec<Target> = vec![("direct".into(), None)];
     targets.extend(proxies.iter().cloned());
     let requests: Vec<String> = echoes
@@ -321,13 +383,21 @@ pub fn tunnels(
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut tallies: Vec<Tally> = targets.iter().map(|_| Tally::default()).collect();
     for _ in 0..rounds {
-        for ((_, proxy), tally) in targets.iter().zip(tallies.iter_mut()) {
+        for (i, ((name, proxy), tally)) in targets.iter().zip(tallies.iter_mut()).enumerate() {
+            let digest_clients = digest.contains(name).then(|| &clients[i - 1]);
             let one = |t: usize, buf: &mut Vec<u8>, _: &mut Option<TcpStream>| {
                 let source = 10 + (t % 16) as u8;
                 let e = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % echoes.len();
-                let mut s = connect_from(source, proxy.unwrap_or(echoes[e]))
-                    .map_err(|e| format!("connect: {}", e.kind()))?;
-                if proxy.is_some() {
+                let open = || {
+                    connect_from(source, proxy.unwrap_or(echoes[e]))
+                        .map_err(|e| format!("connect: {}", e.kind()))
+                };
+                let mut s = open()?;
+                let mut challenged = 0;
+                if let (Some(clients), Some(_)) = (digest_clients, proxy) {
+                    let mut client = clients[t].lock().map_err(|_| "poisoned")?;
+                    (s, challenged) = digest_tunnel(s, open, echoes[e], &mut client, buf)?;
+                } else if proxy.is_some() {
                     s.write_all(requests[e].as_bytes())
                         .map_err(|e| format!("write: {}", e.kind()))?;
                     match read_response(&mut s, buf, true)? {
@@ -343,20 +413,28 @@ pub fn tunnels(
                 if &back != ECHO_BYTES {
                     return Err("wrong echo".into());
                 }
-                Ok(0)
+                Ok(challenged)
             };
             tally.add(batch(threads, per_thread, one));
         }
     }
     let conditions = format!(
-        "{rounds} rounds × {threads} clients × {per_thread} tunnels, 16-byte echo each{}",
+        "{rounds} rounds × {threads} clients × {per_thread} tunnels, 16-byte echo each{}{}",
         if user.is_some() {
             ", Basic credentials"
         } else {
             ""
+        },
+        if digest.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (Digest for {}: a nonce per client, reused)",
+                digest.join(", ")
+            )
         }
     );
-    report("tunnels", "/s", "-", &targets, &mut tallies, &conditions);
+    report("tunnels", "/s", "407s", &targets, &mut tallies, &conditions);
     check(&tallies)
 }
 
