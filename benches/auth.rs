@@ -109,6 +109,87 @@ fn bench(c: &mut Criterion) {
     });
     drop(writer);
     drain.join().unwrap();
+
+    digest(c);
+}
+
+/// What a Digest request costs on top of the gate: minting the 407's nonce, opening (HMAC check)
+/// and advancing (the compare-and-swap of the process-wide count) the nonce of an answer, parsing
+/// the parameter list, and recomputing the response from a stored HA1; and the count's CAS when
+/// two threads on two cores advance the same worker's book (a client whose connections land on
+/// both workers).
+fn digest(c: &mut Criterion) {
+    use ringgate::auth::digest::{self, Algorithm, Count, NonceState, Nonces};
+    let nonces = Nonces::new(2, Duration::from_secs(300));
+    let now = Instant::now();
+    c.bench_function("digest/nonce_mint", |b| {
+        b.iter(|| nonces.mint(0, black_box(now)))
+    });
+    let nonce = nonces.mint(0, now);
+    c.bench_function("digest/nonce_open", |b| {
+        b.iter(|| nonces.open(black_box(&nonce), now))
+    });
+    let NonceState::Live(ticket) = nonces.open(&nonce, now) else {
+        panic!("a fresh nonce is live")
+    };
+    let mut nc = 0u32;
+    c.bench_function("digest/nonce_advance", |b| {
+        b.iter(|| {
+            nc += 1;
+            let fresh = nonces.advance(ticket, black_box(nc));
+            debug_assert_eq!(fresh, Count::Fresh);
+            fresh
+        })
+    });
+    // Two threads advancing counts of nonces of one book (distinct nonces, neighbouring slots,
+    // so the cache lines move between the cores as they would between two workers).
+    let shared = Arc::new(Nonces::new(2, Duration::from_secs(300)));
+    let tickets: Vec<_> = (0..2)
+        .map(|_| match shared.open(&shared.mint(0, now), now) {
+            NonceState::Live(t) => t,
+            NonceState::Stale => panic!("a fresh nonce is live"),
+        })
+        .collect();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let other = {
+        let (shared, stop, ticket) = (Arc::clone(&shared), Arc::clone(&stop), tickets[1]);
+        std::thread::spawn(move || {
+            let mut nc = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                nc = nc.wrapping_add(1).max(1);
+                black_box(shared.advance(ticket, nc));
+            }
+        })
+    };
+    let mut nc = 0u32;
+    c.bench_function("digest/nonce_advance_two_cores", |b| {
+        b.iter(|| {
+            nc += 1;
+            shared.advance(tickets[0], black_box(nc))
+        })
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    other.join().unwrap();
+
+    let list = format!(
+        "username=\"alice\", realm=\"ringgate\", nonce=\"{}\", uri=\"example.com:443\", \
+         algorithm=SHA-256, response=\"{}\", qop=auth, nc=00000001, \
+         cnonce=\"NTc3YTM1ZWU0ZmU3NzVlZQ\", opaque=\"b3BhcXVl\", userhash=false",
+        String::from_utf8_lossy(&nonce),
+        "0".repeat(64)
+    );
+    c.bench_function("digest/parse_verify_list", |b| {
+        b.iter(|| digest::parse(black_box(list.as_bytes())).and_then(digest::verify))
+    });
+    let verified = digest::parse(list.as_bytes())
+        .and_then(digest::verify)
+        .unwrap();
+    for (name, algorithm) in [("sha256", Algorithm::SHA256), ("md5", Algorithm::MD5)] {
+        let ha1 = digest::ha1(algorithm.hash, "alice", "ringgate", b"secret");
+        c.bench_function(&format!("digest/response_{name}"), |b| {
+            b.iter(|| digest::expected_response(algorithm, black_box(&ha1), b"CONNECT", &verified))
+        });
+    }
 }
 
 criterion_group!(benches, bench);

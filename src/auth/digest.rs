@@ -388,7 +388,14 @@ pub fn parse(list: &[u8]) -> Result<Params<'_>, Malformed> {
         if std::str::from_utf8(value.raw).is_err() {
             return Err(Malformed::BadValue);
         }
-        let slot = match name.to_ascii_lowercase().as_slice() {
+        // Lower-cased on the stack: the longest name we know is 9 bytes; longer ones are unknown.
+        let mut lower = [0u8; 9];
+        let known = name.len() <= lower.len();
+        if known {
+            lower[..name.len()].copy_from_slice(name);
+            lower.make_ascii_lowercase();
+        }
+        let slot = match &lower[..if known { name.len() } else { 0 }] {
             b"username" => &mut p.username,
             b"username*" => &mut p.username_star,
             b"realm" => &mut p.realm,
