@@ -24,12 +24,16 @@ fn passwd(args: &[&str], password: &str) -> (Option<i32>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
+    // A usage error can end the command before it reads its input: a broken pipe is fine here,
+    // the exit status says what happened.
+    let written = child
         .stdin
         .take()
         .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
+        .write_all(format!("{password}\n").as_bytes());
+    if let Err(e) = written {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     let out = child.wait_with_output().unwrap();
     (
         out.status.code(),
@@ -39,8 +43,13 @@ fn passwd(args: &[&str], password: &str) -> (Option<i32>, String) {
 
 /// Runs `ringgate passwd ARGS` on a pseudo-terminal, typing each of `answers` at a prompt.
 fn passwd_on_a_terminal(args: &[&str], answers: &[&str]) -> (i32, String) {
-    let script = "import os, pty, sys\n\
+    // The prompt is written before echo is turned off: answer once the terminal stops echoing
+    // (a pty master reads the slave's flags), as a person typing would.
+    let script = "import os, pty, sys, termios, time\n\
                   answers = sys.argv[2].split(',')\n\
+                  def quiet(fd):\n\
+                  \x20   end = time.monotonic() + 10\n\
+                  \x20   while termios.tcgetattr(fd)[3] & termios.ECHO and time.monotonic() < end: time.sleep(0.001)\n\
                   pid, fd = pty.fork()\n\
                   if pid == 0:\n    os.execv(sys.argv[1], [sys.argv[1], 'passwd'] + sys.argv[3:])\n\
                   out, seen = b'', 0\n\
@@ -50,7 +59,7 @@ fn passwd_on_a_terminal(args: &[&str], answers: &[&str]) -> (i32, String) {
                   \x20   if not chunk: break\n\
                   \x20   out += chunk\n\
                   \x20   if answers and out.rstrip().endswith(b':') and len(out) > seen:\n\
-                  \x20       os.write(fd, answers.pop(0).encode() + b'\\n'); seen = len(out)\n\
+                  \x20       quiet(fd); os.write(fd, answers.pop(0).encode() + b'\\n'); seen = len(out)\n\
                   _, status = os.waitpid(pid, 0)\n\
                   print(os.waitstatus_to_exitcode(status))\n\
                   sys.stdout.write(out.decode(errors='replace'))\n";
