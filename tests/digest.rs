@@ -259,30 +259,18 @@ fn users_made_by_apache_htdigest_log_in() {
     let dir = scratch("dg-apache");
     let file = dir.join("users");
     let _ = std::fs::remove_file(&file);
-    // htdigest reads the password from its terminal only: give it one. It turns echo off with
-    // TCSAFLUSH after its prompt, discarding what was typed before: answer once echo is off
-    // (a pty master reads the slave's flags), and give up rather than wait forever.
-    let script = "import os, pty, sys, termios, time, select\n\
-                  def quiet(fd):\n\
-                  \x20   end = time.monotonic() + 10\n\
-                  \x20   while termios.tcgetattr(fd)[3] & termios.ECHO and time.monotonic() < end: time.sleep(0.001)\n\
-                  pid, fd = pty.fork()\n\
-                  if pid == 0:\n    os.execvp('htdigest', ['htdigest', '-c', sys.argv[1], 'ringgate', 'carol'])\n\
-                  out, answered, seen = b'', 0, 0\n\
-                  end = time.monotonic() + 30\n\
-                  while time.monotonic() < end:\n\
-                  \x20   if not select.select([fd], [], [], 1)[0]: continue\n\
-                  \x20   try: chunk = os.read(fd, 1024)\n\
-                  \x20   except OSError: break\n\
-                  \x20   if not chunk: break\n\
-                  \x20   out += chunk\n\
-                  \x20   if answered < 2 and out.rstrip().endswith(b':') and len(out) > seen:\n\
-                  \x20       quiet(fd); os.write(fd, b'c4rol\\n'); answered += 1; seen = len(out)\n\
-                  else:\n\
-                  \x20   os.kill(pid, 9); sys.exit('htdigest did not finish: ' + out.decode(errors='replace'))\n\
-                  _, status = os.waitpid(pid, 0)\n\
-                  sys.exit(os.waitstatus_to_exitcode(status))\n";
-    python(script, &[file.to_str().unwrap()]);
+    // htdigest reads the password from its terminal only: give it one.
+    let (code, out) = on_a_terminal(
+        &[
+            "htdigest",
+            "-c",
+            file.to_str().unwrap(),
+            "ringgate",
+            "carol",
+        ],
+        &["c4rol", "c4rol"],
+    );
+    assert_eq!(code, 0, "{out}");
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.starts_with("carol:ringgate:"), "{text}");
     // htdigest writes MD5 HA1s only, and curl answers the first Digest challenge.

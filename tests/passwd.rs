@@ -43,37 +43,10 @@ fn passwd(args: &[&str], password: &str) -> (Option<i32>, String) {
 
 /// Runs `ringgate passwd ARGS` on a pseudo-terminal, typing each of `answers` at a prompt.
 fn passwd_on_a_terminal(args: &[&str], answers: &[&str]) -> (i32, String) {
-    // The prompt is written before echo is turned off: answer once the terminal stops echoing
-    // (a pty master reads the slave's flags), as a person typing would.
-    let script = "import os, pty, sys, termios, time, select\n\
-                  answers = sys.argv[2].split(',')\n\
-                  def quiet(fd):\n\
-                  \x20   end = time.monotonic() + 10\n\
-                  \x20   while termios.tcgetattr(fd)[3] & termios.ECHO and time.monotonic() < end: time.sleep(0.001)\n\
-                  pid, fd = pty.fork()\n\
-                  if pid == 0:\n    os.execv(sys.argv[1], [sys.argv[1], 'passwd'] + sys.argv[3:])\n\
-                  out, seen = b'', 0\n\
-                  end = time.monotonic() + 30\n\
-                  while time.monotonic() < end:\n\
-                  \x20   if not select.select([fd], [], [], 1)[0]: continue\n\
-                  \x20   try: chunk = os.read(fd, 1024)\n\
-                  \x20   except OSError: break\n\
-                  \x20   if not chunk: break\n\
-                  \x20   out += chunk\n\
-                  \x20   if answers and out.rstrip().endswith(b':') and len(out) > seen:\n\
-                  \x20       quiet(fd); os.write(fd, answers.pop(0).encode() + b'\\n'); seen = len(out)\n\
-                  else:\n\
-                  \x20   os.kill(pid, 9)\n\
-                  _, status = os.waitpid(pid, 0)\n\
-                  print(os.waitstatus_to_exitcode(status))\n\
-                  sys.stdout.write(out.decode(errors='replace'))\n";
-    let joined = answers.join(",");
-    let out = python(
-        script,
-        &[&[env!("CARGO_BIN_EXE_ringgate"), joined.as_str()][..], args].concat(),
-    );
-    let (code, text) = out.split_once('\n').unwrap_or((&out, ""));
-    (code.trim().parse().unwrap(), text.to_owned())
+    on_a_terminal(
+        &[&[env!("CARGO_BIN_EXE_ringgate"), "passwd"][..], args].concat(),
+        answers,
+    )
 }
 
 fn basic_get(proxy: &Proxy, origin: std::net::SocketAddr, user: &str) -> (String, String) {

@@ -505,6 +505,40 @@ pub fn python(script: &str, args: &[&str]) -> String {
     stdout
 }
 
+/// Runs `argv` on a pseudo-terminal, typing each of `answers` at a prompt (output ending in `:`);
+/// returns its exit status and everything it wrote. Programs that read passwords print their
+/// prompt before turning echo off, and some (htdigest) discard what was typed before with
+/// `TCSAFLUSH`: each answer waits until echo is off (a pty master reads the slave's flags). The
+/// program is killed after 30 s rather than waited for forever.
+pub fn on_a_terminal(argv: &[&str], answers: &[&str]) -> (i32, String) {
+    let script = "import os, pty, sys, termios, time, select\n\
+                  answers = [a for a in sys.argv[1].split(',') if a]\n\
+                  def quiet(fd):\n\
+                  \x20   end = time.monotonic() + 10\n\
+                  \x20   while termios.tcgetattr(fd)[3] & termios.ECHO and time.monotonic() < end: time.sleep(0.001)\n\
+                  pid, fd = pty.fork()\n\
+                  if pid == 0:\n    os.execvp(sys.argv[2], sys.argv[2:])\n\
+                  out, seen = b'', 0\n\
+                  end = time.monotonic() + 30\n\
+                  while time.monotonic() < end:\n\
+                  \x20   if not select.select([fd], [], [], 1)[0]: continue\n\
+                  \x20   try: chunk = os.read(fd, 1024)\n\
+                  \x20   except OSError: break\n\
+                  \x20   if not chunk: break\n\
+                  \x20   out += chunk\n\
+                  \x20   if answers and out.rstrip().endswith(b':') and len(out) > seen:\n\
+                  \x20       quiet(fd); os.write(fd, answers.pop(0).encode() + b'\\n'); seen = len(out)\n\
+                  else:\n\
+                  \x20   os.kill(pid, 9)\n\
+                  _, status = os.waitpid(pid, 0)\n\
+                  print(os.waitstatus_to_exitcode(status))\n\
+                  sys.stdout.write(out.decode(errors='replace'))\n";
+    let joined = answers.join(",");
+    let out = python(script, &[&[joined.as_str()][..], argv].concat());
+    let (code, text) = out.split_once('\n').unwrap_or((&out, ""));
+    (code.trim().parse().unwrap(), text.to_owned())
+}
+
 /// A fresh scratch directory for one test.
 pub fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("ringgate-{name}-{}", std::process::id()));
