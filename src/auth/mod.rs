@@ -13,6 +13,7 @@
 pub mod basic;
 pub mod challenge;
 pub mod digest;
+pub mod ntlm;
 
 use std::cell::{Cell, RefCell};
 use std::hash::{BuildHasher, RandomState};
