@@ -321,7 +321,7 @@ fn ten_thousand_credential_cache_hits_allocate_nothing() {
     };
     let peer = "127.0.0.1".parse().unwrap();
     block_on(Driver::Epoll, async {
-        let mut session = None;
+        let mut session = auth::ConnAuth::default();
         let field = parsed.proxy_authorization;
         // The miss: decode, check, cache.
         let d = gate
@@ -331,12 +331,12 @@ fn ten_thousand_credential_cache_hits_allocate_nothing() {
         count_this_thread();
         let before = allocations();
         for _ in 0..10_000 {
-            let mut fresh = None;
+            let mut fresh = auth::ConnAuth::default();
             let d = gate
                 .admit(&mut fresh, field, buf.as_bytes(), request, peer)
                 .await;
             assert_eq!(d, Decision::Allow);
-            assert_eq!(fresh.map(|s| s.user).as_deref(), Some("alice"));
+            assert_eq!(fresh.session.map(|s| s.user).as_deref(), Some("alice"));
         }
         assert_eq!(
             allocations() - before,

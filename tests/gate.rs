@@ -7,7 +7,7 @@ mod support;
 
 use base64::Engine as _;
 use monoio::{LegacyDriver, RuntimeBuilder};
-use ringgate::auth::{self, Decision, Gate, Session};
+use ringgate::auth::{self, ConnAuth, Decision, Gate};
 use ringgate::http::head::{self, Field, Limits};
 use ringgate::observe::metrics::WorkerMetrics;
 use support::config;
@@ -36,18 +36,18 @@ const REQUEST: auth::Request<'static> = auth::Request {
     target: b"http://example.com/",
 };
 
-async fn admit(gate: &Gate, session: &mut Option<Session>, header: Option<(&str, &str)>) -> bool {
+async fn admit(gate: &Gate, conn: &mut ConnAuth, header: Option<(&str, &str)>) -> bool {
     let (buf, field) = request(header);
     let peer = "127.0.0.1".parse().unwrap();
-    match gate.admit(session, field, &buf, REQUEST, peer).await {
+    match gate.admit(conn, field, &buf, REQUEST, peer).await {
         Decision::Allow => true,
-        Decision::Deny { .. } => false,
+        Decision::Deny { .. } | Decision::Continue => false,
         Decision::Busy => panic!("busy"),
     }
 }
 
-fn user(session: &Option<Session>) -> Option<&str> {
-    session.as_ref().map(|s| &*s.user)
+fn user(conn: &ConnAuth) -> Option<&str> {
+    conn.session.as_ref().map(|s| &*s.user)
 }
 
 #[test]
@@ -68,7 +68,7 @@ fn a_session_lasts_for_the_connection_until_credentials_change_or_the_user_goes(
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut s = None;
+        let mut s = ConnAuth::default();
         assert!(!admit(&gate, &mut s, None).await, "no session, no header");
         assert!(admit(&gate, &mut s, Some(("alice", "secret"))).await);
         assert_eq!(user(&s), Some("alice"));
@@ -135,7 +135,7 @@ fn a_user_removed_while_their_password_is_checked_does_not_get_in() {
     rt.block_on(async {
         let g = gate.clone();
         let checking = monoio::spawn(async move {
-            let mut s = None;
+            let mut s = ConnAuth::default();
             admit(&g, &mut s, Some(("slow", "right"))).await
         });
         // Once the miss is counted, the check holds the old snapshot and has gone to the pool.
@@ -156,7 +156,7 @@ fn a_user_removed_while_their_password_is_checked_does_not_get_in() {
             "the check's old snapshot let a removed user in"
         );
         // And the cache did not keep it either.
-        let mut s = None;
+        let mut s = ConnAuth::default();
         assert!(!admit(&gate, &mut s, Some(("slow", "right"))).await);
     });
     std::fs::remove_dir_all(&dir).unwrap();

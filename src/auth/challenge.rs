@@ -19,6 +19,8 @@ pub enum Persistence {
 }
 
 const BODY: &str = "proxy authentication required\n";
+// `write_continue` says so in its Content-Length.
+const _: () = assert!(BODY.len() == 30);
 
 /// What a 407 offers: the schemes in order, and for Digest one challenge per algorithm.
 #[derive(Debug, Clone, Copy)]
@@ -109,6 +111,31 @@ impl Challenges {
     }
 }
 
+/// Appends a 407 that goes on with a handshake: one `Proxy-Authenticate: <scheme> <token>` field
+/// and `Proxy-Support: Session-Based-Authentication` (RFC 4559 §6).
+pub fn write_continue(
+    persistence: Persistence,
+    head_only: bool,
+    scheme: &str,
+    token: &[u8],
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(b"HTTP/1.1 407 Proxy Authentication Required\r\nServer: ringgate\r\nProxy-Authenticate: ");
+    out.extend_from_slice(scheme.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(token);
+    out.extend_from_slice(b"\r\nProxy-Support: Session-Based-Authentication\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 30\r\n");
+    out.extend_from_slice(match persistence {
+        Persistence::KeepAlive => b"",
+        Persistence::KeepAlive10 => b"Connection: keep-alive\r\n",
+        Persistence::Close => b"Connection: close\r\n",
+    });
+    out.extend_from_slice(b"\r\n");
+    if !head_only {
+        out.extend_from_slice(BODY.as_bytes());
+    }
+}
+
 fn strip_body(full: &'static [u8], head_only: bool) -> &'static [u8] {
     if head_only {
         &full[..full.len() - BODY.len()]
@@ -148,6 +175,7 @@ fn render_pieces(offer: &Offer<'_>, persistence: Persistence) -> Vec<Vec<u8>> {
             Scheme::Basic => cur.push_str(&format!(
                 "Proxy-Authenticate: Basic realm=\"{realm}\", charset=\"UTF-8\"\r\n"
             )),
+            Scheme::Ntlm => cur.push_str("Proxy-Authenticate: NTLM\r\n"),
             Scheme::Digest => {
                 for algorithm in offer.digest_algorithms {
                     cur.push_str(&format!(

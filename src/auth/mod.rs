@@ -13,6 +13,7 @@
 pub mod basic;
 pub mod challenge;
 pub mod digest;
+pub mod handshake;
 pub mod ntlm;
 
 use std::cell::{Cell, RefCell};
@@ -45,6 +46,8 @@ pub enum Credentials<'a> {
     Basic(&'a [u8]),
     /// `Digest <auth-param list>`.
     Digest(&'a [u8]),
+    /// `NTLM <token68>`: one leg of the connection-bound handshake.
+    Ntlm(&'a [u8]),
     /// A scheme this proxy does not offer: answered like wrong credentials.
     Unsupported,
 }
@@ -62,6 +65,8 @@ impl<'a> Credentials<'a> {
             Credentials::Basic(rest)
         } else if scheme.eq_ignore_ascii_case(b"digest") {
             Credentials::Digest(rest)
+        } else if scheme.eq_ignore_ascii_case(b"ntlm") {
+            Credentials::Ntlm(rest)
         } else {
             Credentials::Unsupported
         }
@@ -72,6 +77,7 @@ impl<'a> Credentials<'a> {
         match self {
             Credentials::Basic(_) => Some(Scheme::Basic),
             Credentials::Digest(_) => Some(Scheme::Digest),
+            Credentials::Ntlm(_) => Some(Scheme::Ntlm),
             Credentials::Unsupported => None,
         }
     }
@@ -88,6 +94,51 @@ pub enum Decision {
     },
     /// The verifier queue is full: answer 503 and let the client retry.
     Busy,
+    /// A handshake goes on: answer 407 with its next token ([`Gate::write_continue`]), on a
+    /// connection kept open.
+    Continue,
+}
+
+/// A connection's authentication state: its session, and a handshake under way (NTLM). Lives in
+/// the connection, dies with it.
+#[derive(Debug, Default)]
+pub struct ConnAuth {
+    pub session: Option<Session>,
+    /// Boxed: a connection that never starts a handshake carries one null pointer.
+    handshake: Option<Box<handshake::Handshake>>,
+}
+
+impl ConnAuth {
+    /// Who the connection is authenticated as, for rules and logs.
+    pub fn who(&self) -> Option<Who<'_>> {
+        self.session.as_ref().map(|s| Who {
+            user: &s.user,
+            shown: s.shown.as_deref().unwrap_or(&s.user),
+            scheme: s.scheme,
+        })
+    }
+
+    /// Whether a handshake is under way.
+    pub fn in_handshake(&self) -> bool {
+        self.handshake.is_some()
+    }
+}
+
+/// An authenticated connection's user: `user` as the database names them (what rules, groups
+/// and limits see), `shown` as the client sent it (what logs say: NTLM's `DOMAIN\user`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Who<'a> {
+    pub user: &'a str,
+    pub shown: &'a str,
+    pub scheme: Scheme,
+}
+
+impl Who<'_> {
+    /// Responses on this connection say `Proxy-Support: Session-Based-Authentication` (RFC 4559
+    /// §6): the identity belongs to the connection.
+    pub fn session_based(&self) -> bool {
+        self.scheme == Scheme::Ntlm
+    }
 }
 
 /// A connection's authenticated state, which lets later requests on it omit the header. It is
@@ -98,6 +149,8 @@ pub enum Decision {
 #[derive(Debug, Clone)]
 pub struct Session {
     pub user: Rc<str>,
+    /// The name as the client sent it, where it differs from `user` (NTLM: `DOMAIN\user`).
+    pub shown: Option<Rc<str>>,
     /// The scheme that opened it, and so the database entry `id` names.
     pub scheme: Scheme,
     id: u64,
@@ -114,6 +167,7 @@ pub struct Shared {
     schemes: Vec<Scheme>,
     realm: String,
     digest: Option<DigestShared>,
+    ntlm: Option<handshake::NtlmShared>,
     cache_entries: usize,
     ttl: Duration,
     failure_ttl: Duration,
@@ -172,6 +226,9 @@ impl Shared {
                 nonces: Nonces::new(config.workers, config.digest_nonce_ttl),
             }
         });
+        let ntlm = schemes
+            .contains(&Scheme::Ntlm)
+            .then(|| handshake::NtlmShared::new(config));
         let challenges = Challenges::render(&Offer {
             realm: &config.realm,
             schemes: &schemes,
@@ -185,6 +242,7 @@ impl Shared {
             schemes,
             realm: config.realm.clone(),
             digest,
+            ntlm,
             cache_entries: config.credential_cache_entries,
             ttl: config.credential_ttl,
             failure_ttl: config.failed_credential_ttl,
@@ -251,6 +309,9 @@ pub fn offered(config: &Config) -> Vec<Scheme> {
     if config.users.has_digest() {
         schemes.push(Scheme::Digest);
     }
+    if config.users.has_ntlm() {
+        schemes.push(Scheme::Ntlm);
+    }
     if config.users.has_basic() {
         schemes.push(Scheme::Basic);
     }
@@ -262,6 +323,7 @@ fn db_holds(db: &UserDb, s: &Session) -> bool {
     match s.scheme {
         Scheme::Basic => db.get(&s.user).is_some_and(|r| r.id == s.id),
         Scheme::Digest => db.digest(&s.user).is_some_and(|r| r.id == s.id),
+        Scheme::Ntlm => db.ntlm(&s.user).is_some_and(|r| r.id == s.id),
     }
 }
 
@@ -349,11 +411,23 @@ impl Gate {
             .write(persistence, head_only, &nonce, stale, out);
     }
 
+    /// Appends the 407 that carries the connection's handshake token: for [`Decision::Continue`].
+    pub fn write_continue(
+        &self,
+        conn: &ConnAuth,
+        persistence: Persistence,
+        head_only: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let token = conn.handshake.as_ref().map_or(&b""[..], |h| h.token());
+        challenge::write_continue(persistence, head_only, "NTLM", token, out);
+    }
+
     /// Decides whether the request whose `Proxy-Authorization` field is `field` (a span of `buf`)
-    /// may pass, updating the connection's `session`.
+    /// may pass, updating the connection's state.
     pub async fn admit(
         &self,
-        session: &mut Option<Session>,
+        conn: &mut ConnAuth,
         field: Field,
         buf: &[u8],
         request: Request<'_>,
@@ -361,8 +435,11 @@ impl Gate {
     ) -> Decision {
         let now = Instant::now();
         let db = self.shared.users.snapshot();
+        let session = &mut conn.session;
         let value = match field {
             Field::Absent => {
+                // A handshake the client does not go on with is over.
+                conn.handshake = None;
                 let reason = match session {
                     Some(s) if now >= s.expires => ChallengeReason::SessionExpired,
                     Some(s) if s.generation == db.generation => return Decision::Allow,
@@ -377,7 +454,10 @@ impl Gate {
                 *session = None;
                 return Decision::Deny { reason };
             }
-            Field::Repeated => return self.refuse_as(session, ChallengeReason::Repeated, None),
+            Field::Repeated => {
+                conn.handshake = None;
+                return self.refuse_as(session, ChallengeReason::Repeated, None);
+            }
             Field::One(span) => span.get(buf),
         };
         let credentials = Credentials::parse(value);
@@ -385,15 +465,20 @@ impl Gate {
             .scheme()
             .is_some_and(|s| self.shared.schemes.contains(&s))
         {
+            conn.handshake = None;
             return self.refuse_as(session, ChallengeReason::UnsupportedScheme, None);
         }
+        if let Credentials::Ntlm(token) = credentials {
+            return Box::pin(self.ntlm_leg(conn, token, peer)).await;
+        }
+        conn.handshake = None;
         let token = match credentials {
             Credentials::Basic(token) => canonical(token),
             Credentials::Digest(list) => {
                 // Boxed like the Basic slow path: its state stays out of every connection's task.
                 return Box::pin(self.judge_digest(session, list, request, peer)).await;
             }
-            Credentials::Unsupported => {
+            Credentials::Ntlm(_) | Credentials::Unsupported => {
                 return self.refuse_as(session, ChallengeReason::UnsupportedScheme, None);
             }
         };
@@ -411,6 +496,7 @@ impl Gate {
                 self.metrics.auth_check(Some(Scheme::Basic), true);
                 *session = Some(Session {
                     user,
+                    shown: None,
                     scheme: Scheme::Basic,
                     id,
                     generation: db.generation,
@@ -485,6 +571,7 @@ impl Gate {
                 pending.outcome = Outcome::Right;
                 *session = Some(Session {
                     user,
+                    shown: None,
                     scheme: Scheme::Basic,
                     id,
                     generation: current.generation,
@@ -596,6 +683,7 @@ impl Gate {
                     tracing::debug!(%peer, user = %record.name, "authenticated (digest)");
                     *session = Some(Session {
                         user: Rc::from(&*record.name),
+                        shown: None,
                         scheme: Scheme::Digest,
                         id: record.id,
                         generation: db.generation,
@@ -614,6 +702,30 @@ impl Gate {
             pending.outcome = Outcome::Right;
         }
         self.refuse_as_digest(session, reason)
+    }
+
+    /// One NTLM leg: a type 1 starts a handshake, a type 3 ends it.
+    async fn ntlm_leg(&self, conn: &mut ConnAuth, token: &[u8], peer: IpAddr) -> Decision {
+        let mut message = Vec::new();
+        match ntlm::decode(token, &mut message) {
+            Ok(()) => {}
+            Err(e) => {
+                conn.handshake = None;
+                let reason = match e {
+                    ntlm::Malformed::TooLong => ChallengeReason::TooLong,
+                    _ => ChallengeReason::Malformed,
+                };
+                return self.refuse_as(&mut conn.session, reason, Some(Scheme::Ntlm));
+            }
+        }
+        match message.get(8..12) {
+            Some([1, 0, 0, 0]) => self.ntlm_negotiate(conn, &message),
+            Some([3, 0, 0, 0]) => self.judge_ntlm(conn, &message, peer).await,
+            _ => {
+                conn.handshake = None;
+                self.refuse_as(&mut conn.session, ChallengeReason::Malformed, Some(Scheme::Ntlm))
+            }
+        }
     }
 
     /// Charges a new guess from `peer` for the user name keyed `name` to the failure throttle and

@@ -74,6 +74,16 @@ pub struct Cli {
     pub digest_algorithms: Vec<String>,
     #[arg(long, value_name = "SECS", help = flag_help("digest_nonce_ttl_secs"))]
     pub digest_nonce_ttl: Option<u64>,
+    #[arg(long, value_name = "FILE", help = flag_help("ntlm_users"))]
+    pub ntlm_users: Vec<String>,
+    #[arg(long, value_name = "DOMAIN", help = flag_help("ntlm_domain"))]
+    pub ntlm_domain: Option<String>,
+    #[arg(long, help = flag_help("ntlm_allow_v1"))]
+    pub ntlm_allow_v1: bool,
+    #[arg(long, value_name = "SECS", help = flag_help("ntlm_handshake_secs"))]
+    pub ntlm_handshake_secs: Option<u64>,
+    #[arg(long, value_name = "SECS", help = flag_help("ntlm_clock_skew_secs"))]
+    pub ntlm_clock_skew: Option<u64>,
     #[arg(long, value_name = "NAME:PASSWORD", help = flag_help("users"))]
     pub user: Vec<String>,
     #[arg(long, help = flag_help("htpasswd_plaintext"))]
@@ -235,6 +245,11 @@ impl Cli {
             digest_algorithms: (!self.digest_algorithms.is_empty())
                 .then(|| self.digest_algorithms.clone()),
             digest_nonce_ttl_secs: self.digest_nonce_ttl,
+            ntlm_users: (!self.ntlm_users.is_empty()).then(|| self.ntlm_users.clone()),
+            ntlm_domain: self.ntlm_domain.clone(),
+            ntlm_allow_v1: self.ntlm_allow_v1.then_some(true),
+            ntlm_handshake_secs: self.ntlm_handshake_secs,
+            ntlm_clock_skew_secs: self.ntlm_clock_skew,
             users: (!self.user.is_empty()).then(|| self.user.clone()),
             htpasswd_plaintext: self.htpasswd_plaintext.then_some(true),
             users_watch_secs: self.users_watch,

@@ -178,9 +178,9 @@ pub static KEYS: &[Key] = &[
     flag(
         "auth_schemes",
         "auth-schemes",
-        "Schemes the 407 offers, in order (basic, digest; comma-separated)",
+        "Schemes the 407 offers, in order (basic, digest, ntlm; comma-separated)",
     )
-    .empty_means("every scheme whose kind of user file is set: digest (htdigest), then basic (htpasswd, users)"),
+    .empty_means("every scheme whose kind of user file is set: digest (htdigest), ntlm (ntlm_users), then basic (htpasswd, users)"),
     flag(
         "digest_algorithms",
         "digest-algorithms",
@@ -192,6 +192,33 @@ pub static KEYS: &[Key] = &[
         "Seconds a Digest nonce is accepted; then a right answer is told stale=true",
     )
     .range(1, 86_400),
+    flag(
+        "ntlm_users",
+        "ntlm-users",
+        "NT-hash file of NTLM users, user:NTHASH or smbpasswd lines (repeatable); turns proxy authentication on",
+    ),
+    flag(
+        "ntlm_domain",
+        "ntlm-domain",
+        "NetBIOS domain the NTLM challenge names; a client must name it or no domain",
+    ),
+    flag(
+        "ntlm_allow_v1",
+        "ntlm-allow-v1",
+        "Accept NTLMv1 answers (weak: crackable from one captured handshake); LM answers never",
+    ),
+    flag(
+        "ntlm_handshake_secs",
+        "ntlm-handshake-secs",
+        "Seconds an NTLM handshake may take from type 1 to type 3",
+    )
+    .range(1, 3600),
+    flag(
+        "ntlm_clock_skew_secs",
+        "ntlm-clock-skew",
+        "Seconds an NTLMv2 answer's timestamp may differ from this clock",
+    )
+    .range(1, 129_600),
     flag(
         "users",
         "user",

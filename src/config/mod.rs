@@ -126,6 +126,14 @@ pub struct Config {
     pub digest_algorithms: Vec<crate::auth::digest::Algorithm>,
     /// How long a Digest nonce is accepted; after it a right answer is told `stale=true`.
     pub digest_nonce_ttl: Duration,
+    /// The NetBIOS domain the NTLM challenge names; a type 3 must name it or no domain.
+    pub ntlm_domain: String,
+    /// Accept NTLMv1 answers (never LM ones).
+    pub ntlm_allow_v1: bool,
+    /// How long an NTLM handshake may take from type 1 to type 3.
+    pub ntlm_handshake: Duration,
+    /// How far an NTLMv2 answer's timestamp may be from this clock.
+    pub ntlm_clock_skew: Duration,
     /// Where users come from; auth is on when any source is set.
     pub users: Sources,
     /// How often user files are checked for changes; `None`: only on SIGHUP.

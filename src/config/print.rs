@@ -52,6 +52,17 @@ impl Config {
                     .collect(),
             ),
             digest_nonce_ttl_secs: Some(self.digest_nonce_ttl.as_secs()),
+            ntlm_users: Some(
+                self.users
+                    .ntlm
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect(),
+            ),
+            ntlm_domain: Some(self.ntlm_domain.clone()),
+            ntlm_allow_v1: Some(self.ntlm_allow_v1),
+            ntlm_handshake_secs: Some(self.ntlm_handshake.as_secs()),
+            ntlm_clock_skew_secs: Some(self.ntlm_clock_skew.as_secs()),
             // Passwords are never printed; the comment below says what was left out.
             users: Some(Vec::new()),
             htpasswd_plaintext: Some(self.users.allow_plain),

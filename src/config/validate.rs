@@ -35,6 +35,10 @@ impl RawConfig {
             auth_schemes: auth.schemes,
             digest_algorithms: auth.digest_algorithms,
             digest_nonce_ttl: auth.digest_nonce_ttl,
+            ntlm_domain: auth.ntlm_domain,
+            ntlm_allow_v1: auth.ntlm_allow_v1,
+            ntlm_handshake: auth.ntlm_handshake,
+            ntlm_clock_skew: auth.ntlm_clock_skew,
             users: auth.users,
             users_watch: auth.users_watch,
             credential_ttl: auth.credential_ttl,
@@ -206,6 +210,10 @@ struct Auth {
     schemes: Vec<Scheme>,
     digest_algorithms: Vec<Algorithm>,
     digest_nonce_ttl: Duration,
+    ntlm_domain: String,
+    ntlm_allow_v1: bool,
+    ntlm_handshake: Duration,
+    ntlm_clock_skew: Duration,
     users: Sources,
     users_watch: Option<Duration>,
     credential_ttl: Duration,
@@ -235,6 +243,10 @@ fn auth(raw: &mut RawConfig) -> Result<Auth, ConfigError> {
             .into_iter()
             .map(PathBuf::from)
             .collect(),
+        ntlm: req("ntlm_users", raw.ntlm_users.take())?
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
         realm: realm.clone(),
     };
     let schemes = schemes(req("auth_schemes", raw.auth_schemes.take())?, &users)?;
@@ -243,6 +255,16 @@ fn auth(raw: &mut RawConfig) -> Result<Auth, ConfigError> {
     let digest_nonce_ttl = Duration::from_secs(ranged(
         "digest_nonce_ttl_secs",
         raw.digest_nonce_ttl_secs.take(),
+    )?);
+    let ntlm_domain = ntlm_domain(req("ntlm_domain", raw.ntlm_domain.take())?)?;
+    let ntlm_allow_v1 = req("ntlm_allow_v1", raw.ntlm_allow_v1.take())?;
+    let ntlm_handshake = Duration::from_secs(ranged(
+        "ntlm_handshake_secs",
+        raw.ntlm_handshake_secs.take(),
+    )?);
+    let ntlm_clock_skew = Duration::from_secs(ranged(
+        "ntlm_clock_skew_secs",
+        raw.ntlm_clock_skew_secs.take(),
     )?);
     let delay = ranged("auth_failure_delay_ms", raw.auth_failure_delay_ms.take())?;
     let delay_max = ranged(
@@ -279,6 +301,10 @@ fn auth(raw: &mut RawConfig) -> Result<Auth, ConfigError> {
         schemes,
         digest_algorithms,
         digest_nonce_ttl,
+        ntlm_domain,
+        ntlm_allow_v1,
+        ntlm_handshake,
+        ntlm_clock_skew,
         users,
         users_watch: (watch > 0).then(|| Duration::from_secs(watch)),
         credential_ttl,
@@ -313,7 +339,7 @@ fn schemes(names: Vec<String>, users: &Sources) -> Result<Vec<Scheme>, ConfigErr
             return Err(invalid(
                 "auth_schemes",
                 format!("{name:?}"),
-                "basic or digest (ntlm and negotiate are not built yet)",
+                "basic, digest or ntlm (negotiate is not built yet)",
             ));
         };
         if out.contains(&scheme) {
@@ -322,17 +348,38 @@ fn schemes(names: Vec<String>, users: &Sources) -> Result<Vec<Scheme>, ConfigErr
         let served = match scheme {
             Scheme::Basic => users.has_basic(),
             Scheme::Digest => users.has_digest() || !users.inline.is_empty(),
+            Scheme::Ntlm => users.has_ntlm() || !users.inline.is_empty(),
         };
         if !served {
             let why = match scheme {
                 Scheme::Basic => "offered, but no user can answer it: add htpasswd or users",
                 Scheme::Digest => "offered, but no user can answer it: add htdigest or users",
+                Scheme::Ntlm => "offered, but no user can answer it: add ntlm_users or users",
             };
             return Err(invalid("auth_schemes", format!("{name:?}"), why));
         }
         out.push(scheme);
     }
     Ok(out)
+}
+
+/// `ntlm_domain`: a NetBIOS domain name: 1–15 characters, none of `\/:*?"<>|`, no control
+/// characters or spaces at either end. Kept as written; clients' domains are compared without case.
+fn ntlm_domain(domain: String) -> Result<String, ConfigError> {
+    let bad = domain.is_empty()
+        || domain.chars().count() > 15
+        || domain.trim() != domain
+        || domain
+            .chars()
+            .any(|c| c.is_control() || "\\/:*?\"<>|".contains(c));
+    if bad {
+        return Err(invalid(
+            "ntlm_domain",
+            format!("{domain:?}"),
+            "a NetBIOS domain: 1-15 characters, none of \\ / : * ? \" < > |",
+        ));
+    }
+    Ok(domain)
 }
 
 /// `digest_algorithms`: at least one, known, each once.

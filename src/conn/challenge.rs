@@ -12,11 +12,19 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use super::reject;
-use crate::auth::Gate;
+use crate::auth::{ConnAuth, Gate};
 use crate::auth::challenge::Persistence;
 use crate::http::head::{Body, Method, RequestHead};
 use crate::server::fill::{Filled, fill};
 use crate::server::shard::Shard;
+
+/// What the 407 says.
+pub enum Offer<'a> {
+    /// Every configured scheme; Digest's challenges with `stale=true` when `stale`.
+    Schemes { stale: bool },
+    /// The next leg of the connection's handshake.
+    Continue(&'a ConnAuth),
+}
 
 pub enum Next {
     /// The 407 is sent and the request fully consumed: read the next one.
@@ -33,7 +41,7 @@ pub async fn answer(
     gate: &Gate,
     shard: &Shard,
     last: bool,
-    stale: bool,
+    offer: Offer<'_>,
 ) -> Next {
     let body = match head.body {
         Body::None => Some(0),
@@ -51,13 +59,20 @@ pub async fn answer(
         _ => Persistence::Close,
     };
     let head_only = head.method == Method::Head;
-    let fixed = gate.challenge(persistence, head_only);
+    let fixed = match offer {
+        Offer::Schemes { .. } => gate.challenge(persistence, head_only),
+        Offer::Continue(_) => None,
+    };
+    let write = |out: &mut Vec<u8>| match offer {
+        Offer::Schemes { stale } => gate.write_challenge(persistence, head_only, stale, out),
+        Offer::Continue(conn) => gate.write_continue(conn, persistence, head_only, out),
+    };
     let Some(body) = body.filter(|_| persistence != Persistence::Close) else {
         match fixed {
             Some(response) => reject::send_and_close(stream, response, std::mem::take(buf)).await,
             None => {
                 let mut response = Vec::new();
-                gate.write_challenge(persistence, head_only, stale, &mut response);
+                write(&mut response);
                 reject::send_and_close(stream, response, std::mem::take(buf)).await;
             }
         }
@@ -69,7 +84,7 @@ pub async fn answer(
             // A fresh nonce: the response goes after what the buffer holds (this request and
             // any pipelined one), is written from there, and is cut off again.
             let start = buf.len();
-            gate.write_challenge(persistence, head_only, stale, buf);
+            write(buf);
             let (res, written) = stream.write_all(std::mem::take(buf).slice(start..)).await;
             *buf = written.into_inner();
             buf.truncate(start);

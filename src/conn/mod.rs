@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
-use crate::auth::{Decision, Request, Session};
+use crate::auth::{ConnAuth, Decision, Request, Who};
 use crate::http::head::{self, Limits, Method, RequestHead};
 use crate::http::response::Reply;
 use crate::http::target::parse_authority;
-use crate::observe::labels::{ChallengeReason, DenialKind, LimitKind, Scheme, Termination};
+use crate::observe::labels::{ChallengeReason, DenialKind, LimitKind, Termination};
 use crate::observe::log;
 use crate::policy::{self, Verdict};
 use crate::server::fill::{Filled, fill};
@@ -87,7 +87,7 @@ pub async fn serve(
         )
         .await;
     }
-    let mut session: Option<Session> = None;
+    let mut auth = ConnAuth::default();
     // An origin connection bound to this client by NTLM/Negotiate origin authentication.
     // Boxed: rare, and every connection's task would carry its room otherwise.
     let mut pinned: Option<Box<forward::pool::Upstream>> = None;
@@ -123,12 +123,15 @@ pub async fn serve(
                 method: head.method,
                 target: head.target.get(&buf),
             };
-            match gate
-                .admit(&mut session, field, &buf, request, peer.ip())
-                .await
-            {
+            let decision = gate.admit(&mut auth, field, &buf, request, peer.ip()).await;
+            let handshake = decision == Decision::Continue;
+            match decision {
                 Decision::Allow => {}
-                Decision::Deny { reason } => {
+                Decision::Deny { .. } | Decision::Continue => {
+                    let reason = match decision {
+                        Decision::Deny { reason } => reason,
+                        _ => ChallengeReason::Handshake,
+                    };
                     challenges += 1;
                     let last = challenges >= shard.config.max_challenges_per_connection;
                     let reason = if last {
@@ -160,7 +163,12 @@ pub async fn serve(
                         reason,
                         ChallengeReason::StaleNonce | ChallengeReason::Replayed
                     );
-                    match challenge::answer(&mut stream, &mut buf, &head, gate, &shard, last, stale)
+                    let offer = if handshake {
+                        challenge::Offer::Continue(&auth)
+                    } else {
+                        challenge::Offer::Schemes { stale }
+                    };
+                    match challenge::answer(&mut stream, &mut buf, &head, gate, &shard, last, offer)
                         .await
                     {
                         challenge::Next::ReadNext => continue,
@@ -187,12 +195,10 @@ pub async fn serve(
         let mut url: Option<Vec<u8>> = None;
         let reply = match head.method {
             Method::Connect => {
-                let user = session.as_ref().map(|s| (&*s.user, s.scheme));
-                return connect(&mut stream, peer, user, buf, &head, &shard).await;
+                return connect(&mut stream, peer, auth.who(), buf, &head, &shard).await;
             }
             Method::Other => Reply::MethodNotAllowed,
             _ if absolute => {
-                let user = session.as_ref().map(|s| (&*s.user, s.scheme));
                 url = shard.log.is_some().then(|| head.target.get(&buf).to_vec());
                 // Boxed: a forwarded request's state (two heads, a dial, body relays) would
                 // otherwise sit in every connection's task, idle tunnels included.
@@ -202,7 +208,7 @@ pub async fn serve(
                     &head,
                     &shard,
                     peer,
-                    user,
+                    auth.who(),
                     &mut pinned,
                 ))
                 .await;
@@ -391,6 +397,10 @@ async fn refuse(
     Box::pin(reject::send_and_close(stream, response, buf)).await;
 }
 
+/// CONNECT's 200 on a connection authenticated by a connection-bound scheme (RFC 4559 §6).
+const ESTABLISHED_SESSION_BASED: &[u8] =
+    b"HTTP/1.1 200 Connection established\r\nProxy-Support: Session-Based-Authentication\r\n\r\n";
+
 /// Runs a closure when dropped (a gauge that must go down however the task ends).
 struct OnDrop<F: FnMut()>(F);
 
@@ -414,12 +424,12 @@ fn admits_client(shard: &Shard, peer: SocketAddr) -> bool {
 async fn connect(
     client: &mut TcpStream,
     peer: SocketAddr,
-    who: Option<(&str, Scheme)>,
+    who: Option<Who<'_>>,
     mut buf: Vec<u8>,
     head: &RequestHead,
     shard: &Shard,
 ) {
-    let user = who.map(|(u, _)| u);
+    let user = who.map(|w| w.user);
     let started = Instant::now();
     let _tunnel_permit = match user.map(|u| shard.conn_limits.admit_tunnel(u)) {
         Some(None) => {
@@ -504,7 +514,12 @@ async fn connect(
     let logged = shard.log.is_some() || tracing::enabled!(tracing::Level::DEBUG);
     let target = logged.then(|| head.target.get(&buf).to_vec());
     let upstream_addr = logged.then(|| upstream.peer_addr().ok()).flatten();
-    let (res, _) = client.write_all(Reply::Established.bytes()).await;
+    let established = if who.is_some_and(|w| w.session_based()) {
+        ESTABLISHED_SESSION_BASED
+    } else {
+        Reply::Established.bytes()
+    };
+    let (res, _) = client.write_all(established).await;
     let metrics = &shard.metrics;
     metrics.request(Method::Connect, 200);
     metrics.tunnel_setup.observe(started.elapsed());
@@ -532,8 +547,8 @@ async fn connect(
     if let Some(log) = &shard.log {
         log.record(&log::Entry {
             client: peer,
-            user,
-            auth_scheme: who.map(|(_, s)| s),
+            user: who.map(|w| w.shown),
+            auth_scheme: who.map(|w| w.scheme),
             method: "CONNECT",
             target: target.as_deref().unwrap_or_default(),
             status: 200,

@@ -6,6 +6,7 @@ mod apr1;
 pub mod credential_cache;
 pub mod htdigest;
 pub mod htpasswd;
+pub mod nthash;
 pub mod password_hash;
 pub mod reload;
 pub mod throttle;

@@ -40,6 +40,7 @@ pub fn spawn(users: Arc<Users>, watch: Option<Duration>) -> io::Result<flume::Se
         .htpasswd
         .iter()
         .chain(&sources.htdigest)
+        .chain(&sources.ntlm)
         .cloned()
         .collect();
     // Taken now, not when the thread gets to run: a change made meanwhile must count as one.

@@ -14,7 +14,7 @@ use arc_swap::{ArcSwap, Guard};
 
 use super::Secret;
 use super::password_hash::PasswordHash;
-use super::{htdigest, htpasswd};
+use super::{htdigest, htpasswd, nthash};
 use crate::auth::digest::{self, Hash, Sum};
 
 /// One user as the database knows them.
@@ -48,12 +48,24 @@ impl DigestRecord {
     }
 }
 
+/// One user as NTLM knows them: the NT hash (MD4 of the UTF-16LE password). Found by name without
+/// regard to case.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NtlmRecord {
+    pub name: Arc<str>,
+    pub hash: [u8; 16],
+    /// Like [`UserRecord::id`]: kept while the hash is unchanged.
+    pub id: u64,
+}
+
 /// Where users come from (from the config).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sources {
     pub htpasswd: Vec<PathBuf>,
     /// htdigest files: users for Digest, the lines of `realm` only.
     pub htdigest: Vec<PathBuf>,
+    /// NT-hash files (`user:NTHASH`, smbpasswd): users for NTLM.
+    pub ntlm: Vec<PathBuf>,
     /// The realm Digest HA1s are made for (inline users get theirs computed for it).
     pub realm: String,
     /// `--user NAME:PASSWORD` / `users = [...]`: plain passwords given on the command line or in
@@ -66,7 +78,16 @@ pub struct Sources {
 impl Sources {
     /// Auth is on when any source is configured.
     pub fn is_empty(&self) -> bool {
-        self.htpasswd.is_empty() && self.inline.is_empty() && self.htdigest.is_empty()
+        self.htpasswd.is_empty()
+            && self.inline.is_empty()
+            && self.htdigest.is_empty()
+            && self.ntlm.is_empty()
+    }
+
+    /// A source made for NTLM is configured (an NT-hash file). Inline users can answer NTLM when
+    /// it is offered, but, as for Digest, do not turn it on.
+    pub fn has_ntlm(&self) -> bool {
+        !self.ntlm.is_empty()
     }
 
     /// Some source can hold users for Basic.
@@ -97,6 +118,11 @@ pub enum LoadError {
         path: String,
         error: htdigest::ParseError,
     },
+    #[error("NT-hash file {path}: {error}")]
+    NtlmLine {
+        path: String,
+        error: nthash::ParseError,
+    },
     #[error("user `{user}` is defined in both {first} and {second}")]
     Duplicate {
         user: String,
@@ -112,6 +138,8 @@ pub struct UserDb {
     pub generation: u64,
     users: HashMap<Box<str>, (Arc<UserRecord>, Arc<str>)>,
     digest: HashMap<Box<str>, (Arc<DigestRecord>, Arc<str>)>,
+    /// NTLM users by lower-case name.
+    ntlm: HashMap<Box<str>, (Arc<NtlmRecord>, Arc<str>)>,
     /// Digest users by `H(user:realm)`, for clients that send `userhash=true`.
     userhashes: HashMap<Sum, Arc<DigestRecord>>,
     /// A user with a slow hash, checked in place of an unknown user so that an unknown name costs
@@ -129,14 +157,19 @@ impl UserDb {
         self.digest.get(name).map(|(r, _)| r)
     }
 
+    /// An NTLM user by name, without regard to case.
+    pub fn ntlm(&self, name: &str) -> Option<&Arc<NtlmRecord>> {
+        self.ntlm.get(&*nthash::key(name)).map(|(r, _)| r)
+    }
+
     /// A Digest user by `H(user:realm)` (the hash is in the sum).
     pub fn digest_by_userhash(&self, hashed: &Sum) -> Option<&Arc<DigestRecord>> {
         self.userhashes.get(hashed)
     }
 
-    /// Basic users and Digest users (a user with both counts twice).
+    /// Basic, Digest and NTLM users (a user in several counts once per scheme).
     pub fn len(&self) -> usize {
-        self.users.len() + self.digest.len()
+        self.users.len() + self.digest.len() + self.ntlm.len()
     }
 
     pub fn decoy(&self) -> Option<&Arc<UserRecord>> {
@@ -144,7 +177,7 @@ impl UserDb {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty() && self.digest.is_empty()
+        self.users.is_empty() && self.digest.is_empty() && self.ntlm.is_empty()
     }
 
     /// Builds a snapshot from every source; the first problem fails the whole load.
@@ -201,7 +234,51 @@ impl UserDb {
             digest_users.insert(name.into(), (record, origin.into()));
             Ok(())
         };
+        let mut ntlm: HashMap<Box<str>, (Arc<NtlmRecord>, Arc<str>)> = HashMap::new();
+        let mut add_ntlm = |name: &str, hash: [u8; 16], origin: String| {
+            let key = nthash::key(name);
+            if let Some((_, first)) = ntlm.get(&*key) {
+                return Err(LoadError::Duplicate {
+                    user: name.to_owned(),
+                    first: first.to_string(),
+                    second: origin,
+                });
+            }
+            let id = previous
+                .and_then(|p| p.ntlm(name))
+                .filter(|old| old.hash == hash)
+                .map_or_else(|| NEXT_ID.fetch_add(1, Ordering::Relaxed), |old| old.id);
+            let record = Arc::new(NtlmRecord {
+                name: name.into(),
+                hash,
+                id,
+            });
+            ntlm.insert(key.into(), (record, origin.into()));
+            Ok(())
+        };
+        for path in &sources.ntlm {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| LoadError::Unreadable {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+            let lines = nthash::parse(&text).map_err(|error| LoadError::NtlmLine {
+                path: shown.clone(),
+                error,
+            })?;
+            for line in lines {
+                add_ntlm(
+                    &line.user,
+                    line.hash,
+                    format!("{shown} line {}", line.number),
+                )?;
+            }
+        }
         for (name, password) in &sources.inline {
+            // A password that is not UTF-8 has no UTF-16 form, so no NT hash: NTLM cannot serve it.
+            if let Ok(text) = std::str::from_utf8(password.expose()) {
+                add_ntlm(name, crate::auth::ntlm::nt_hash(text), "--user/users".into())?;
+            }
             add(
                 name,
                 PasswordHash::plain(password.expose()),
@@ -268,6 +345,7 @@ impl UserDb {
             generation,
             users,
             digest: digest_users,
+            ntlm,
             userhashes,
             decoy,
         })

@@ -19,7 +19,8 @@ use crate::http::head::{Body, MAX_HEADERS_CAP, Method, RequestHead};
 use crate::http::response_head::{self, ResponseBody};
 use crate::http::rewrite::{self, Additions};
 use crate::http::target::parse_absolute_http;
-use crate::observe::labels::{Scheme, Termination};
+use crate::auth::Who;
+use crate::observe::labels::Termination;
 use crate::policy::{self, Denial, Policy, Verdict};
 use crate::server::fill::{Filled, fill};
 use crate::server::shard::Shard;
@@ -83,10 +84,10 @@ pub async fn forward(
     head: &RequestHead,
     shard: &Shard,
     peer: SocketAddr,
-    who: Option<(&str, Scheme)>,
+    who: Option<Who<'_>>,
     pinned: &mut Option<Box<Upstream>>,
 ) -> Result<Next, ForwardError> {
-    let user = who.map(|(u, _)| u);
+    let user = who.map(|w| w.user);
     let config = &shard.config;
     let policy = shard.policy();
     let wait = config.idle_timeout;
@@ -258,6 +259,7 @@ pub async fn forward(
             resp.headers,
             client_body,
             config.via.as_deref(),
+            who.is_some_and(|w| w.session_based()),
             close_client,
         );
     }
@@ -293,8 +295,8 @@ pub async fn forward(
     if let Some(log) = &shard.log {
         log.record(&crate::observe::log::Entry {
             client: peer,
-            user,
-            auth_scheme: who.map(|(_, s)| s),
+            user: who.map(|w| w.shown),
+            auth_scheme: who.map(|w| w.scheme),
             method: head.method.name(),
             target: log_target.as_deref().unwrap_or_default(),
             status: rhead.status,

@@ -145,6 +145,7 @@ pub fn write_response_head(
     headers: &[httparse::Header<'_>],
     body: ResponseBody,
     via: Option<&str>,
+    session_based: bool,
     close: bool,
 ) {
     let _ = write!(out, "HTTP/1.1 {status} {reason}\r\n");
@@ -172,6 +173,10 @@ pub fn write_response_head(
     if let Some(via) = via {
         let _ = write!(out, "Via: 1.1 {via}\r\n");
     }
+    if session_based {
+        // The proxy's credentials belong to this connection (RFC 4559 §6).
+        out.extend_from_slice(b"Proxy-Support: Session-Based-Authentication\r\n");
+    }
     if close || body == ResponseBody::UntilClose {
         out.extend_from_slice(b"Connection: close\r\n");
     }
@@ -196,6 +201,7 @@ mod tests {
             resp.headers,
             body,
             Some("ringgate"),
+            false,
             close,
         );
         String::from_utf8(out).unwrap()

@@ -33,11 +33,12 @@ macro_rules! label_enum {
 }
 
 label_enum! {
-    /// A proxy authentication scheme. NTLM and Negotiate, the connection-bound schemes, join
-    /// when they are built (issues 16 and 17).
+    /// A proxy authentication scheme. Negotiate joins when it is built (issue 17).
     pub enum Scheme {
         Basic => "basic",
         Digest => "digest",
+        /// Connection-bound: a three-leg handshake authenticates the connection, not a request.
+        Ntlm => "ntlm",
     }
 }
 
@@ -62,6 +63,14 @@ label_enum! {
         UriMismatch => "uri does not match the request",
         /// A Digest answer for another realm or challenge (`realm`, `opaque`).
         NotOurs => "answer to another challenge",
+        /// An NTLM type 1 answered with its type 2: the handshake's second leg, not a failure.
+        Handshake => "handshake continues",
+        /// An NTLM type 3 on a connection with no handshake under way, or after it expired.
+        NoHandshake => "answer without a handshake",
+        /// An NTLMv1 or LM answer while `ntlm_allow_v1` is off (LM: always).
+        WeakNtlm => "ntlmv1 or lm refused",
+        /// An NTLMv2 answer whose timestamp is outside `ntlm_clock_skew_secs`.
+        ClockSkew => "timestamp outside the window",
         /// No path gives this reason now; kept so the scrape keeps its `reason="other"` series.
         Other => "other",
     }
