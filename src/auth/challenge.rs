@@ -120,7 +120,9 @@ pub fn write_continue(
     token: &[u8],
     out: &mut Vec<u8>,
 ) {
-    out.extend_from_slice(b"HTTP/1.1 407 Proxy Authentication Required\r\nServer: ringgate\r\nProxy-Authenticate: ");
+    out.extend_from_slice(
+        b"HTTP/1.1 407 Proxy Authentication Required\r\nServer: ringgate\r\nProxy-Authenticate: ",
+    );
     out.extend_from_slice(scheme.as_bytes());
     out.push(b' ');
     out.extend_from_slice(token);

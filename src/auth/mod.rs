@@ -229,6 +229,12 @@ impl Shared {
         let ntlm = schemes
             .contains(&Scheme::Ntlm)
             .then(|| handshake::NtlmShared::new(config));
+        if ntlm.is_some() && config.ntlm_allow_v1 {
+            tracing::warn!(
+                "ntlm_allow_v1 is on: NTLMv1 answers are accepted, and one captured NTLMv1 \
+                 handshake is enough to recover the user's NT hash offline"
+            );
+        }
         let challenges = Challenges::render(&Offer {
             realm: &config.realm,
             schemes: &schemes,
@@ -723,7 +729,11 @@ impl Gate {
             Some([3, 0, 0, 0]) => self.judge_ntlm(conn, &message, peer).await,
             _ => {
                 conn.handshake = None;
-                self.refuse_as(&mut conn.session, ChallengeReason::Malformed, Some(Scheme::Ntlm))
+                self.refuse_as(
+                    &mut conn.session,
+                    ChallengeReason::Malformed,
+                    Some(Scheme::Ntlm),
+                )
             }
         }
     }

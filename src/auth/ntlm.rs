@@ -248,7 +248,9 @@ pub fn parse_authenticate(m: &[u8]) -> Result<Authenticate<'_>, Malformed> {
             if raw.len() % 2 != 0 {
                 return Err(Malformed::Text);
             }
-            let units = raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
+            let units = raw
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]));
             char::decode_utf16(units)
                 .collect::<Result<String, _>>()
                 .map_err(|_| Malformed::Text)?
@@ -363,29 +365,40 @@ fn desl(hash: &[u8; 16], data: &[u8; 8]) -> [u8; 24] {
     out
 }
 
-/// Checks an NTLMv1 response (24 bytes): `DESL(NT hash, challenge)`, or with extended session
-/// security `DESL(NT hash, MD5(challenge ‖ client challenge)[..8])`, the client challenge being the
-/// first 8 bytes of the LM field. Only ever called when `ntlm_allow_v1` is set.
+/// The NTLMv1 response to `challenge` (24 bytes): `DESL(NT hash, challenge)`, or with extended
+/// session security and the client's 8-byte challenge `DESL(NT hash, MD5(challenge ‖ client)[..8])`.
+pub fn v1_response(nt_hash: &[u8; 16], challenge: &[u8; 8], client: Option<&[u8]>) -> [u8; 24] {
+    let data: [u8; 8] = match client {
+        Some(client) => {
+            use md5::Digest as _;
+            let mut h = Md5::new();
+            h.update(challenge);
+            h.update(client);
+            let sum: [u8; 16] = h.finalize().into();
+            let mut d = [0u8; 8];
+            d.copy_from_slice(&sum[..8]);
+            d
+        }
+        None => *challenge,
+    };
+    desl(nt_hash, &data)
+}
+
+/// Checks an NTLMv1 response (24 bytes); with extended session security the client challenge is
+/// the first 8 bytes of the LM field. Only ever called when `ntlm_allow_v1` is set.
 pub fn verify_v1(nt_hash: &[u8; 16], challenge: &[u8; 8], a: &Authenticate<'_>) -> bool {
     if a.nt.len() != 24 {
         return false;
     }
-    let data: [u8; 8] = if a.flags & flags::EXTENDED_SESSION_SECURITY != 0 {
-        if a.lm.len() < 8 {
-            return false;
+    let client = if a.flags & flags::EXTENDED_SESSION_SECURITY != 0 {
+        match a.lm.get(..8) {
+            Some(c) => Some(c),
+            None => return false,
         }
-        use md5::Digest as _;
-        let mut h = Md5::new();
-        h.update(challenge);
-        h.update(&a.lm[..8]);
-        let sum: [u8; 16] = h.finalize().into();
-        let mut d = [0u8; 8];
-        d.copy_from_slice(&sum[..8]);
-        d
     } else {
-        *challenge
+        None
     };
-    desl(nt_hash, &data).ct_eq(a.nt).into()
+    v1_response(nt_hash, challenge, client).ct_eq(a.nt).into()
 }
 
 /// Seconds between the FILETIME epoch (1601) and the Unix epoch.
@@ -414,6 +427,89 @@ pub fn hash_from_hex(hex: &str) -> Option<[u8; 16]> {
         out[i] = (d(pair[0])? * 16 + d(pair[1])?) as u8;
     }
     Some(out)
+}
+
+/// The client's side, for tests, benches and load generators: the messages a client sends.
+pub mod client {
+    use super::*;
+
+    /// A type 1 with `flags` (curl sends 0x00088206 and no names).
+    pub fn negotiate(flags: u32) -> Vec<u8> {
+        let mut m = SIGNATURE.to_vec();
+        m.extend_from_slice(&1u32.to_le_bytes());
+        m.extend_from_slice(&flags.to_le_bytes());
+        m.extend_from_slice(&[0; 16]);
+        m
+    }
+
+    /// The server challenge and target info of a type 2.
+    pub fn read_challenge(m: &[u8]) -> Option<([u8; 8], Vec<u8>)> {
+        if !m.starts_with(SIGNATURE) || u32_at(m, 8)? != 2 {
+            return None;
+        }
+        let challenge = m.get(24..32)?.try_into().ok()?;
+        let len = u16_at(m, 40)? as usize;
+        let at = u32_at(m, 44)? as usize;
+        Some((challenge, m.get(at..at.checked_add(len)?)?.to_vec()))
+    }
+
+    /// An NTLMv2 NT response for `user` in `domain` (as the client sends them) with the password
+    /// hash `hash`, to `challenge`, at `timestamp` (FILETIME), echoing `target_info`.
+    pub fn v2_response(
+        hash: &[u8; 16],
+        user: &str,
+        domain: &str,
+        challenge: &[u8; 8],
+        client_challenge: &[u8; 8],
+        timestamp: u64,
+        target_info: &[u8],
+    ) -> Vec<u8> {
+        let mut blob = vec![1, 1, 0, 0, 0, 0, 0, 0];
+        blob.extend_from_slice(&timestamp.to_le_bytes());
+        blob.extend_from_slice(client_challenge);
+        blob.extend_from_slice(&[0; 4]);
+        blob.extend_from_slice(target_info);
+        blob.extend_from_slice(&[0; 4]);
+        let ntowf = ntowf_v2(hash, user, domain);
+        let mut out = hmac_md5(&ntowf, &[challenge, &blob]).to_vec();
+        out.extend_from_slice(&blob);
+        out
+    }
+
+    /// A type 3 with these responses and names (UTF-16 when `flags` says UNICODE, else bytes).
+    pub fn authenticate(
+        lm: &[u8],
+        nt: &[u8],
+        domain: &str,
+        user: &str,
+        workstation: &str,
+        flags: u32,
+    ) -> Vec<u8> {
+        let text = |s: &str| -> Vec<u8> {
+            if flags & super::flags::UNICODE != 0 {
+                utf16(s).collect()
+            } else {
+                s.as_bytes().to_vec()
+            }
+        };
+        let mut m = SIGNATURE.to_vec();
+        m.extend_from_slice(&3u32.to_le_bytes());
+        m.resize(64, 0);
+        m[60..64].copy_from_slice(&flags.to_le_bytes());
+        let fields = [
+            (12, lm.to_vec()),
+            (20, nt.to_vec()),
+            (28, text(domain)),
+            (36, text(user)),
+            (44, text(workstation)),
+        ];
+        for (at, value) in fields {
+            let offset = m.len();
+            m.extend_from_slice(&value);
+            put_field(&mut m, at, value.len(), offset);
+        }
+        m
+    }
 }
 
 #[cfg(test)]
@@ -531,9 +627,15 @@ mod tests {
         assert_eq!(u32_at(m, 8), Some(2));
         assert_eq!(u32_at(m, 20), Some(f));
         assert_eq!(&m[24..32], &CHALLENGE);
-        let (len, off) = (u16_at(m, 12).unwrap() as usize, u32_at(m, 16).unwrap() as usize);
+        let (len, off) = (
+            u16_at(m, 12).unwrap() as usize,
+            u32_at(m, 16).unwrap() as usize,
+        );
         assert_eq!(&m[off..off + len], utf16("CORP").collect::<Vec<_>>());
-        let (len, off) = (u16_at(m, 40).unwrap() as usize, u32_at(m, 44).unwrap() as usize);
+        let (len, off) = (
+            u16_at(m, 40).unwrap() as usize,
+            u32_at(m, 44).unwrap() as usize,
+        );
         assert_eq!(off + len, m.len());
         let info = &m[off..];
         assert_eq!(&info[..4], &[2, 0, 8, 0]);
@@ -544,25 +646,9 @@ mod tests {
         assert_eq!(&oem[56..60], b"CORP");
     }
 
-    /// A type 3 with the given fields (unicode strings), laid out after a 64-byte header.
-    pub(crate) fn authenticate(lm: &[u8], nt: &[u8], domain: &str, user: &str, ws: &str) -> Vec<u8> {
-        let mut m = SIGNATURE.to_vec();
-        m.extend_from_slice(&3u32.to_le_bytes());
-        m.resize(64, 0);
-        m[60..64].copy_from_slice(&(flags::UNICODE | flags::EXTENDED_SESSION_SECURITY).to_le_bytes());
-        let fields: [(usize, Vec<u8>); 5] = [
-            (12, lm.to_vec()),
-            (20, nt.to_vec()),
-            (28, utf16(domain).collect()),
-            (36, utf16(user).collect()),
-            (44, utf16(ws).collect()),
-        ];
-        for (at, value) in fields {
-            let offset = m.len();
-            m.extend_from_slice(&value);
-            put_field(&mut m, at, value.len(), offset);
-        }
-        m
+    fn authenticate(lm: &[u8], nt: &[u8], domain: &str, user: &str, ws: &str) -> Vec<u8> {
+        let f = flags::UNICODE | flags::EXTENDED_SESSION_SECURITY;
+        client::authenticate(lm, nt, domain, user, ws, f)
     }
 
     #[test]
@@ -570,7 +656,10 @@ mod tests {
         let m = authenticate(&[1; 24], &[2; 50], "Domain", "User", "WS");
         let a = parse_authenticate(&m).unwrap();
         assert_eq!((a.lm, a.nt), (&[1u8; 24][..], &[2u8; 50][..]));
-        assert_eq!((&*a.domain, &*a.user, &*a.workstation), ("Domain", "User", "WS"));
+        assert_eq!(
+            (&*a.domain, &*a.user, &*a.workstation),
+            ("Domain", "User", "WS")
+        );
         assert_eq!(parse_negotiate(&m), Err(Malformed::Type(3)));
     }
 
@@ -587,48 +676,100 @@ mod tests {
         let cases: Vec<(&str, Vec<u8>, Malformed)> = vec![
             ("empty", vec![], Malformed::Signature),
             ("short signature", b"NTLMSS".to_vec(), Malformed::Signature),
-            ("wrong signature", set(0, b"NTLMSSX\0"), Malformed::Signature),
+            (
+                "wrong signature",
+                set(0, b"NTLMSSX\0"),
+                Malformed::Signature,
+            ),
             ("type 1", set(8, &1u32.to_le_bytes()), Malformed::Type(1)),
             ("type 2", set(8, &2u32.to_le_bytes()), Malformed::Type(2)),
-            ("type 0xffffffff", set(8, &[0xff; 4]), Malformed::Type(u32::MAX)),
+            (
+                "type 0xffffffff",
+                set(8, &[0xff; 4]),
+                Malformed::Type(u32::MAX),
+            ),
             ("header cut", good[..40].to_vec(), Malformed::Truncated),
-            ("header cut at 63", good[..63].to_vec(), Malformed::Truncated),
-            ("nt past the end", set(20, &[0xff, 0xff]), Malformed::OutOfBounds),
-            ("nt offset past", set(24, &[0xff, 0xff, 0, 0]), Malformed::OutOfBounds),
-            ("offset overflow", set(24, &[0xff; 4]), Malformed::OutOfBounds),
-            ("user offset in header", set(40, &[8, 0, 0, 0]), Malformed::OutOfBounds),
-            ("user offset 0", set(40, &[0, 0, 0, 0]), Malformed::OutOfBounds),
+            (
+                "header cut at 63",
+                good[..63].to_vec(),
+                Malformed::Truncated,
+            ),
+            (
+                "nt past the end",
+                set(20, &[0xff, 0xff]),
+                Malformed::OutOfBounds,
+            ),
+            (
+                "nt offset past",
+                set(24, &[0xff, 0xff, 0, 0]),
+                Malformed::OutOfBounds,
+            ),
+            (
+                "offset overflow",
+                set(24, &[0xff; 4]),
+                Malformed::OutOfBounds,
+            ),
+            (
+                "user offset in header",
+                set(40, &[8, 0, 0, 0]),
+                Malformed::OutOfBounds,
+            ),
+            (
+                "user offset 0",
+                set(40, &[0, 0, 0, 0]),
+                Malformed::OutOfBounds,
+            ),
             ("nt over lm", set(24, &[64, 0, 0, 0]), Malformed::Overlap),
-            ("user over nt", set(40, &nt_off.to_le_bytes()), Malformed::Overlap),
-            ("session key over user", {
-                let mut m = set(52, &[4, 0, 4, 0]);
-                let user = u32_at(&good, 40).unwrap();
-                m[56..60].copy_from_slice(&user.to_le_bytes());
-                m
-            }, Malformed::Overlap),
+            (
+                "user over nt",
+                set(40, &nt_off.to_le_bytes()),
+                Malformed::Overlap,
+            ),
+            (
+                "session key over user",
+                {
+                    let mut m = set(52, &[4, 0, 4, 0]);
+                    let user = u32_at(&good, 40).unwrap();
+                    m[56..60].copy_from_slice(&user.to_le_bytes());
+                    m
+                },
+                Malformed::Overlap,
+            ),
             ("odd UTF-16 user", set(36, &[1, 0, 1, 0]), Malformed::Text),
-            ("lone surrogate", {
-                let mut m = good.clone();
-                let at = u32_at(&good, 40).unwrap() as usize;
-                m[at..at + 2].copy_from_slice(&0xd800u16.to_le_bytes());
-                m
-            }, Malformed::Text),
-            ("NUL in user", {
-                let mut m = good.clone();
-                let at = u32_at(&good, 40).unwrap() as usize;
-                m[at..at + 2].copy_from_slice(&[0, 0]);
-                m
-            }, Malformed::Text),
+            (
+                "lone surrogate",
+                {
+                    let mut m = good.clone();
+                    let at = u32_at(&good, 40).unwrap() as usize;
+                    m[at..at + 2].copy_from_slice(&0xd800u16.to_le_bytes());
+                    m
+                },
+                Malformed::Text,
+            ),
+            (
+                "NUL in user",
+                {
+                    let mut m = good.clone();
+                    let at = u32_at(&good, 40).unwrap() as usize;
+                    m[at..at + 2].copy_from_slice(&[0, 0]);
+                    m
+                },
+                Malformed::Text,
+            ),
             (
                 "huge user",
                 authenticate(&[1; 24], &[2; 50], "D", &"u".repeat(300), "W"),
                 Malformed::TooLong,
             ),
-            ("huge message", {
-                let mut m = good.clone();
-                m.resize(MAX_MESSAGE + 1, 0);
-                m
-            }, Malformed::TooLong),
+            (
+                "huge message",
+                {
+                    let mut m = good.clone();
+                    m.resize(MAX_MESSAGE + 1, 0);
+                    m
+                },
+                Malformed::TooLong,
+            ),
         ];
         assert!(cases.len() >= 20);
         for (name, m, want) in cases {
@@ -641,7 +782,10 @@ mod tests {
         ] {
             assert!(parse_negotiate(m).is_err(), "{name}");
         }
-        assert_eq!(parse_negotiate(b"NTLMSSP\0\x01\0\0\0\x07\x82\x08\0"), Ok(0x0008_8207));
+        assert_eq!(
+            parse_negotiate(b"NTLMSSP\0\x01\0\0\0\x07\x82\x08\0"),
+            Ok(0x0008_8207)
+        );
         let mut out = Vec::new();
         assert_eq!(decode(b"TlRMTVNTUAAB", &mut out), Ok(()));
         assert_eq!(decode(b"not base64!", &mut out), Err(Malformed::Base64));

@@ -1,5 +1,6 @@
 //! `ringgate passwd FILE USER`: adds or updates one user in an htpasswd file (a bcrypt line) or,
-//! with `--digest --realm R`, in an htdigest file (an MD5 and a SHA-256 HA1 line for `R`).
+//! with `--digest --realm R`, in an htdigest file (an MD5 and a SHA-256 HA1 line for `R`), or with
+//! `--ntlm`, in an NT-hash file (`user:NTHASH`, the user matched without case as NTLM does).
 //!
 //! The file is rewritten whole, through a temporary file in the same folder that is synced and then
 //! renamed over it, so a running ringgate (which rereads user files on SIGHUP and on change) only
@@ -33,6 +34,9 @@ pub struct Args {
     /// Write HA1 lines (MD5 and SHA-256) for --realm into an htdigest-format file instead.
     #[arg(long, requires = "realm")]
     pub digest: bool,
+    /// Write a `user:NTHASH` line (MD4 of the UTF-16LE password) for NTLM instead.
+    #[arg(long, conflicts_with_all = ["digest", "realm", "cost"])]
+    pub ntlm: bool,
     /// The Digest realm the lines are for (the proxy's `realm`).
     #[arg(long, value_name = "REALM")]
     pub realm: Option<String>,
@@ -72,7 +76,7 @@ pub fn run(args: &Args) -> Result<String, Error> {
         check_name("realm", realm, true)?;
     }
     let password = read_password(args.password_stdin)?;
-    let limit = if args.digest {
+    let limit = if args.digest || args.ntlm {
         MAX_PASSWORD
     } else {
         BCRYPT_MAX_PASSWORD
@@ -84,7 +88,7 @@ pub fn run(args: &Args) -> Result<String, Error> {
         return Err(Error::Usage(format!(
             "the password is {} bytes; at most {limit} can be {}",
             password.len(),
-            if args.digest {
+            if args.digest || args.ntlm {
                 "used"
             } else {
                 "hashed by bcrypt"
@@ -115,6 +119,17 @@ pub fn run(args: &Args) -> Result<String, Error> {
                 .collect(),
             Box::new(|line| htdigest_key(line) == Some((&args.user, realm))),
         ),
+        _ if args.ntlm => {
+            let hash = crate::auth::ntlm::nt_hash(&password);
+            let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+            let key = crate::creds::nthash::key(&args.user);
+            (
+                vec![format!("{}:{hex}", args.user)],
+                Box::new(move |line| {
+                    htpasswd_key(line).is_some_and(|u| crate::creds::nthash::key(u) == key)
+                }),
+            )
+        }
         _ => {
             let hash = bcrypt::non_truncating_hash(password.as_bytes(), args.cost)
                 .map_err(|e| Error::Usage(format!("cannot hash the password: {e}")))?;

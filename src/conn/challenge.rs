@@ -12,8 +12,8 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use super::reject;
-use crate::auth::{ConnAuth, Gate};
 use crate::auth::challenge::Persistence;
+use crate::auth::{ConnAuth, Gate};
 use crate::http::head::{Body, Method, RequestHead};
 use crate::server::fill::{Filled, fill};
 use crate::server::shard::Shard;

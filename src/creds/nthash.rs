@@ -119,7 +119,11 @@ mod tests {
             (format!(":{PASSWORD}"), 1, LineError::EmptyUser),
             (format!("a\x01:{PASSWORD}"), 1, LineError::ControlInName),
             ("a:0123".to_owned(), 1, LineError::Hash),
-            (format!("a:{}", PASSWORD.replace('a', "g")), 1, LineError::Hash),
+            (
+                format!("a:{}", PASSWORD.replace('a', "g")),
+                1,
+                LineError::Hash,
+            ),
             (
                 format!("Alice:{PASSWORD}\n#\nalice:{PASSWORD}\n"),
                 3,

@@ -277,7 +277,11 @@ impl UserDb {
         for (name, password) in &sources.inline {
             // A password that is not UTF-8 has no UTF-16 form, so no NT hash: NTLM cannot serve it.
             if let Ok(text) = std::str::from_utf8(password.expose()) {
-                add_ntlm(name, crate::auth::ntlm::nt_hash(text), "--user/users".into())?;
+                add_ntlm(
+                    name,
+                    crate::auth::ntlm::nt_hash(text),
+                    "--user/users".into(),
+                )?;
             }
             add(
                 name,

@@ -14,12 +14,12 @@ use std::time::Instant;
 
 use monoio::net::TcpStream;
 
+use crate::auth::Who;
 use crate::http::chunked::{ChunkedScanner, Output};
 use crate::http::head::{Body, MAX_HEADERS_CAP, Method, RequestHead};
 use crate::http::response_head::{self, ResponseBody};
 use crate::http::rewrite::{self, Additions};
 use crate::http::target::parse_absolute_http;
-use crate::auth::Who;
 use crate::observe::labels::Termination;
 use crate::policy::{self, Denial, Policy, Verdict};
 use crate::server::fill::{Filled, fill};
@@ -258,8 +258,10 @@ pub async fn forward(
             resp.reason.unwrap_or(""),
             resp.headers,
             client_body,
-            config.via.as_deref(),
-            who.is_some_and(|w| w.session_based()),
+            rewrite::ResponseAdditions {
+                via: config.via.as_deref(),
+                session_based: who.is_some_and(|w| w.session_based()),
+            },
             close_client,
         );
     }

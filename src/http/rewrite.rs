@@ -36,6 +36,16 @@ pub struct Additions<'a> {
     pub forwarded_for: Option<IpAddr>,
 }
 
+/// What the proxy adds to a response it passes on.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseAdditions<'a> {
+    /// `Via: 1.1 <this>`; `None` sends no `Via`.
+    pub via: Option<&'a str>,
+    /// `Proxy-Support: Session-Based-Authentication`: the client's connection is authenticated by
+    /// a connection-bound scheme (RFC 4559 §6).
+    pub session_based: bool,
+}
+
 /// Whether the field `name` is named in any `Connection` field (RFC 9110 §7.6.1: those are
 /// hop-by-hop too).
 fn named_by_connection(name: &str, headers: &[httparse::Header<'_>]) -> bool {
@@ -144,8 +154,7 @@ pub fn write_response_head(
     reason: &str,
     headers: &[httparse::Header<'_>],
     body: ResponseBody,
-    via: Option<&str>,
-    session_based: bool,
+    added: ResponseAdditions<'_>,
     close: bool,
 ) {
     let _ = write!(out, "HTTP/1.1 {status} {reason}\r\n");
@@ -170,10 +179,10 @@ pub fn write_response_head(
         }
         ResponseBody::Chunked => write_transfer_encoding(out, headers),
     }
-    if let Some(via) = via {
+    if let Some(via) = added.via {
         let _ = write!(out, "Via: 1.1 {via}\r\n");
     }
-    if session_based {
+    if added.session_based {
         // The proxy's credentials belong to this connection (RFC 4559 §6).
         out.extend_from_slice(b"Proxy-Support: Session-Based-Authentication\r\n");
     }
@@ -200,8 +209,10 @@ mod tests {
             reason,
             resp.headers,
             body,
-            Some("ringgate"),
-            false,
+            ResponseAdditions {
+                via: Some("ringgate"),
+                session_based: false,
+            },
             close,
         );
         String::from_utf8(out).unwrap()
