@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the integration tests drive the proxy with: curl, socat, Python requests, and the
 # tools that make the htpasswd fixtures (Apache's htpasswd from apache2-utils, openssl), and HAProxy
-# (in front of ringgate with the PROXY protocol), and Python's prometheus-client (its text parser reads
+# (in front of ringgate with the PROXY protocol), Samba's winbind and smbpasswd (NTLM delegation), and Python's prometheus-client (its text parser reads
 # the /metrics scrape in the tests).
 set -euo pipefail
 need=()
@@ -10,6 +10,10 @@ command -v socat >/dev/null || need+=(socat)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v openssl >/dev/null || need+=(openssl)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+# NTLM through Samba (tests/ntlm.rs): ntlm_auth, winbindd and wbinfo (winbind), smbpasswd
+# (samba-common-bin), for a local SAM the winbind backend delegates to.
+command -v ntlm_auth >/dev/null || need+=(winbind)
+command -v smbpasswd >/dev/null || need+=(samba-common-bin)
 if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

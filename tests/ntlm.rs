@@ -556,3 +556,166 @@ fn ringgate_passwd_ntlm_writes_a_line_that_logs_in_and_the_log_names_domain_and_
         "{scrape}"
     );
 }
+
+/// A Samba local SAM with a winbindd in the foreground (killed when dropped): the realm a
+/// winbind-backed ringgate delegates to. Its domain is the NetBIOS name, `RGTEST`.
+struct Samba {
+    winbindd: std::process::Child,
+    conf: PathBuf,
+}
+
+impl Drop for Samba {
+    fn drop(&mut self) {
+        let _ = self.winbindd.kill();
+        let _ = self.winbindd.wait();
+    }
+}
+
+fn run(program: &str, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} (installed by .ci/run): {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+impl Samba {
+    fn start(user: &str, password: &str) -> Samba {
+        let dir = scratch("nt-samba");
+        for d in ["private", "lock", "state", "cache", "pid"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        std::fs::create_dir_all("/run/samba").unwrap();
+        let d = dir.display();
+        let conf = dir.join("smb.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "[global]\n  workgroup = RGTEST\n  netbios name = RGTEST\n  security = user\n  \
+                 server role = standalone server\n  passdb backend = tdbsam:{d}/private/passdb.tdb\n  \
+                 private dir = {d}/private\n  lock directory = {d}/lock\n  state directory = {d}/state\n  \
+                 cache directory = {d}/cache\n  pid directory = {d}/pid\n  log file = {d}/log.%m\n"
+            ),
+        )
+        .unwrap();
+        // The SAM's users must be Unix accounts.
+        if !run("id", &[user], "").status.success() {
+            let out = run("useradd", &["-M", "-s", "/usr/sbin/nologin", user], "");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let c = conf.to_str().unwrap();
+        let out = run(
+            "smbpasswd",
+            &["-c", c, "-s", "-a", user],
+            &format!("{password}\n{password}\n"),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let winbindd = Command::new("winbindd")
+            .args(["-F", "--no-process-group", "-s", c])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("winbindd (package winbind, installed by .ci/run)");
+        let mut samba = Samba { winbindd, conf };
+        assert!(
+            wait_until(Duration::from_secs(30), || {
+                samba.winbindd.try_wait().unwrap().is_none()
+                    && run("wbinfo", &["-p"], "").status.success()
+            }),
+            "winbindd did not come up"
+        );
+        samba
+    }
+}
+
+#[test]
+fn the_winbind_backend_delegates_each_check_to_samba() {
+    let samba = Samba::start("rgntlm", "Winb1nd!");
+    let config = scratch("nt-samba").join("ringgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "ntlm_backend = \"winbind\"\nntlm_domain = \"RGTEST\"\n\
+             ntlm_auth_command = [\"ntlm_auth\", \"--configfile={}\", \"--helper-protocol=ntlm-server-1\"]\n",
+            samba.conf.display()
+        ),
+    )
+    .unwrap();
+    let proxy = Proxy::start(&["--config", config.to_str().unwrap()]);
+    let origin = http_origin("via samba\n");
+    let proxy_url = format!("http://{}", proxy.addr);
+    let url = format!("http://{origin}/");
+    for user in ["RGTEST\\rgntlm:Winb1nd!", "rgntlm:Winb1nd!"] {
+        for tunnel in [false, true] {
+            let mut args = vec!["--proxy-ntlm", "--proxy-user", user, "-x", &proxy_url, &url];
+            if tunnel {
+                args.insert(0, "-p");
+            }
+            let (out, err) = curl_text(&args);
+            assert_eq!(out, "via samba\n", "{user} tunnel={tunnel}: {err}");
+        }
+    }
+    for user in [
+        "RGTEST\\rgntlm:wrong",
+        "nobody:Winb1nd!",
+        "OTHER\\rgntlm:Winb1nd!",
+    ] {
+        let (out, _) = curl_text(&[
+            "-i",
+            "--proxy-ntlm",
+            "--proxy-user",
+            user,
+            "-x",
+            &proxy_url,
+            &url,
+        ]);
+        assert!(out.starts_with("HTTP/1.1 407"), "{user}: {out}");
+    }
+    // Abandoned handshakes hold no helper: a hundred of them, then a login still goes through.
+    let o = origin.to_string();
+    let held: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let mut s = open(&proxy);
+            let _ = start(&mut s, &o);
+            s
+        })
+        .collect();
+    let (out, err) = curl_text(&[
+        "--proxy-ntlm",
+        "--proxy-user",
+        "rgntlm:Winb1nd!",
+        "-x",
+        &proxy_url,
+        &url,
+    ]);
+    assert_eq!(out, "via samba\n", "{err}\n{}", proxy.log_text());
+    drop(held);
+    // A helper that dies is started again: kill every ntlm_auth child, then log in.
+    let _ = run("pkill", &["-f", "helper-protocol=ntlm-server-1"], "");
+    let (out, err) = curl_text(&[
+        "--proxy-ntlm",
+        "--proxy-user",
+        "rgntlm:Winb1nd!",
+        "-x",
+        &proxy_url,
+        &url,
+    ]);
+    assert_eq!(out, "via samba\n", "a new helper answers: {err}");
+}

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::ntlm::{self, Malformed};
 use super::{ConnAuth, Decision, Gate, Session};
 use crate::creds::throttle::Outcome;
+use crate::creds::winbind::{self, Winbind};
 use crate::observe::labels::{ChallengeReason, Scheme};
 
 /// An NTLM handshake between its type 2 and its type 3.
@@ -40,10 +41,13 @@ pub(super) struct NtlmShared {
     pub allow_v1: bool,
     pub lifetime: Duration,
     pub skew: Duration,
+    /// `ntlm_backend = "winbind"`: the helper pool that checks type 3s.
+    pub winbind: Option<Winbind>,
+    pub helper_timeout: Duration,
 }
 
 impl NtlmShared {
-    pub fn new(config: &crate::config::Config) -> NtlmShared {
+    pub fn new(config: &crate::config::Config) -> std::io::Result<NtlmShared> {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_default();
@@ -54,7 +58,18 @@ impl NtlmShared {
         };
         let (short, dns_domain) = host.split_once('.').unwrap_or((&host, ""));
         let computer: String = short.to_uppercase().chars().take(15).collect();
-        NtlmShared {
+        let winbind = match config.users.ntlm_delegated {
+            true => Some(Winbind::start(
+                config.ntlm_auth_command.clone(),
+                config.ntlm_helpers,
+                config.verifier_queue,
+                config.ntlm_helper_timeout,
+            )?),
+            false => None,
+        };
+        Ok(NtlmShared {
+            winbind,
+            helper_timeout: config.ntlm_helper_timeout,
             target: ntlm::Target {
                 domain: config.ntlm_domain.to_uppercase(),
                 computer,
@@ -64,7 +79,7 @@ impl NtlmShared {
             allow_v1: config.ntlm_allow_v1,
             lifetime: config.ntlm_handshake,
             skew: config.ntlm_clock_skew,
-        }
+        })
     }
 }
 
@@ -187,6 +202,42 @@ impl Gate {
         let Some(mut pending) = self.await_turn(peer, name_key).await else {
             return Decision::Busy;
         };
+        if let Some(pool) = &n.winbind {
+            let check = winbind::Check {
+                challenge: handshake.challenge,
+                lm: a.lm.to_vec(),
+                nt: a.nt.to_vec(),
+                user: a.user.clone(),
+                domain: a.domain.clone(),
+            };
+            let verdict = match pool.submit(check) {
+                Ok(answer) => {
+                    // The helper has its own deadline; this one only guards against a lost reply.
+                    let wait = n.helper_timeout + Duration::from_secs(1);
+                    match monoio::time::timeout(wait, answer.recv_async()).await {
+                        Ok(Ok(v)) => v,
+                        _ => winbind::Verdict::Failed,
+                    }
+                }
+                Err(winbind::Busy) => {
+                    pending.outcome = Outcome::Void;
+                    return Decision::Busy;
+                }
+            };
+            let now = Instant::now();
+            if verdict != winbind::Verdict::Yes {
+                if verdict == winbind::Verdict::Failed {
+                    pending.outcome = Outcome::Void;
+                }
+                self.metrics.auth_check(Some(Scheme::Ntlm), false);
+                self.log_failure(peer, ChallengeReason::Wrong.name(), now);
+                return Decision::Deny {
+                    reason: ChallengeReason::Wrong,
+                };
+            }
+            pending.outcome = Outcome::Right;
+            return self.ntlm_admitted(conn, &a, Rc::from(name), 0, now, peer);
+        }
         let db = self.shared.users.snapshot();
         let record = db.ntlm(name);
         // An unknown user costs the same computation as a known one.
@@ -214,19 +265,33 @@ impl Gate {
             return refuse(self, &mut conn.session, ChallengeReason::ClockSkew);
         }
         pending.outcome = Outcome::Right;
+        self.ntlm_admitted(conn, &a, Rc::from(&*record.name), record.id, now, peer)
+    }
+
+    /// Opens the connection's session for the account `user` (entry `id`; 0: checked by Samba,
+    /// no local entry), shown in logs as the client sent it.
+    fn ntlm_admitted(
+        &self,
+        conn: &mut ConnAuth,
+        a: &ntlm::Authenticate<'_>,
+        user: Rc<str>,
+        id: u64,
+        now: Instant,
+        peer: IpAddr,
+    ) -> Decision {
         self.metrics.auth_check(Some(Scheme::Ntlm), true);
         let shown: Rc<str> = if a.domain.is_empty() {
             Rc::from(&*a.user)
         } else {
             Rc::from(format!("{}\\{}", a.domain, a.user))
         };
-        tracing::debug!(%peer, user = %shown, v1 = v2.is_none(), "authenticated (ntlm)");
+        tracing::debug!(%peer, user = %shown, "authenticated (ntlm)");
         conn.session = Some(Session {
-            user: Rc::from(&*record.name),
+            user,
             shown: Some(shown),
             scheme: Scheme::Ntlm,
-            id: record.id,
-            generation: db.generation,
+            id,
+            generation: self.shared.users.snapshot().generation,
             expires: now + self.shared.session_ttl,
         });
         Decision::Allow

@@ -228,7 +228,8 @@ impl Shared {
         });
         let ntlm = schemes
             .contains(&Scheme::Ntlm)
-            .then(|| handshake::NtlmShared::new(config));
+            .then(|| handshake::NtlmShared::new(config))
+            .transpose()?;
         if ntlm.is_some() && config.ntlm_allow_v1 {
             tracing::warn!(
                 "ntlm_allow_v1 is on: NTLMv1 answers are accepted, and one captured NTLMv1 \
@@ -329,7 +330,8 @@ fn db_holds(db: &UserDb, s: &Session) -> bool {
     match s.scheme {
         Scheme::Basic => db.get(&s.user).is_some_and(|r| r.id == s.id),
         Scheme::Digest => db.digest(&s.user).is_some_and(|r| r.id == s.id),
-        Scheme::Ntlm => db.ntlm(&s.user).is_some_and(|r| r.id == s.id),
+        // Id 0: checked by Samba (the winbind backend), which keeps its own users.
+        Scheme::Ntlm => s.id == 0 || db.ntlm(&s.user).is_some_and(|r| r.id == s.id),
     }
 }
 

@@ -84,6 +84,8 @@ pub struct Cli {
     pub ntlm_handshake_secs: Option<u64>,
     #[arg(long, value_name = "SECS", help = flag_help("ntlm_clock_skew_secs"))]
     pub ntlm_clock_skew: Option<u64>,
+    #[arg(long, value_name = "BACKEND", help = flag_help("ntlm_backend"))]
+    pub ntlm_backend: Option<String>,
     #[arg(long, value_name = "NAME:PASSWORD", help = flag_help("users"))]
     pub user: Vec<String>,
     #[arg(long, help = flag_help("htpasswd_plaintext"))]
@@ -250,6 +252,10 @@ impl Cli {
             ntlm_allow_v1: self.ntlm_allow_v1.then_some(true),
             ntlm_handshake_secs: self.ntlm_handshake_secs,
             ntlm_clock_skew_secs: self.ntlm_clock_skew,
+            ntlm_backend: self.ntlm_backend.clone(),
+            ntlm_auth_command: None,
+            ntlm_helpers: None,
+            ntlm_helper_timeout_secs: None,
             users: (!self.user.is_empty()).then(|| self.user.clone()),
             htpasswd_plaintext: self.htpasswd_plaintext.then_some(true),
             users_watch_secs: self.users_watch,

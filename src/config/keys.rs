@@ -220,6 +220,25 @@ pub static KEYS: &[Key] = &[
     )
     .range(1, 129_600),
     flag(
+        "ntlm_backend",
+        "ntlm-backend",
+        "Who checks NTLM answers: local (ntlm_users, users) or winbind (Samba's ntlm_auth helpers)",
+    ),
+    file_only(
+        "ntlm_auth_command",
+        "The ntlm_auth command line each winbind helper runs (ntlm-server-1 protocol)",
+    ),
+    file_only(
+        "ntlm_helpers",
+        "ntlm_auth helper processes (one thread each) for the winbind backend",
+    )
+    .range(1, 64),
+    file_only(
+        "ntlm_helper_timeout_secs",
+        "Seconds a delegated NTLM check may take; then it fails and its helper is restarted",
+    )
+    .range(1, 60),
+    flag(
         "users",
         "user",
         "A proxy user as NAME:PASSWORD (repeatable); turns proxy authentication on",

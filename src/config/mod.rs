@@ -134,6 +134,12 @@ pub struct Config {
     pub ntlm_handshake: Duration,
     /// How far an NTLMv2 answer's timestamp may be from this clock.
     pub ntlm_clock_skew: Duration,
+    /// `ntlm_backend = "winbind"`: the `ntlm_auth` command line each helper runs.
+    pub ntlm_auth_command: Vec<String>,
+    /// How many `ntlm_auth` helpers (and threads) check type 3s.
+    pub ntlm_helpers: usize,
+    /// How long a delegated check may take before it fails (and its helper is restarted).
+    pub ntlm_helper_timeout: Duration,
     /// Where users come from; auth is on when any source is set.
     pub users: Sources,
     /// How often user files are checked for changes; `None`: only on SIGHUP.

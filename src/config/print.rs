@@ -63,6 +63,17 @@ impl Config {
             ntlm_allow_v1: Some(self.ntlm_allow_v1),
             ntlm_handshake_secs: Some(self.ntlm_handshake.as_secs()),
             ntlm_clock_skew_secs: Some(self.ntlm_clock_skew.as_secs()),
+            ntlm_backend: Some(
+                if self.users.ntlm_delegated {
+                    "winbind"
+                } else {
+                    "local"
+                }
+                .to_owned(),
+            ),
+            ntlm_auth_command: Some(self.ntlm_auth_command.clone()),
+            ntlm_helpers: Some(self.ntlm_helpers),
+            ntlm_helper_timeout_secs: Some(self.ntlm_helper_timeout.as_secs()),
             // Passwords are never printed; the comment below says what was left out.
             users: Some(Vec::new()),
             htpasswd_plaintext: Some(self.users.allow_plain),

@@ -39,6 +39,9 @@ impl RawConfig {
             ntlm_allow_v1: auth.ntlm_allow_v1,
             ntlm_handshake: auth.ntlm_handshake,
             ntlm_clock_skew: auth.ntlm_clock_skew,
+            ntlm_auth_command: auth.ntlm_auth_command,
+            ntlm_helpers: auth.ntlm_helpers,
+            ntlm_helper_timeout: auth.ntlm_helper_timeout,
             users: auth.users,
             users_watch: auth.users_watch,
             credential_ttl: auth.credential_ttl,
@@ -214,6 +217,9 @@ struct Auth {
     ntlm_allow_v1: bool,
     ntlm_handshake: Duration,
     ntlm_clock_skew: Duration,
+    ntlm_auth_command: Vec<String>,
+    ntlm_helpers: usize,
+    ntlm_helper_timeout: Duration,
     users: Sources,
     users_watch: Option<Duration>,
     credential_ttl: Duration,
@@ -247,6 +253,17 @@ fn auth(raw: &mut RawConfig) -> Result<Auth, ConfigError> {
             .into_iter()
             .map(PathBuf::from)
             .collect(),
+        ntlm_delegated: match req("ntlm_backend", raw.ntlm_backend.take())?.as_str() {
+            "local" => false,
+            "winbind" => true,
+            other => {
+                return Err(invalid(
+                    "ntlm_backend",
+                    format!("{other:?}"),
+                    "local or winbind",
+                ));
+            }
+        },
         realm: realm.clone(),
     };
     let schemes = schemes(req("auth_schemes", raw.auth_schemes.take())?, &users)?;
@@ -255,6 +272,26 @@ fn auth(raw: &mut RawConfig) -> Result<Auth, ConfigError> {
     let digest_nonce_ttl = Duration::from_secs(ranged(
         "digest_nonce_ttl_secs",
         raw.digest_nonce_ttl_secs.take(),
+    )?);
+    if users.ntlm_delegated && !users.ntlm.is_empty() {
+        return Err(invalid(
+            "ntlm_users",
+            "(set)",
+            "is for ntlm_backend = \"local\"; with winbind, Samba holds the users",
+        ));
+    }
+    let ntlm_auth_command = req("ntlm_auth_command", raw.ntlm_auth_command.take())?;
+    if ntlm_auth_command.is_empty() || ntlm_auth_command[0].is_empty() {
+        return Err(invalid(
+            "ntlm_auth_command",
+            "[]",
+            "needs at least the program",
+        ));
+    }
+    let ntlm_helpers = ranged("ntlm_helpers", raw.ntlm_helpers.take())?;
+    let ntlm_helper_timeout = Duration::from_secs(ranged(
+        "ntlm_helper_timeout_secs",
+        raw.ntlm_helper_timeout_secs.take(),
     )?);
     let ntlm_domain = ntlm_domain(req("ntlm_domain", raw.ntlm_domain.take())?)?;
     let ntlm_allow_v1 = req("ntlm_allow_v1", raw.ntlm_allow_v1.take())?;
@@ -305,6 +342,9 @@ fn auth(raw: &mut RawConfig) -> Result<Auth, ConfigError> {
         ntlm_allow_v1,
         ntlm_handshake,
         ntlm_clock_skew,
+        ntlm_auth_command,
+        ntlm_helpers,
+        ntlm_helper_timeout,
         users,
         users_watch: (watch > 0).then(|| Duration::from_secs(watch)),
         credential_ttl,

@@ -12,6 +12,7 @@ pub mod reload;
 pub mod throttle;
 pub mod user_db;
 pub mod verifier;
+pub mod winbind;
 
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;

@@ -66,6 +66,8 @@ pub struct Sources {
     pub htdigest: Vec<PathBuf>,
     /// NT-hash files (`user:NTHASH`, smbpasswd): users for NTLM.
     pub ntlm: Vec<PathBuf>,
+    /// `ntlm_backend = "winbind"`: NTLM answers are checked by Samba, not against local hashes.
+    pub ntlm_delegated: bool,
     /// The realm Digest HA1s are made for (inline users get theirs computed for it).
     pub realm: String,
     /// `--user NAME:PASSWORD` / `users = [...]`: plain passwords given on the command line or in
@@ -82,12 +84,13 @@ impl Sources {
             && self.inline.is_empty()
             && self.htdigest.is_empty()
             && self.ntlm.is_empty()
+            && !self.ntlm_delegated
     }
 
     /// A source made for NTLM is configured (an NT-hash file). Inline users can answer NTLM when
     /// it is offered, but, as for Digest, do not turn it on.
     pub fn has_ntlm(&self) -> bool {
-        !self.ntlm.is_empty()
+        !self.ntlm.is_empty() || self.ntlm_delegated
     }
 
     /// Some source can hold users for Basic.

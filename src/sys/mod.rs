@@ -162,6 +162,20 @@ pub fn lower_this_threads_priority() -> io::Result<()> {
     check(ret as libc::ssize_t).map(drop)
 }
 
+/// Waits until `fd` is readable (or at EOF/hang-up) for at most `within`: `Ok(false)` when the time
+/// ran out. For the blocking helper threads (a pipe from a child process), never for a worker.
+pub fn wait_readable(fd: BorrowedFd<'_>, within: std::time::Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = within.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: one valid, initialised pollfd whose fd is borrowed (open for the call); nfds is 1.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    check(n as libc::ssize_t).map(|n| n > 0)
+}
+
 /// Largest pipe an unprivileged process may ask for (`/proc/sys/fs/pipe-max-size`); read at start-up.
 pub fn pipe_max_size() -> Option<usize> {
     std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
