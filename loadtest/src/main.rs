@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 mod digest;
 mod idle;
 mod latency;
+mod ntlm;
 mod origins;
 mod requests;
 
@@ -85,6 +86,10 @@ enum Scenario {
         /// A --proxy (by NAME) that is sent Digest instead of Basic (repeatable).
         #[arg(long, value_name = "NAME")]
         digest: Vec<String>,
+        /// A --proxy (by NAME) that is sent NTLM instead (a full handshake per tunnel: type 1,
+        /// 407, type 3, 200; --proxy-user as DOMAIN\\user:password) (repeatable).
+        #[arg(long, value_name = "NAME")]
+        ntlm: Vec<String>,
         /// Tunnels per client per round.
         #[arg(long, default_value_t = 2000)]
         tunnels: u64,
@@ -411,6 +416,7 @@ fn main() {
             proxies,
             proxy_user,
             digest,
+            ntlm,
             clients,
             tunnels,
             rounds,
@@ -420,7 +426,10 @@ fn main() {
                 &t,
                 &o.echo,
                 proxy_user.as_deref(),
-                &digest,
+                requests::Answered {
+                    digest: &digest,
+                    ntlm: &ntlm,
+                },
                 clients,
                 tunnels,
                 rounds,

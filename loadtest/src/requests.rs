@@ -22,6 +22,7 @@ use base64::Engine as _;
 use socket2::{Domain, Socket, Type};
 
 use crate::digest::DigestClient;
+use crate::ntlm::NtlmClient;
 use crate::origins::HTTP_ANSWER;
 
 /// A target: a name and, for a proxy, its address.
@@ -340,6 +341,44 @@ fn digest_tunnel(
     Err("CONNECT still 407 after three Digest answers".into())
 }
 
+/// CONNECTs to `echo` on `s` with a whole NTLM handshake: type 1, the 407's type 2, type 3, 200.
+fn ntlm_tunnel(
+    s: &mut TcpStream,
+    echo: SocketAddr,
+    client: &mut NtlmClient,
+    buf: &mut Vec<u8>,
+) -> Result<u64, String> {
+    let uri = echo.to_string();
+    write!(
+        s,
+        "CONNECT {uri} HTTP/1.1\r\nHost: {uri}\r\nProxy-Authorization: NTLM {}\r\n\r\n",
+        crate::ntlm::NEGOTIATE
+    )
+    .map_err(|e| format!("write: {}", e.kind()))?;
+    match read_response(s, buf, true)? {
+        407 => {}
+        code => return Err(format!("NTLM type 1 answered {code}")),
+    }
+    let head = String::from_utf8_lossy(buf).into_owned();
+    let answer = client.answer(&head).ok_or("407 without an NTLM type 2")?;
+    write!(
+        s,
+        "CONNECT {uri} HTTP/1.1\r\nHost: {uri}\r\nProxy-Authorization: NTLM {answer}\r\n\r\n"
+    )
+    .map_err(|e| format!("write: {}", e.kind()))?;
+    match read_response(s, buf, true)? {
+        200 => Ok(1),
+        code => Err(format!("NTLM type 3 answered {code}")),
+    }
+}
+
+/// The targets (by name) answered with Digest, and with NTLM, instead of Basic.
+#[derive(Clone, Copy)]
+pub struct Answered<'a> {
+    pub digest: &'a [String],
+    pub ntlm: &'a [String],
+}
+
 /// New connection, CONNECT, 16-byte echo, close — per iteration. Targets named in `digest`
 /// answer Digest with `user`'s credentials (one nonce per client, reused with nc counting up, as
 /// a long-running client does), the others send Basic.
@@ -347,15 +386,16 @@ pub fn tunnels(
     proxies: &[Target],
     echoes: &[SocketAddr],
     user: Option<&str>,
-    digest: &[String],
+    answered: Answered<'_>,
     threads: usize,
     per_thread: u64,
     rounds: usize,
 ) -> Result<(), String> {
-    if !digest.is_empty() && user.is_none() {
-        return Err("--digest needs --proxy-user".into());
+    let Answered { digest, ntlm } = answered;
+    if !(digest.is_empty() && ntlm.is_empty()) && user.is_none() {
+        return Err("--digest and --ntlm need --proxy-user".into());
     }
-    for name in digest {
+    for name in digest.iter().chain(ntlm) {
         if !proxies.iter().any(|(n, _)| n == name) {
             return Err(format!("--digest {name}: no such --proxy"));
         }
@@ -387,6 +427,7 @@ pub fn tunnels(
     for _ in 0..rounds {
         for (i, ((name, proxy), tally)) in targets.iter().zip(tallies.iter_mut()).enumerate() {
             let digest_clients = digest.contains(name).then(|| &clients[i - 1]);
+            let ntlm_here = ntlm.contains(name);
             let one = |t: usize, buf: &mut Vec<u8>, _: &mut Option<TcpStream>| {
                 let source = 10 + (t % 16) as u8;
                 let e = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % echoes.len();
@@ -396,7 +437,10 @@ pub fn tunnels(
                 };
                 let mut s = open()?;
                 let mut challenged = 0;
-                if let (Some(clients), Some(_)) = (digest_clients, proxy) {
+                if ntlm_here {
+                    let mut client = NtlmClient::new(user.unwrap_or(""));
+                    challenged = ntlm_tunnel(&mut s, echoes[e], &mut client, buf)?;
+                } else if let (Some(clients), Some(_)) = (digest_clients, proxy) {
                     let mut client = clients[t].lock().map_err(|_| "poisoned")?;
                     (s, challenged) = digest_tunnel(s, open, echoes[e], &mut client, buf)?;
                 } else if proxy.is_some() {
@@ -434,8 +478,15 @@ pub fn tunnels(
                 " (Digest for {}: a nonce per client, reused)",
                 digest.join(", ")
             )
-        }
-    );
+        },
+    ) + &if ntlm.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (NTLM for {}: a whole handshake per tunnel)",
+            ntlm.join(", ")
+        )
+    };
     report("tunnels", "/s", "407s", &targets, &mut tallies, &conditions);
     check(&tallies)
 }

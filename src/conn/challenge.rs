@@ -63,16 +63,13 @@ pub async fn answer(
         Offer::Schemes { .. } => gate.challenge(persistence, head_only),
         Offer::Continue(_) => None,
     };
-    let write = |out: &mut Vec<u8>| match offer {
-        Offer::Schemes { stale } => gate.write_challenge(persistence, head_only, stale, out),
-        Offer::Continue(conn) => gate.write_continue(conn, persistence, head_only, out),
-    };
+
     let Some(body) = body.filter(|_| persistence != Persistence::Close) else {
         match fixed {
             Some(response) => reject::send_and_close(stream, response, std::mem::take(buf)).await,
             None => {
                 let mut response = Vec::new();
-                write(&mut response);
+                write(gate, &offer, persistence, head_only, &mut response);
                 reject::send_and_close(stream, response, std::mem::take(buf)).await;
             }
         }
@@ -84,7 +81,7 @@ pub async fn answer(
             // A fresh nonce: the response goes after what the buffer holds (this request and
             // any pipelined one), is written from there, and is cut off again.
             let start = buf.len();
-            write(buf);
+            write(gate, &offer, persistence, head_only, buf);
             let (res, written) = stream.write_all(std::mem::take(buf).slice(start..)).await;
             *buf = written.into_inner();
             buf.truncate(start);
@@ -98,6 +95,20 @@ pub async fn answer(
         Next::ReadNext
     } else {
         Next::Closed
+    }
+}
+
+/// Appends the 407 for `offer` to `out` (a fresh nonce, or the handshake's token).
+fn write(
+    gate: &Gate,
+    offer: &Offer<'_>,
+    persistence: Persistence,
+    head_only: bool,
+    out: &mut Vec<u8>,
+) {
+    match offer {
+        Offer::Schemes { stale } => gate.write_challenge(persistence, head_only, *stale, out),
+        Offer::Continue(conn) => gate.write_continue(conn, persistence, head_only, out),
     }
 }
 

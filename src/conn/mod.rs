@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
-use crate::auth::{ConnAuth, Decision, Request, Who};
+use crate::auth::{ConnAuth, Decision, Request};
 use crate::http::head::{self, Limits, Method, RequestHead};
 use crate::http::response::Reply;
 use crate::http::target::parse_authority;
@@ -195,7 +195,7 @@ pub async fn serve(
         let mut url: Option<Vec<u8>> = None;
         let reply = match head.method {
             Method::Connect => {
-                return connect(&mut stream, peer, auth.who(), buf, &head, &shard).await;
+                return connect(&mut stream, peer, &auth, buf, &head, &shard).await;
             }
             Method::Other => Reply::MethodNotAllowed,
             _ if absolute => {
@@ -424,12 +424,13 @@ fn admits_client(shard: &Shard, peer: SocketAddr) -> bool {
 async fn connect(
     client: &mut TcpStream,
     peer: SocketAddr,
-    who: Option<Who<'_>>,
+    auth: &ConnAuth,
     mut buf: Vec<u8>,
     head: &RequestHead,
     shard: &Shard,
 ) {
-    let user = who.map(|w| w.user);
+    // Read from `auth` where needed rather than kept: this future lives as long as the tunnel.
+    let user = auth.session.as_ref().map(|s| &*s.user);
     let started = Instant::now();
     let _tunnel_permit = match user.map(|u| shard.conn_limits.admit_tunnel(u)) {
         Some(None) => {
@@ -514,7 +515,7 @@ async fn connect(
     let logged = shard.log.is_some() || tracing::enabled!(tracing::Level::DEBUG);
     let target = logged.then(|| head.target.get(&buf).to_vec());
     let upstream_addr = logged.then(|| upstream.peer_addr().ok()).flatten();
-    let established = if who.is_some_and(|w| w.session_based()) {
+    let established = if auth.who().is_some_and(|w| w.session_based()) {
         ESTABLISHED_SESSION_BASED
     } else {
         Reply::Established.bytes()
@@ -547,8 +548,8 @@ async fn connect(
     if let Some(log) = &shard.log {
         log.record(&log::Entry {
             client: peer,
-            user: who.map(|w| w.shown),
-            auth_scheme: who.map(|w| w.scheme),
+            user: auth.who().map(|w| w.shown),
+            auth_scheme: auth.who().map(|w| w.scheme),
             method: "CONNECT",
             target: target.as_deref().unwrap_or_default(),
             status: 200,

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# NTLM side by side, in one run on this machine, against one local Samba SAM (tdbsam, winbindd in
+# the foreground): ringgate checking local NT hashes, ringgate delegating each check to Samba's
+# ntlm_auth (ntlm_backend = "winbind"), and squid with ntlm_auth --helper-protocol=squid-2.5-ntlmssp.
+# Figure: NTLM handshakes/s, each a new connection with CONNECT + type 1 → 407 → type 3 → 200 +
+# 16-byte echo + close; then the same while 1,000 handshakes stand abandoned after their 407.
+#
+# Usage: scripts/compare-ntlm.sh [quick]    quick: 1 round, smaller runs
+# Installs squid, winbind and samba-common-bin from Debian's packages when missing (needs root:
+# it adds a Unix account for the SAM's user). Bounded: fixed counts, every run with timeouts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=${1:-}
+if [ "$quick" = quick ]; then rounds=1; tunnels=200; else rounds=3; tunnels=800; fi
+
+need=()
+command -v squid >/dev/null || [ -x /usr/sbin/squid ] || need+=(squid)
+command -v ntlm_auth >/dev/null || need+=(winbind)
+command -v smbpasswd >/dev/null || need+=(samba-common-bin)
+if [ ${#need[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}"
+fi
+squid_bin=$(command -v squid || echo /usr/sbin/squid)
+cargo build --release -q -p ringgate -p loadtest
+
+user=rgbench
+pass='Bench-pw1'
+domain=RGBENCH
+work=$(mktemp -d /tmp/ringgate-compare-ntlm.XXXXXX)
+chmod 755 "$work"
+for d in private lock state cache pid; do mkdir -p "$work/$d"; done
+mkdir -p /run/samba
+cat >"$work/smb.conf" <<EOC
+[global]
+  workgroup = $domain
+  netbios name = $domain
+  security = user
+  server role = standalone server
+  passdb backend = tdbsam:$work/private/passdb.tdb
+  private dir = $work/private
+  lock directory = $work/lock
+  state directory = $work/state
+  cache directory = $work/cache
+  pid directory = $work/pid
+  log file = $work/log.%m
+EOC
+chmod 644 "$work/smb.conf"
+id "$user" >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin "$user"
+printf '%s\n%s\n' "$pass" "$pass" | smbpasswd -c "$work/smb.conf" -s -a "$user" >/dev/null
+printf '%s\n' "$pass" | target/release/ringgate passwd --ntlm --password-stdin "$work/nthash" "$user" >/dev/null
+
+rg_local=127.0.0.1:13160
+rg_winbind=127.0.0.1:13161
+squid_ntlm=127.0.0.1:13162
+
+pids=()
+squid_conf=$work/squid.conf
+origins_pid=
+cleanup() {
+    "$squid_bin" -f "$squid_conf" -k shutdown 2>/dev/null || true
+    kill "${pids[@]}" $origins_pid 2>/dev/null || true
+    sleep 1
+    pid=$(cat "$work/squid.pid" 2>/dev/null || true)
+    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+winbindd -F --no-process-group -s "$work/smb.conf" &
+pids+=($!)
+for _ in $(seq 100); do wbinfo -p >/dev/null 2>&1 && break; sleep 0.1; done
+# squid runs its helpers as its own user: let it reach winbindd's privileged pipe.
+for dir in /var/lib/samba/winbindd_privileged "$work/state/winbindd_privileged"; do
+    [ -d "$dir" ] && chmod 755 "$dir"
+done
+
+cat >"$work/ringgate.toml" <<EOC
+ntlm_backend = "winbind"
+ntlm_domain = "$domain"
+ntlm_auth_command = ["ntlm_auth", "--configfile=$work/smb.conf", "--helper-protocol=ntlm-server-1"]
+ntlm_helpers = 8
+EOC
+common=(--allow-dest 127.0.0.0/8 --connect-ports any --log-level warn)
+target/release/ringgate --listen "$rg_local" --ntlm-users "$work/nthash" --ntlm-domain "$domain" "${common[@]}" &
+pids+=($!)
+target/release/ringgate --listen "$rg_winbind" --config "$work/ringgate.toml" "${common[@]}" &
+pids+=($!)
+cat >"$squid_conf" <<EOC
+http_port $squid_ntlm
+workers 1
+auth_param ntlm program /usr/bin/ntlm_auth --configfile=$work/smb.conf --helper-protocol=squid-2.5-ntlmssp
+auth_param ntlm children 8
+auth_param ntlm keep_alive on
+acl authed proxy_auth REQUIRED
+http_access allow authed
+http_access deny all
+cache deny all
+cache_mem 8 MB
+access_log none
+cache_store_log none
+cache_log $work/squid.cache.log
+pid_filename $work/squid.pid
+coredump_dir $work
+max_filedescriptors 16384
+shutdown_lifetime 1 second
+visible_hostname compare
+EOC
+"$squid_bin" -f "$squid_conf"
+
+target/release/loadtest serve --seconds 3600 >"$work/origins" &
+origins_pid=$!
+for _ in $(seq 50); do [ -s "$work/origins" ] && break; sleep 0.1; done
+origins=(--origins "$(head -1 "$work/origins")")
+
+wait_port() { # host:port name
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "$2 did not start on $1" >&2
+    return 1
+}
+targets=()
+names=()
+for spec in "ringgate-local=$rg_local" "ringgate-winbind=$rg_winbind" "squid-ntlm=$squid_ntlm"; do
+    if wait_port "${spec#*=}" "${spec%%=*}"; then
+        targets+=(--proxy "$spec" --ntlm "${spec%%=*}")
+        names+=("${spec#*=}")
+    fi
+done
+
+echo "machine: $(nproc) cores, $(uname -r), $(date -u +%F); $($squid_bin -v | head -1); $(ntlm_auth --version)"
+lt() { timeout 600 target/release/loadtest "${origins[@]}" tunnels --proxy-user "$domain\\$user:$pass" \
+    "${targets[@]}" --clients 16 --tunnels "$tunnels" --rounds "$rounds" || true; }
+echo "== NTLM handshakes (one per tunnel)"
+lt
+# 1,000 handshakes left after their 407 (type 1 sent, type 2 read, never answered), held open.
+python3 - "$work/abandon.ready" "${names[@]}" <<'EOP' &
+import base64, socket, sys, time
+ready, addrs = sys.argv[1], sys.argv[2:]
+t1 = "TlRMTVNTUAABAAAABoIIAAAAAAAAAAAAAAAAAAAAAAA="
+held = []
+for i in range(1000):
+    for a in addrs:
+        host, port = a.rsplit(":", 1)
+        s = socket.create_connection((host, int(port)), timeout=10)
+        s.sendall(f"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\nProxy-Authorization: NTLM {t1}\r\n\r\n".encode())
+        try:
+            s.recv(4096)
+        except OSError:
+            pass
+        held.append(s)
+open(ready, "w").close()
+time.sleep(300)
+EOP
+abandon_pid=$!
+pids+=($abandon_pid)
+for _ in $(seq 600); do [ -e "$work/abandon.ready" ] && break; sleep 0.1; done
+echo "== NTLM handshakes with 1,000 abandoned handshakes held open on each proxy"
+lt
