@@ -178,6 +178,7 @@ fn render_pieces(offer: &Offer<'_>, persistence: Persistence) -> Vec<Vec<u8>> {
                 "Proxy-Authenticate: Basic realm=\"{realm}\", charset=\"UTF-8\"\r\n"
             )),
             Scheme::Ntlm => cur.push_str("Proxy-Authenticate: NTLM\r\n"),
+            Scheme::Negotiate => cur.push_str("Proxy-Authenticate: Negotiate\r\n"),
             Scheme::Digest => {
                 for algorithm in offer.digest_algorithms {
                     cur.push_str(&format!(

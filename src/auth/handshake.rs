@@ -19,19 +19,54 @@ use crate::creds::throttle::Outcome;
 use crate::creds::winbind::{self, Winbind};
 use crate::observe::labels::{ChallengeReason, Scheme};
 
-/// An NTLM handshake between its type 2 and its type 3.
+/// A connection-bound handshake between its legs: NTLM between its type 2 and its type 3, or a
+/// Negotiate context that needs another leg; or, once done, the acceptor's last token for the
+/// response that follows (Negotiate's mutual authentication).
 #[derive(Debug)]
 pub struct Handshake {
-    challenge: [u8; 8],
-    started: Instant,
-    /// The type 2, base64, for the 407.
+    /// The word its tokens travel under: `NTLM`, or `Negotiate` (Kerberos, or NTLMSSP wrapped in
+    /// that word by clients that offer both).
+    pub(super) scheme: Scheme,
+    pub(super) started: Instant,
+    /// The server's token, base64, for the 407 (or the success response).
     token: Box<[u8]>,
+    pub(super) leg: Leg,
+}
+
+/// Where a handshake stands.
+#[derive(Debug)]
+pub(super) enum Leg {
+    /// An NTLM type 2 was sent with this challenge; its type 3 is awaited.
+    Ntlm { challenge: [u8; 8] },
+    /// A GSS-API context that asked for another leg.
+    #[cfg(feature = "negotiate")]
+    Gss(crate::sys::gss::Context),
+    /// Authenticated: the token goes on the success response.
+    Mutual,
 }
 
 impl Handshake {
+    pub(super) fn new(scheme: Scheme, token: &[u8], leg: Leg) -> Box<Handshake> {
+        let token = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, token);
+        Box::new(Handshake {
+            scheme,
+            started: Instant::now(),
+            token: token.into_bytes().into_boxed_slice(),
+            leg,
+        })
+    }
+
     /// The base64 token the 407 carries.
     pub fn token(&self) -> &[u8] {
         &self.token
+    }
+
+    /// The scheme word of its `Proxy-Authenticate` field.
+    pub fn word(&self) -> &'static str {
+        match self.scheme {
+            Scheme::Negotiate => "Negotiate",
+            _ => "NTLM",
+        }
     }
 }
 
@@ -111,7 +146,12 @@ fn now_filetime() -> u64 {
 impl Gate {
     /// A type 1: starts a handshake on this connection (replacing any under way) and asks for the
     /// 407 that carries its type 2.
-    pub(super) fn ntlm_negotiate(&self, conn: &mut ConnAuth, message: &[u8]) -> Decision {
+    pub(super) fn ntlm_negotiate(
+        &self,
+        conn: &mut ConnAuth,
+        message: &[u8],
+        via: Scheme,
+    ) -> Decision {
         let Some(n) = &self.shared.ntlm else {
             return self.refuse_as(&mut conn.session, ChallengeReason::UnsupportedScheme, None);
         };
@@ -137,21 +177,18 @@ impl Gate {
             &challenge,
             &n.target,
         );
-        let token = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &type2);
-        conn.handshake = Some(Box::new(Handshake {
-            challenge,
-            started: Instant::now(),
-            token: token.into_bytes().into_boxed_slice(),
-        }));
+        conn.handshake = Some(Handshake::new(via, &type2, Leg::Ntlm { challenge }));
         Decision::Continue
     }
 
-    /// A type 3: checks it against this connection's handshake, which it ends.
+    /// A type 3 (sent under the word `via`): checks it against this connection's handshake,
+    /// which it ends.
     pub(super) async fn judge_ntlm(
         &self,
         conn: &mut ConnAuth,
         message: &[u8],
         peer: IpAddr,
+        via: Scheme,
     ) -> Decision {
         let Some(n) = &self.shared.ntlm else {
             return self.refuse_as(&mut conn.session, ChallengeReason::UnsupportedScheme, None);
@@ -162,9 +199,14 @@ impl Gate {
             gate.refuse_as(session, reason, Some(Scheme::Ntlm))
         };
         let now = Instant::now();
-        let Some(handshake) = handshake.filter(|h| now.duration_since(h.started) <= n.lifetime)
-        else {
-            return refuse(self, &mut conn.session, ChallengeReason::NoHandshake);
+        let challenge = match handshake.as_deref() {
+            Some(Handshake {
+                leg: Leg::Ntlm { challenge },
+                scheme,
+                started,
+                ..
+            }) if *scheme == via && now.duration_since(*started) <= n.lifetime => *challenge,
+            _ => return refuse(self, &mut conn.session, ChallengeReason::NoHandshake),
         };
         let a = match ntlm::parse_authenticate(message) {
             Ok(a) => a,
@@ -204,7 +246,7 @@ impl Gate {
         };
         if let Some(pool) = &n.winbind {
             let check = winbind::Check {
-                challenge: handshake.challenge,
+                challenge,
                 lm: a.lm.to_vec(),
                 nt: a.nt.to_vec(),
                 user: a.user.clone(),
@@ -245,9 +287,9 @@ impl Gate {
         let right = match v2 {
             Some(_) => {
                 let ntowf = ntlm::ntowf_v2(&hash, &a.user, &a.domain);
-                ntlm::verify_v2(&ntowf, &handshake.challenge, a.nt)
+                ntlm::verify_v2(&ntowf, &challenge, a.nt)
             }
-            None => ntlm::verify_v1(&hash, &handshake.challenge, &a),
+            None => ntlm::verify_v1(&hash, &challenge, &a),
         };
         let now = Instant::now();
         let (Some(record), true) = (record, right) else {

@@ -14,6 +14,7 @@ pub mod basic;
 pub mod challenge;
 pub mod digest;
 pub mod handshake;
+pub mod negotiate;
 pub mod ntlm;
 
 use std::cell::{Cell, RefCell};
@@ -48,6 +49,8 @@ pub enum Credentials<'a> {
     Digest(&'a [u8]),
     /// `NTLM <token68>`: one leg of the connection-bound handshake.
     Ntlm(&'a [u8]),
+    /// `Negotiate <token68>`: SPNEGO (Kerberos), or NTLMSSP under that word.
+    Negotiate(&'a [u8]),
     /// A scheme this proxy does not offer: answered like wrong credentials.
     Unsupported,
 }
@@ -67,6 +70,8 @@ impl<'a> Credentials<'a> {
             Credentials::Digest(rest)
         } else if scheme.eq_ignore_ascii_case(b"ntlm") {
             Credentials::Ntlm(rest)
+        } else if scheme.eq_ignore_ascii_case(b"negotiate") {
+            Credentials::Negotiate(rest)
         } else {
             Credentials::Unsupported
         }
@@ -78,6 +83,7 @@ impl<'a> Credentials<'a> {
             Credentials::Basic(_) => Some(Scheme::Basic),
             Credentials::Digest(_) => Some(Scheme::Digest),
             Credentials::Ntlm(_) => Some(Scheme::Ntlm),
+            Credentials::Negotiate(_) => Some(Scheme::Negotiate),
             Credentials::Unsupported => None,
         }
     }
@@ -99,8 +105,8 @@ pub enum Decision {
     Continue,
 }
 
-/// A connection's authentication state: its session, and a handshake under way (NTLM). Lives in
-/// the connection, dies with it.
+/// A connection's authentication state: its session, and a handshake under way (NTLM, Negotiate)
+/// or the token that ends one. Lives in the connection, dies with it (a GSS-API context with it).
 #[derive(Debug, Default)]
 pub struct ConnAuth {
     pub session: Option<Session>,
@@ -115,12 +121,23 @@ impl ConnAuth {
             user: &s.user,
             shown: s.shown.as_deref().unwrap_or(&s.user),
             scheme: s.scheme,
+            mutual: match self.handshake.as_deref() {
+                Some(
+                    h @ handshake::Handshake {
+                        leg: handshake::Leg::Mutual,
+                        ..
+                    },
+                ) => Some(h.token()),
+                _ => None,
+            },
         })
     }
 
-    /// Whether a handshake is under way.
+    /// Whether a handshake is under way (a final token waiting for its response is not one).
     pub fn in_handshake(&self) -> bool {
-        self.handshake.is_some()
+        self.handshake
+            .as_deref()
+            .is_some_and(|h| !matches!(h.leg, handshake::Leg::Mutual))
     }
 }
 
@@ -131,13 +148,16 @@ pub struct Who<'a> {
     pub user: &'a str,
     pub shown: &'a str,
     pub scheme: Scheme,
+    /// Negotiate's last acceptor token (base64; mutual authentication), for the response to the
+    /// request that authenticated: `Proxy-Authenticate: Negotiate <token>` on that 200.
+    pub mutual: Option<&'a [u8]>,
 }
 
 impl Who<'_> {
     /// Responses on this connection say `Proxy-Support: Session-Based-Authentication` (RFC 4559
     /// §6): the identity belongs to the connection.
     pub fn session_based(&self) -> bool {
-        self.scheme == Scheme::Ntlm
+        matches!(self.scheme, Scheme::Ntlm | Scheme::Negotiate)
     }
 }
 
@@ -168,6 +188,7 @@ pub struct Shared {
     realm: String,
     digest: Option<DigestShared>,
     ntlm: Option<handshake::NtlmShared>,
+    negotiate: Option<negotiate::NegotiateShared>,
     cache_entries: usize,
     ttl: Duration,
     failure_ttl: Duration,
@@ -202,6 +223,8 @@ pub enum StartError {
     Users(#[from] LoadError),
     #[error("cannot start verifier threads: {0}")]
     Threads(#[from] io::Error),
+    #[error("negotiate: {0}")]
+    Negotiate(String),
 }
 
 impl Shared {
@@ -236,6 +259,10 @@ impl Shared {
                  handshake is enough to recover the user's NT hash offline"
             );
         }
+        let negotiate = schemes
+            .contains(&Scheme::Negotiate)
+            .then(|| negotiate::NegotiateShared::new(config))
+            .transpose()?;
         let challenges = Challenges::render(&Offer {
             realm: &config.realm,
             schemes: &schemes,
@@ -250,6 +277,7 @@ impl Shared {
             realm: config.realm.clone(),
             digest,
             ntlm,
+            negotiate,
             cache_entries: config.credential_cache_entries,
             ttl: config.credential_ttl,
             failure_ttl: config.failed_credential_ttl,
@@ -304,8 +332,8 @@ impl Drop for Pending<'_> {
 }
 
 /// The schemes a 407 offers, in order: `auth_schemes` as configured, or by default every scheme
-/// whose kind of user file is configured (htdigest: Digest; htpasswd or `--user`: Basic),
-/// strongest first (Digest, then Basic). Clients that pick a scheme
+/// whose kind of user source is configured (a keytab: Negotiate; htdigest: Digest; NT hashes or
+/// winbind: NTLM; htpasswd or `--user`: Basic), strongest first. Clients that pick a scheme
 /// pick the strongest they know whatever the order (curl `--proxy-anyauth`, browsers); the order
 /// matters to those that read only the first field (Python's urllib).
 pub fn offered(config: &Config) -> Vec<Scheme> {
@@ -313,6 +341,9 @@ pub fn offered(config: &Config) -> Vec<Scheme> {
         return config.auth_schemes.clone();
     }
     let mut schemes = Vec::new();
+    if config.users.negotiate {
+        schemes.push(Scheme::Negotiate);
+    }
     if config.users.has_digest() {
         schemes.push(Scheme::Digest);
     }
@@ -332,6 +363,8 @@ fn db_holds(db: &UserDb, s: &Session) -> bool {
         Scheme::Digest => db.digest(&s.user).is_some_and(|r| r.id == s.id),
         // Id 0: checked by Samba (the winbind backend), which keeps its own users.
         Scheme::Ntlm => s.id == 0 || db.ntlm(&s.user).is_some_and(|r| r.id == s.id),
+        // Vouched for by the KDC's ticket, not by a local entry.
+        Scheme::Negotiate => true,
     }
 }
 
@@ -427,8 +460,11 @@ impl Gate {
         head_only: bool,
         out: &mut Vec<u8>,
     ) {
-        let token = conn.handshake.as_ref().map_or(&b""[..], |h| h.token());
-        challenge::write_continue(persistence, head_only, "NTLM", token, out);
+        let (word, token) = conn
+            .handshake
+            .as_ref()
+            .map_or(("NTLM", &b""[..]), |h| (h.word(), h.token()));
+        challenge::write_continue(persistence, head_only, word, token, out);
     }
 
     /// Decides whether the request whose `Proxy-Authorization` field is `field` (a span of `buf`)
@@ -476,8 +512,12 @@ impl Gate {
             conn.handshake = None;
             return self.refuse_as(session, ChallengeReason::UnsupportedScheme, None);
         }
-        if let Credentials::Ntlm(token) = credentials {
-            return Box::pin(self.ntlm_leg(conn, token, peer)).await;
+        match credentials {
+            Credentials::Ntlm(token) => return Box::pin(self.ntlm_leg(conn, token, peer)).await,
+            Credentials::Negotiate(token) => {
+                return Box::pin(self.negotiate_leg(conn, token, peer)).await;
+            }
+            _ => {}
         }
         conn.handshake = None;
         let token = match credentials {
@@ -486,7 +526,7 @@ impl Gate {
                 // Boxed like the Basic slow path: its state stays out of every connection's task.
                 return Box::pin(self.judge_digest(session, list, request, peer)).await;
             }
-            Credentials::Ntlm(_) | Credentials::Unsupported => {
+            Credentials::Ntlm(_) | Credentials::Negotiate(_) | Credentials::Unsupported => {
                 return self.refuse_as(session, ChallengeReason::UnsupportedScheme, None);
             }
         };
@@ -726,9 +766,20 @@ impl Gate {
                 return self.refuse_as(&mut conn.session, reason, Some(Scheme::Ntlm));
             }
         }
+        self.ntlm_message(conn, &message, peer, Scheme::Ntlm).await
+    }
+
+    /// A decoded NTLM message, sent under the word `via` (`NTLM`, or `Negotiate`).
+    async fn ntlm_message(
+        &self,
+        conn: &mut ConnAuth,
+        message: &[u8],
+        peer: IpAddr,
+        via: Scheme,
+    ) -> Decision {
         match message.get(8..12) {
-            Some([1, 0, 0, 0]) => self.ntlm_negotiate(conn, &message),
-            Some([3, 0, 0, 0]) => self.judge_ntlm(conn, &message, peer).await,
+            Some([1, 0, 0, 0]) => self.ntlm_negotiate(conn, message, via),
+            Some([3, 0, 0, 0]) => self.judge_ntlm(conn, message, peer, via).await,
             _ => {
                 conn.handshake = None;
                 self.refuse_as(

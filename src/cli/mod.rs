@@ -86,6 +86,14 @@ pub struct Cli {
     pub ntlm_clock_skew: Option<u64>,
     #[arg(long, value_name = "BACKEND", help = flag_help("ntlm_backend"))]
     pub ntlm_backend: Option<String>,
+    #[arg(long, value_name = "FILE", help = flag_help("keytab"))]
+    pub keytab: Option<String>,
+    #[arg(long, value_name = "PRINCIPAL", help = flag_help("negotiate_service"))]
+    pub negotiate_service: Option<String>,
+    #[arg(long, help = flag_help("negotiate_strip_realm"))]
+    pub negotiate_strip_realm: bool,
+    #[arg(long, value_name = "DIR", help = flag_help("negotiate_rcache_dir"))]
+    pub negotiate_rcache_dir: Option<String>,
     #[arg(long, value_name = "NAME:PASSWORD", help = flag_help("users"))]
     pub user: Vec<String>,
     #[arg(long, help = flag_help("htpasswd_plaintext"))]
@@ -256,6 +264,10 @@ impl Cli {
             ntlm_auth_command: None,
             ntlm_helpers: None,
             ntlm_helper_timeout_secs: None,
+            keytab: self.keytab.clone(),
+            negotiate_service: self.negotiate_service.clone(),
+            negotiate_strip_realm: self.negotiate_strip_realm.then_some(true),
+            negotiate_rcache_dir: self.negotiate_rcache_dir.clone(),
             users: (!self.user.is_empty()).then(|| self.user.clone()),
             htpasswd_plaintext: self.htpasswd_plaintext.then_some(true),
             users_watch_secs: self.users_watch,

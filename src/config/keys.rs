@@ -178,9 +178,9 @@ pub static KEYS: &[Key] = &[
     flag(
         "auth_schemes",
         "auth-schemes",
-        "Schemes the 407 offers, in order (basic, digest, ntlm; comma-separated)",
+        "Schemes the 407 offers, in order (basic, digest, ntlm, negotiate; comma-separated)",
     )
-    .empty_means("every scheme whose kind of user file is set: digest (htdigest), ntlm (ntlm_users), then basic (htpasswd, users)"),
+    .empty_means("every scheme whose kind of user source is set: negotiate (keytab), digest (htdigest), ntlm (ntlm_users), then basic (htpasswd, users)"),
     flag(
         "digest_algorithms",
         "digest-algorithms",
@@ -233,6 +233,29 @@ pub static KEYS: &[Key] = &[
         "ntlm_auth helper processes (one thread each) for the winbind backend",
     )
     .range(1, 64),
+    flag(
+        "keytab",
+        "keytab",
+        "Kerberos keytab holding HTTP/<proxy host> for Negotiate; turns Negotiate on",
+    )
+    .empty_means("KRB5_KTNAME, else the system keytab, when auth_schemes lists negotiate"),
+    flag(
+        "negotiate_service",
+        "negotiate-service",
+        "Service principal Negotiate accepts tickets for (HTTP/proxy.corp, or HTTP@proxy.corp)",
+    )
+    .empty_means("any key in the keytab"),
+    flag(
+        "negotiate_strip_realm",
+        "negotiate-strip-realm",
+        "Name Negotiate users without their realm (alice, not alice@CORP.EXAMPLE)",
+    ),
+    flag(
+        "negotiate_rcache_dir",
+        "negotiate-rcache-dir",
+        "Directory of Kerberos' replay cache, which refuses a Negotiate token seen before; must be writable",
+    )
+    .empty_means("KRB5RCACHEDIR, else /var/tmp"),
     file_only(
         "ntlm_helper_timeout_secs",
         "Seconds a delegated NTLM check may take; then it fails and its helper is restarted",

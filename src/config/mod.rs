@@ -24,6 +24,19 @@ mod validate;
 
 pub use raw::RawConfig;
 
+/// Negotiate's settings (see `keytab`, `negotiate_*` in `default.toml`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NegotiateConfig {
+    /// The keytab; `None`: `KRB5_KTNAME`, else the system keytab.
+    pub keytab: Option<std::path::PathBuf>,
+    /// The one service principal accepted; `None`: any key in the keytab.
+    pub service: Option<String>,
+    /// Users are named without their realm.
+    pub strip_realm: bool,
+    /// The replay cache's directory; `None`: `KRB5RCACHEDIR`, else `/var/tmp`.
+    pub rcache_dir: Option<std::path::PathBuf>,
+}
+
 /// The configuration `ringgate` runs on when given no arguments; documented key by key in README.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
 
@@ -140,6 +153,8 @@ pub struct Config {
     pub ntlm_helpers: usize,
     /// How long a delegated check may take before it fails (and its helper is restarted).
     pub ntlm_helper_timeout: Duration,
+    /// Negotiate's keytab, service, names and replay cache.
+    pub negotiate: NegotiateConfig,
     /// Where users come from; auth is on when any source is set.
     pub users: Sources,
     /// How often user files are checked for changes; `None`: only on SIGHUP.

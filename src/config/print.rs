@@ -2,6 +2,11 @@
 
 use super::{Config, RawConfig};
 
+/// A path as written, or `""` for none.
+fn path_or_empty(p: Option<&std::path::Path>) -> String {
+    p.map_or(String::new(), |p| p.display().to_string())
+}
+
 impl Config {
     /// The effective configuration as TOML (what `--print-config` shows); it parses back to `self`.
     pub fn to_toml(&self) -> String {
@@ -74,6 +79,10 @@ impl Config {
             ntlm_auth_command: Some(self.ntlm_auth_command.clone()),
             ntlm_helpers: Some(self.ntlm_helpers),
             ntlm_helper_timeout_secs: Some(self.ntlm_helper_timeout.as_secs()),
+            keytab: Some(path_or_empty(self.negotiate.keytab.as_deref())),
+            negotiate_service: Some(self.negotiate.service.clone().unwrap_or_default()),
+            negotiate_strip_realm: Some(self.negotiate.strip_realm),
+            negotiate_rcache_dir: Some(path_or_empty(self.negotiate.rcache_dir.as_deref())),
             // Passwords are never printed; the comment below says what was left out.
             users: Some(Vec::new()),
             htpasswd_plaintext: Some(self.users.allow_plain),

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Config, ConfigError, Machine, PolicyConfig, RawConfig, keys};
+use super::{Config, ConfigError, Machine, NegotiateConfig, PolicyConfig, RawConfig, keys};
 use crate::auth::digest::Algorithm;
 use crate::creds::Secret;
 use crate::creds::user_db::Sources;
@@ -42,6 +42,7 @@ impl RawConfig {
             ntlm_auth_command: auth.ntlm_auth_command,
             ntlm_helpers: auth.ntlm_helpers,
             ntlm_helper_timeout: auth.ntlm_helper_timeout,
+            negotiate: auth.negotiate,
             users: auth.users,
             users_watch: auth.users_watch,
             credential_ttl: auth.credential_ttl,
@@ -220,6 +221,7 @@ struct Auth {
     ntlm_auth_command: Vec<String>,
     ntlm_helpers: usize,
     ntlm_helper_timeout: Duration,
+    negotiate: NegotiateConfig,
     users: Sources,
     users_watch: Option<Duration>,
     credential_ttl: Duration,
@@ -265,8 +267,21 @@ fn auth(raw: &mut RawConfig) -> Result<Auth, ConfigError> {
             }
         },
         realm: realm.clone(),
+        negotiate: false,
     };
-    let schemes = schemes(req("auth_schemes", raw.auth_schemes.take())?, &users)?;
+    let negotiate = negotiate(raw)?;
+    let mut users = users;
+    let scheme_names = req("auth_schemes", raw.auth_schemes.take())?;
+    users.negotiate =
+        negotiate.keytab.is_some() || scheme_names.iter().any(|n| n == Scheme::Negotiate.name());
+    if users.negotiate && !cfg!(feature = "negotiate") {
+        return Err(invalid(
+            "auth_schemes",
+            "negotiate",
+            "this build has no Negotiate (cargo feature negotiate)",
+        ));
+    }
+    let schemes = schemes(scheme_names, &users)?;
     let digest_algorithms =
         digest_algorithms(req("digest_algorithms", raw.digest_algorithms.take())?)?;
     let digest_nonce_ttl = Duration::from_secs(ranged(
@@ -345,6 +360,7 @@ fn auth(raw: &mut RawConfig) -> Result<Auth, ConfigError> {
         ntlm_auth_command,
         ntlm_helpers,
         ntlm_helper_timeout,
+        negotiate,
         users,
         users_watch: (watch > 0).then(|| Duration::from_secs(watch)),
         credential_ttl,
@@ -379,7 +395,7 @@ fn schemes(names: Vec<String>, users: &Sources) -> Result<Vec<Scheme>, ConfigErr
             return Err(invalid(
                 "auth_schemes",
                 format!("{name:?}"),
-                "basic, digest or ntlm (negotiate is not built yet)",
+                "basic, digest, ntlm or negotiate",
             ));
         };
         if out.contains(&scheme) {
@@ -389,18 +405,45 @@ fn schemes(names: Vec<String>, users: &Sources) -> Result<Vec<Scheme>, ConfigErr
             Scheme::Basic => users.has_basic(),
             Scheme::Digest => users.has_digest() || !users.inline.is_empty(),
             Scheme::Ntlm => users.has_ntlm() || !users.inline.is_empty(),
+            Scheme::Negotiate => users.negotiate,
         };
         if !served {
             let why = match scheme {
                 Scheme::Basic => "offered, but no user can answer it: add htpasswd or users",
                 Scheme::Digest => "offered, but no user can answer it: add htdigest or users",
                 Scheme::Ntlm => "offered, but no user can answer it: add ntlm_users or users",
+                Scheme::Negotiate => "needs a keytab",
             };
             return Err(invalid("auth_schemes", format!("{name:?}"), why));
         }
         out.push(scheme);
     }
     Ok(out)
+}
+
+/// Negotiate's keys: empty strings mean "not set".
+fn negotiate(raw: &mut RawConfig) -> Result<NegotiateConfig, ConfigError> {
+    let set = |v: String| (!v.is_empty()).then_some(v);
+    let service = set(req("negotiate_service", raw.negotiate_service.take())?);
+    if let Some(s) = &service
+        && (s.chars().any(|c| c.is_control() || c == ' ') || s.starts_with(['/', '@']))
+    {
+        return Err(invalid(
+            "negotiate_service",
+            format!("{s:?}"),
+            "a principal: HTTP/proxy.corp, HTTP/proxy.corp@REALM or HTTP@proxy.corp",
+        ));
+    }
+    Ok(NegotiateConfig {
+        keytab: set(req("keytab", raw.keytab.take())?).map(PathBuf::from),
+        service,
+        strip_realm: req("negotiate_strip_realm", raw.negotiate_strip_realm.take())?,
+        rcache_dir: set(req(
+            "negotiate_rcache_dir",
+            raw.negotiate_rcache_dir.take(),
+        )?)
+        .map(PathBuf::from),
+    })
 }
 
 /// `ntlm_domain`: a NetBIOS domain name: 1–15 characters, none of `\/:*?"<>|`, no control

@@ -515,12 +515,26 @@ async fn connect(
     let logged = shard.log.is_some() || tracing::enabled!(tracing::Level::DEBUG);
     let target = logged.then(|| head.target.get(&buf).to_vec());
     let upstream_addr = logged.then(|| upstream.peer_addr().ok()).flatten();
-    let established = if auth.who().is_some_and(|w| w.session_based()) {
-        ESTABLISHED_SESSION_BASED
-    } else {
-        Reply::Established.bytes()
+    let who = auth.who();
+    let res = match who.and_then(|w| w.mutual) {
+        // Negotiate's last token goes on this 200 (RFC 4559 §5).
+        Some(token) => {
+            let mut head =
+                ESTABLISHED_SESSION_BASED[..ESTABLISHED_SESSION_BASED.len() - 2].to_vec();
+            head.extend_from_slice(b"Proxy-Authenticate: Negotiate ");
+            head.extend_from_slice(token);
+            head.extend_from_slice(b"\r\n\r\n");
+            client.write_all(head).await.0
+        }
+        None => {
+            let established = if who.is_some_and(|w| w.session_based()) {
+                ESTABLISHED_SESSION_BASED
+            } else {
+                Reply::Established.bytes()
+            };
+            client.write_all(established).await.0
+        }
     };
-    let (res, _) = client.write_all(established).await;
     let metrics = &shard.metrics;
     metrics.request(Method::Connect, 200);
     metrics.tunnel_setup.observe(started.elapsed());

@@ -75,6 +75,9 @@ pub struct Sources {
     pub inline: Vec<(String, Secret)>,
     /// Accept htpasswd lines in no known hash format as plain-text passwords.
     pub allow_plain: bool,
+    /// Negotiate is served (a keytab, or `negotiate` in `auth_schemes`): the KDC vouches for
+    /// its users, who need no entry here.
+    pub negotiate: bool,
 }
 
 impl Sources {
@@ -85,6 +88,7 @@ impl Sources {
             && self.htdigest.is_empty()
             && self.ntlm.is_empty()
             && !self.ntlm_delegated
+            && !self.negotiate
     }
 
     /// A source made for NTLM is configured (an NT-hash file). Inline users can answer NTLM when

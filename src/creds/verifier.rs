@@ -1,5 +1,6 @@
 //! The verifier pool: a few low-priority threads that run the slow password hashes (bcrypt,
-//! SHA-crypt, apr1) so a worker never spends milliseconds on one. The queue is bounded: when it
+//! SHA-crypt, apr1) and Negotiate's `gss_accept_sec_context` (which reads the keytab and writes
+//! the replay cache), so a worker never spends milliseconds on one. The queue is bounded: when it
 //! is full the request is answered "busy" at once rather than queued without limit.
 
 use std::io;
@@ -8,11 +9,8 @@ use std::sync::Arc;
 use super::Secret;
 use super::user_db::UserRecord;
 
-struct Job {
-    record: Arc<UserRecord>,
-    password: Secret,
-    reply: flume::Sender<bool>,
-}
+/// One check, with the sender of its answer inside.
+type Job = Box<dyn FnOnce() + Send>;
 
 /// The queue is full: too many checks are waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +38,7 @@ impl Verifier {
                         tracing::debug!(error = %e, "verifier keeps normal priority");
                     }
                     while let Ok(job) = rx.recv() {
-                        let ok = job.record.hash.verify(job.password.expose());
-                        let _ = job.reply.send(ok);
+                        job();
                     }
                 })?;
         }
@@ -54,13 +51,20 @@ impl Verifier {
         record: Arc<UserRecord>,
         password: Secret,
     ) -> Result<flume::Receiver<bool>, Busy> {
+        self.run(move || record.hash.verify(password.expose()))
+    }
+
+    /// Queues `check`; its result arrives on the receiver (and is dropped, with whatever it
+    /// owns, if the receiver has gone by then).
+    pub fn run<R: Send + 'static>(
+        &self,
+        check: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<flume::Receiver<R>, Busy> {
         let (reply, answer) = flume::bounded(1);
         self.jobs
-            .try_send(Job {
-                record,
-                password,
-                reply,
-            })
+            .try_send(Box::new(move || {
+                let _ = reply.send(check());
+            }))
             .map_err(|_| Busy)?;
         Ok(answer)
     }

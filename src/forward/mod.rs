@@ -261,6 +261,7 @@ pub async fn forward(
             rewrite::ResponseAdditions {
                 via: config.via.as_deref(),
                 session_based: who.is_some_and(|w| w.session_based()),
+                negotiate: who.and_then(|w| w.mutual),
             },
             close_client,
         );

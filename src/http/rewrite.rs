@@ -44,6 +44,9 @@ pub struct ResponseAdditions<'a> {
     /// `Proxy-Support: Session-Based-Authentication`: the client's connection is authenticated by
     /// a connection-bound scheme (RFC 4559 §6).
     pub session_based: bool,
+    /// `Proxy-Authenticate: Negotiate <token>`: the acceptor's last token, on the response to
+    /// the request that authenticated (RFC 4559 §5, mutual authentication).
+    pub negotiate: Option<&'a [u8]>,
 }
 
 /// Whether the field `name` is named in any `Connection` field (RFC 9110 §7.6.1: those are
@@ -186,6 +189,11 @@ pub fn write_response_head(
         // The proxy's credentials belong to this connection (RFC 4559 §6).
         out.extend_from_slice(b"Proxy-Support: Session-Based-Authentication\r\n");
     }
+    if let Some(token) = added.negotiate {
+        out.extend_from_slice(b"Proxy-Authenticate: Negotiate ");
+        out.extend_from_slice(token);
+        out.extend_from_slice(b"\r\n");
+    }
     if close || body == ResponseBody::UntilClose {
         out.extend_from_slice(b"Connection: close\r\n");
     }
@@ -212,6 +220,7 @@ mod tests {
             ResponseAdditions {
                 via: Some("ringgate"),
                 session_based: false,
+                negotiate: None,
             },
             close,
         );

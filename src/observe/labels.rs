@@ -33,12 +33,14 @@ macro_rules! label_enum {
 }
 
 label_enum! {
-    /// A proxy authentication scheme. Negotiate joins when it is built (issue 17).
+    /// A proxy authentication scheme.
     pub enum Scheme {
         Basic => "basic",
         Digest => "digest",
         /// Connection-bound: a three-leg handshake authenticates the connection, not a request.
         Ntlm => "ntlm",
+        /// Connection-bound: a Kerberos ticket through SPNEGO (RFC 4559).
+        Negotiate => "negotiate",
     }
 }
 
@@ -71,6 +73,8 @@ label_enum! {
         WeakNtlm => "ntlmv1 or lm refused",
         /// An NTLMv2 answer whose timestamp is outside `ntlm_clock_skew_secs`.
         ClockSkew => "timestamp outside the window",
+        /// A Negotiate token GSS-API refused (bad, expired, for another service, replayed).
+        TokenRefused => "negotiate token refused",
         /// No path gives this reason now; kept so the scrape keeps its `reason="other"` series.
         Other => "other",
     }

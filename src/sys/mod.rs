@@ -7,6 +7,9 @@
 //! kernel is never told a length longer than the memory behind it.
 #![allow(unsafe_code)]
 
+#[cfg(feature = "negotiate")]
+pub mod gss;
+
 use std::ffi::{CStr, CString};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -149,6 +152,12 @@ pub fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: the fd is borrowed and open; shutdown touches no memory.
     let ret = unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_WR) };
     check(ret as libc::ssize_t).map(drop)
+}
+
+/// This process's effective user id.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid(2) takes nothing and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 /// Gives the calling thread the lowest scheduling priority (nice 19), for background work (slow
