@@ -233,6 +233,11 @@ pub static KEYS: &[Key] = &[
         "ntlm_auth helper processes (one thread each) for the winbind backend",
     )
     .range(1, 64),
+    file_only(
+        "ntlm_helper_timeout_secs",
+        "Seconds a delegated NTLM check may take; then it fails and its helper is restarted",
+    )
+    .range(1, 60),
     flag(
         "keytab",
         "keytab",
@@ -256,11 +261,6 @@ pub static KEYS: &[Key] = &[
         "Directory of Kerberos' replay cache, which refuses a Negotiate token seen before; must be writable",
     )
     .empty_means("KRB5RCACHEDIR, else /var/tmp"),
-    file_only(
-        "ntlm_helper_timeout_secs",
-        "Seconds a delegated NTLM check may take; then it fails and its helper is restarted",
-    )
-    .range(1, 60),
     flag(
         "users",
         "user",

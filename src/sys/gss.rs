@@ -74,7 +74,9 @@ const GSS_ERROR_MASK: OmUint32 = 0xffff_0000;
 /// SPNEGO, 1.3.6.1.5.5.2 (RFC 4178).
 static SPNEGO_OID_BYTES: [u8; 6] = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
 
-#[link(name = "gssapi_krb5")]
+// By its versioned file name: building needs only the run-time library (Debian's
+// libgssapi-krb5-2, which curl already depends on), not the `-dev` package's unversioned link.
+#[link(name = "libgssapi_krb5.so.2", kind = "dylib", modifiers = "+verbatim")]
 unsafe extern "C" {
     static GSS_C_NT_HOSTBASED_SERVICE: *const OidDesc;
     static GSS_KRB5_NT_PRINCIPAL_NAME: *const OidDesc;

@@ -38,6 +38,13 @@ impl Proxy {
         Proxy::start_strict(&[&LOOPBACK_ORIGINS[..], args].concat())
     }
 
+    /// Starts ringgate (loopback origins allowed) with `env` added to its environment.
+    pub fn start_with_env(env: &[(&str, &str)], args: &[&str]) -> Proxy {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ringgate"));
+        command.envs(env.iter().copied());
+        Proxy::spawn(command, &[&LOOPBACK_ORIGINS[..], args].concat())
+    }
+
     /// Starts ringgate with `args` and the built-in policy defaults.
     pub fn start_strict(args: &[&str]) -> Proxy {
         Proxy::spawn(Command::new(env!("CARGO_BIN_EXE_ringgate")), args)
