@@ -20,21 +20,14 @@ else
     rounds=3; tunnels=2000; requests=20000
 fi
 
-need=()
-command -v squid >/dev/null || [ -x /usr/sbin/squid ] || need+=(squid)
-command -v htpasswd >/dev/null || need+=(apache2-utils)
-if [ ${#need[@]} -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${need[@]}"
-fi
-squid_bin=$(command -v squid || echo /usr/sbin/squid)
+source scripts/lib/compare.sh
+compare_install squid:squid htpasswd:apache2-utils
 cargo build --release -q -p ringgate -p loadtest
 
 user=bench
 pass=bench-password
 realm=bench
-work=$(mktemp -d /tmp/ringgate-compare-digest.XXXXXX)
+compare_work compare-digest
 chmod 777 "$work"
 htpasswd -bcm "$work/users" "$user" "$pass" 2>/dev/null
 printf '%s\n' "$pass" | target/release/ringgate passwd --password-stdin --digest --realm "$realm" \
@@ -46,53 +39,6 @@ squid_basic=127.0.0.1:13141
 rg_digest=127.0.0.1:13144
 squid_digest=127.0.0.1:13145
 rg_digest2=127.0.0.1:13146
-
-pids=()
-squids=()
-origins_pid=
-cleanup() {
-    for conf in "${squids[@]}"; do "$squid_bin" -f "$conf" -k shutdown 2>/dev/null || true; done
-    kill "${pids[@]}" $origins_pid 2>/dev/null || true
-    sleep 1
-    for conf in "${squids[@]}"; do
-        pid=$(cat "${conf%.conf}.pid" 2>/dev/null || true)
-        [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-squid_conf() { # port auth-lines
-    local conf="$work/squid-$1.conf"
-    cat >"$conf" <<EOF
-http_port 127.0.0.1:$1
-workers 1
-$2
-acl authed proxy_auth REQUIRED
-http_access allow authed
-http_access deny all
-cache deny all
-cache_mem 8 MB
-access_log none
-cache_store_log none
-cache_log $work/squid-$1.cache.log
-pid_filename $work/squid-$1.pid
-coredump_dir $work
-max_filedescriptors 16384
-shutdown_lifetime 1 second
-visible_hostname compare
-EOF
-    echo "$conf"
-}
-
-wait_port() { # host:port name
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "$2 did not start on $1" >&2
-    return 1
-}
 
 common=(--allow-dest 127.0.0.0/8 --connect-ports any --log-level warn --realm "$realm")
 target/release/ringgate --listen "$rg_basic" --htpasswd "$work/users" "${common[@]}" &
@@ -111,16 +57,9 @@ auth_param digest children 8
 auth_param digest realm $realm
 auth_param digest nonce_max_count 100000000
 auth_param digest nonce_max_duration 30 minutes"
-for spec in "${squid_basic#*:}|$basic_auth" "${squid_digest#*:}|$digest_auth"; do
-    conf=$(squid_conf "${spec%%|*}" "${spec#*|}")
-    squids+=("$conf")
-    "$squid_bin" -f "$conf"
-done
-
-target/release/loadtest serve --seconds 3600 >"$work/origins" &
-origins_pid=$!
-for _ in $(seq 50); do [ -s "$work/origins" ] && break; sleep 0.1; done
-origins=(--origins "$(head -1 "$work/origins")")
+squid_start "${squid_basic#*:}" "$basic_auth"
+squid_start "${squid_digest#*:}" "$digest_auth"
+start_origins
 
 targets=()
 for spec in "ringgate-basic=$rg_basic" "ringgate-md5=$rg_digest" "ringgate-sha=$rg_digest2" \

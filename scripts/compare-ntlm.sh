@@ -14,23 +14,14 @@ cd "$(dirname "$0")/.."
 quick=${1:-}
 if [ "$quick" = quick ]; then rounds=1; tunnels=200; else rounds=3; tunnels=800; fi
 
-need=()
-command -v squid >/dev/null || [ -x /usr/sbin/squid ] || need+=(squid)
-command -v ntlm_auth >/dev/null || need+=(winbind)
-command -v smbpasswd >/dev/null || need+=(samba-common-bin)
-if [ ${#need[@]} -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${need[@]}"
-fi
-squid_bin=$(command -v squid || echo /usr/sbin/squid)
+source scripts/lib/compare.sh
+compare_install squid:squid ntlm_auth:winbind smbpasswd:samba-common-bin
 cargo build --release -q -p ringgate -p loadtest
 
 user=rgbench
 pass='Bench-pw1'
 domain=RGBENCH
-work=$(mktemp -d /tmp/ringgate-compare-ntlm.XXXXXX)
-chmod 755 "$work"
+compare_work compare-ntlm
 for d in private lock state cache pid; do mkdir -p "$work/$d"; done
 mkdir -p /run/samba
 cat >"$work/smb.conf" <<EOC
@@ -56,19 +47,6 @@ rg_local=127.0.0.1:13160
 rg_winbind=127.0.0.1:13161
 squid_ntlm=127.0.0.1:13162
 
-pids=()
-squid_conf=$work/squid.conf
-origins_pid=
-cleanup() {
-    "$squid_bin" -f "$squid_conf" -k shutdown 2>/dev/null || true
-    kill "${pids[@]}" $origins_pid 2>/dev/null || true
-    sleep 1
-    pid=$(cat "$work/squid.pid" 2>/dev/null || true)
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
 winbindd -F --no-process-group -s "$work/smb.conf" &
 pids+=($!)
 for _ in $(seq 100); do wbinfo -p >/dev/null 2>&1 && break; sleep 0.1; done
@@ -88,41 +66,11 @@ target/release/ringgate --listen "$rg_local" --ntlm-users "$work/nthash" --ntlm-
 pids+=($!)
 target/release/ringgate --listen "$rg_winbind" --config "$work/ringgate.toml" "${common[@]}" &
 pids+=($!)
-cat >"$squid_conf" <<EOC
-http_port $squid_ntlm
-workers 1
-auth_param ntlm program /usr/bin/ntlm_auth --configfile=$work/smb.conf --helper-protocol=squid-2.5-ntlmssp
+squid_start "${squid_ntlm#*:}" "auth_param ntlm program /usr/bin/ntlm_auth --configfile=$work/smb.conf --helper-protocol=squid-2.5-ntlmssp
 auth_param ntlm children 8
-auth_param ntlm keep_alive on
-acl authed proxy_auth REQUIRED
-http_access allow authed
-http_access deny all
-cache deny all
-cache_mem 8 MB
-access_log none
-cache_store_log none
-cache_log $work/squid.cache.log
-pid_filename $work/squid.pid
-coredump_dir $work
-max_filedescriptors 16384
-shutdown_lifetime 1 second
-visible_hostname compare
-EOC
-"$squid_bin" -f "$squid_conf"
+auth_param ntlm keep_alive on"
+start_origins
 
-target/release/loadtest serve --seconds 3600 >"$work/origins" &
-origins_pid=$!
-for _ in $(seq 50); do [ -s "$work/origins" ] && break; sleep 0.1; done
-origins=(--origins "$(head -1 "$work/origins")")
-
-wait_port() { # host:port name
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "$2 did not start on $1" >&2
-    return 1
-}
 targets=()
 names=()
 for spec in "ringgate-local=$rg_local" "ringgate-winbind=$rg_winbind" "squid-ntlm=$squid_ntlm"; do

@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 mod digest;
 mod idle;
 mod latency;
+mod negotiate;
 mod ntlm;
 mod origins;
 mod requests;
@@ -90,6 +91,13 @@ enum Scenario {
         /// 407, type 3, 200; --proxy-user as DOMAIN\\user:password) (repeatable).
         #[arg(long, value_name = "NAME")]
         ntlm: Vec<String>,
+        /// A --proxy (by NAME) that is sent Negotiate instead: a fresh Kerberos token per tunnel
+        /// from KRB5CCNAME's credential cache (repeatable).
+        #[arg(long, value_name = "NAME")]
+        negotiate: Vec<String>,
+        /// The host-based service the Negotiate tokens are for.
+        #[arg(long, value_name = "SERVICE", default_value = "HTTP@localhost")]
+        negotiate_service: String,
         /// Tunnels per client per round.
         #[arg(long, default_value_t = 2000)]
         tunnels: u64,
@@ -417,6 +425,8 @@ fn main() {
             proxy_user,
             digest,
             ntlm,
+            negotiate,
+            negotiate_service,
             clients,
             tunnels,
             rounds,
@@ -429,6 +439,8 @@ fn main() {
                 requests::Answered {
                     digest: &digest,
                     ntlm: &ntlm,
+                    negotiate: &negotiate,
+                    negotiate_service: &negotiate_service,
                 },
                 clients,
                 tunnels,

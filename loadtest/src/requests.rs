@@ -372,11 +372,41 @@ fn ntlm_tunnel(
     }
 }
 
-/// The targets (by name) answered with Digest, and with NTLM, instead of Basic.
+/// CONNECTs to `echo` on `s` with a fresh Negotiate token for `service`; a 407 (a proxy that
+/// wants to challenge first) is answered once more with another token.
+fn negotiate_tunnel(
+    s: &mut TcpStream,
+    echo: SocketAddr,
+    service: &str,
+    buf: &mut Vec<u8>,
+) -> Result<u64, String> {
+    let uri = echo.to_string();
+    for challenged in 0..2 {
+        let token = crate::negotiate::token(service)?;
+        write!(
+            s,
+            "CONNECT {uri} HTTP/1.1\r\nHost: {uri}\r\nProxy-Authorization: Negotiate {token}\r\n\r\n"
+        )
+        .map_err(|e| format!("write: {}", e.kind()))?;
+        match read_response(s, buf, true)? {
+            200 => return Ok(challenged),
+            407 if !String::from_utf8_lossy(buf)
+                .to_ascii_lowercase()
+                .contains("connection: close") => {}
+            code => return Err(format!("Negotiate CONNECT answered {code}")),
+        }
+    }
+    Err("Negotiate CONNECT still 407 after two tokens".into())
+}
+
+/// The targets (by name) answered with Digest, with NTLM, and with Negotiate, instead of Basic.
 #[derive(Clone, Copy)]
 pub struct Answered<'a> {
     pub digest: &'a [String],
     pub ntlm: &'a [String],
+    pub negotiate: &'a [String],
+    /// The service Negotiate tokens are for (`HTTP@localhost`).
+    pub negotiate_service: &'a str,
 }
 
 /// New connection, CONNECT, 16-byte echo, close — per iteration. Targets named in `digest`
@@ -391,13 +421,20 @@ pub fn tunnels(
     per_thread: u64,
     rounds: usize,
 ) -> Result<(), String> {
-    let Answered { digest, ntlm } = answered;
+    let Answered {
+        digest,
+        ntlm,
+        negotiate,
+        negotiate_service,
+    } = answered;
     if !(digest.is_empty() && ntlm.is_empty()) && user.is_none() {
         return Err("--digest and --ntlm need --proxy-user".into());
     }
-    for name in digest.iter().chain(ntlm) {
+    for name in digest.iter().chain(ntlm).chain(negotiate) {
         if !proxies.iter().any(|(n, _)| n == name) {
-            return Err(format!("--digest {name}: no such --proxy"));
+            return Err(format!(
+                "--digest/--ntlm/--negotiate {name}: no such --proxy"
+            ));
         }
     }
     // Per target and client thread, kept across rounds. Each lock is only ever taken by its own
@@ -428,6 +465,7 @@ pub fn tunnels(
         for (i, ((name, proxy), tally)) in targets.iter().zip(tallies.iter_mut()).enumerate() {
             let digest_clients = digest.contains(name).then(|| &clients[i - 1]);
             let ntlm_here = ntlm.contains(name);
+            let negotiate_here = negotiate.contains(name);
             let one = |t: usize, buf: &mut Vec<u8>, _: &mut Option<TcpStream>| {
                 let source = 10 + (t % 16) as u8;
                 let e = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % echoes.len();
@@ -437,7 +475,9 @@ pub fn tunnels(
                 };
                 let mut s = open()?;
                 let mut challenged = 0;
-                if ntlm_here {
+                if negotiate_here {
+                    challenged = negotiate_tunnel(&mut s, echoes[e], negotiate_service, buf)?;
+                } else if ntlm_here {
                     let mut client = NtlmClient::new(user.unwrap_or(""));
                     challenged = ntlm_tunnel(&mut s, echoes[e], &mut client, buf)?;
                 } else if let (Some(clients), Some(_)) = (digest_clients, proxy) {
@@ -485,6 +525,13 @@ pub fn tunnels(
         format!(
             " (NTLM for {}: a whole handshake per tunnel)",
             ntlm.join(", ")
+        )
+    } + &if negotiate.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (Negotiate for {}: a fresh Kerberos token per tunnel)",
+            negotiate.join(", ")
         )
     };
     report("tunnels", "/s", "407s", &targets, &mut tallies, &conditions);
