@@ -16,7 +16,7 @@ quick=${1:-}
 if [ "$quick" = quick ]; then rounds=1; tunnels=300; else rounds=3; tunnels=1000; fi
 
 source scripts/lib/compare.sh
-compare_install squid:squid krb5kdc:krb5-kdc kadmin.local:krb5-admin-server kinit:krb5-user
+compare_install curl:curl squid:squid krb5kdc:krb5-kdc kadmin.local:krb5-admin-server kinit:krb5-user
 cargo build --release -q -p ringgate -p loadtest
 
 realm=RG.BENCH

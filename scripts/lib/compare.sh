@@ -74,6 +74,7 @@ start_origins() {
     target/release/loadtest serve --seconds 3600 >"$work/origins" &
     origins_pid=$!
     for _ in $(seq 50); do [ -s "$work/origins" ] && break; sleep 0.1; done
+    [ -s "$work/origins" ] || { echo "the origins did not start" >&2; exit 1; }
     origins=(--origins "$(head -1 "$work/origins")")
 }
 

@@ -4,7 +4,7 @@
 //! `Negotiate` goes to the NTLM handshake instead, when NTLM is served.
 //!
 //! Like NTLM the identity is the connection's: a completed context opens the connection's
-//! [`Session`] (never cached for other connections), a context that asks for another leg waits
+//! [`Session`](super::Session) (never cached for other connections), a context that asks for another leg waits
 //! in the connection's handshake for it, and the acceptor's last token (mutual authentication)
 //! goes on the response to the request that authenticated. A replayed token is refused by
 //! Kerberos' replay cache, which all verifier threads share.
@@ -17,6 +17,10 @@ use crate::observe::labels::{ChallengeReason, Scheme};
 /// The longest decoded token accepted: Active Directory tickets carry the user's groups (the
 /// PAC) and reach tens of KiB; Windows' own limit is 64 KiB (`MaxTokenSize`).
 pub const MAX_TOKEN: usize = 65_535;
+
+/// The throttle's user key for Negotiate tries (whose user is known only once they succeed).
+#[cfg(feature = "negotiate")]
+const NEGOTIATE_KEY: u64 = 0x6e65_676f_7469_6174;
 
 /// What Negotiate needs process-wide: the acceptor credential (the keytab).
 #[cfg(feature = "negotiate")]
@@ -78,8 +82,17 @@ fn replay_cache(dir: Option<&std::path::Path>) -> Result<String, String> {
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| "/var/tmp".into()),
     };
-    let probe = dir.join(format!(".ringgate-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"")
+    // A new file with a random name (never through a planted link), removed at once.
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).expect("the kernel's random source is available");
+    let probe = dir.join(format!(
+        ".ringgate-probe-{:016x}",
+        u64::from_le_bytes(random)
+    ));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
         .map_err(|e| format!("replay cache directory {}: {e}", dir.display()))?;
     let _ = std::fs::remove_file(&probe);
     // Named by the uid, as krb5's own default (`krb5_EUID.rcache2`) is.
@@ -171,6 +184,7 @@ impl Gate {
     ) -> Decision {
         use super::Session;
         use super::handshake::{Handshake, Leg};
+        use crate::creds::throttle::Outcome;
         use crate::sys::gss::Step;
         use std::rc::Rc;
         use std::time::{Duration, Instant};
@@ -186,6 +200,12 @@ impl Gate {
             }) if started.elapsed() <= n.lifetime => Some(context),
             _ => None,
         };
+        // Refused tokens slow their client down like wrong passwords (a junk-token flood must not
+        // keep the verifier queue full); the user is not known before the check, so all of one
+        // client's Negotiate tries share one key.
+        let Some(mut pending) = self.await_turn(peer, NEGOTIATE_KEY).await else {
+            return Decision::Busy;
+        };
         let acceptor = n.acceptor.clone();
         let answer = match self
             .shared
@@ -193,14 +213,23 @@ impl Gate {
             .run(move || acceptor.accept(context, &message))
         {
             Ok(answer) => answer,
-            Err(_) => return Decision::Busy,
+            Err(_) => {
+                pending.outcome = Outcome::Void;
+                return Decision::Busy;
+            }
         };
         // The call reads local files only; this bound guards against a stuck file system. A
         // context still in the job when the connection goes away is deleted with the job's
         // answer.
         let step = match monoio::time::timeout(Duration::from_secs(10), answer.recv_async()).await {
             Ok(Ok(step)) => step,
-            _ => {
+            Ok(Err(_)) => {
+                pending.outcome = Outcome::Void;
+                tracing::warn!(%peer, "negotiate check lost (its verifier thread ended)");
+                return Decision::Busy;
+            }
+            Err(_) => {
+                pending.outcome = Outcome::Void;
                 tracing::warn!(%peer, "negotiate check did not answer within 10 s");
                 return Decision::Busy;
             }
@@ -208,6 +237,7 @@ impl Gate {
         let now = Instant::now();
         match step {
             Ok(Step::Complete { principal, token }) => {
+                pending.outcome = Outcome::Right;
                 self.metrics.auth_check(Some(Scheme::Negotiate), true);
                 let user = user_name(&principal, n.strip_realm);
                 tracing::debug!(%peer, user, "authenticated (negotiate)");
@@ -225,6 +255,7 @@ impl Gate {
                 Decision::Allow
             }
             Ok(Step::Continue { context, token }) => {
+                pending.outcome = Outcome::Void;
                 conn.handshake = Some(Handshake::new(Scheme::Negotiate, &token, Leg::Gss(context)));
                 Decision::Continue
             }

@@ -71,6 +71,15 @@ const GSS_S_CONTINUE_NEEDED: OmUint32 = 1;
 /// The calling-error and routine-error fields (`GSS_ERROR()`).
 const GSS_ERROR_MASK: OmUint32 = 0xffff_0000;
 
+/// `GSS_C_ANON_FLAG`: the initiator is anonymous (a `WELLKNOWN/ANONYMOUS` ticket).
+const GSS_C_ANON_FLAG: OmUint32 = 64;
+/// Kerberos 5, 1.2.840.113554.1.2.2 (RFC 1964), and the OID older Windows sends for it,
+/// 1.2.840.48018.1.2.2: the only mechanisms whose completion is accepted.
+static KRB5_OIDS: [&[u8]; 2] = [
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02],
+    &[0x2a, 0x86, 0x48, 0x82, 0xf7, 0x12, 0x01, 0x02, 0x02],
+];
+
 /// SPNEGO, 1.3.6.1.5.5.2 (RFC 4178).
 static SPNEGO_OID_BYTES: [u8; 6] = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
 
@@ -387,6 +396,8 @@ impl Acceptor {
         let mut minor = 0;
         let mut src = Name(ptr::null_mut());
         let mut out = OwnedBuffer::empty();
+        let mut mech: *const OidDesc = ptr::null();
+        let mut flags: OmUint32 = 0;
         let token = input(token);
         // SAFETY: `context.0` is null or a live context this call may update; the credential is
         // live while `self` is; `token` borrows the caller's bytes for the call; the outputs are
@@ -399,9 +410,9 @@ impl Acceptor {
                 &token,
                 ptr::null(),
                 &mut src.0,
-                ptr::null_mut(),
+                &mut mech,
                 &mut out.0,
-                ptr::null_mut(),
+                &mut flags,
                 ptr::null_mut(),
                 ptr::null_mut(),
             )
@@ -412,11 +423,41 @@ impl Acceptor {
         if major & GSS_S_CONTINUE_NEEDED != 0 {
             return Ok(Step::Continue { context, token });
         }
+        // SPNEGO would complete with any mechanism installed (gss-ntlmssp, say, which would skip
+        // ringgate's own NTLM rules): only Kerberos counts, and never an anonymous ticket.
+        if !is_krb5(mech) || flags & GSS_C_ANON_FLAG != 0 {
+            return Err(GssError {
+                major: 0,
+                minor: 0,
+                message: if flags & GSS_C_ANON_FLAG != 0 {
+                    "anonymous initiator refused".into()
+                } else {
+                    "mechanism other than Kerberos refused".into()
+                },
+            });
+        }
         Ok(Step::Complete {
             principal: src.display()?,
             token,
         })
     }
+}
+
+/// Whether `mech` (an OID the library returned, or null) is Kerberos 5.
+fn is_krb5(mech: *const OidDesc) -> bool {
+    if mech.is_null() {
+        return false;
+    }
+    // SAFETY: a non-null mechanism OID returned by gss_accept_sec_context points to a static
+    // descriptor of the library, whose `elements` holds `length` bytes.
+    let bytes = unsafe {
+        let oid = &*mech;
+        if oid.elements.is_null() {
+            return false;
+        }
+        std::slice::from_raw_parts(oid.elements as *const u8, oid.length as usize)
+    };
+    KRB5_OIDS.contains(&bytes)
 }
 
 impl Drop for Acceptor {
