@@ -20,6 +20,8 @@ command -v smbpasswd >/dev/null || need+=(samba-common-bin)
 command -v krb5kdc >/dev/null || [ -x /usr/sbin/krb5kdc ] || need+=(krb5-kdc)
 command -v kadmin.local >/dev/null || [ -x /usr/sbin/kadmin.local ] || need+=(krb5-admin-server)
 command -v kinit >/dev/null || need+=(krb5-user)
+# faketime: a client an hour ahead (clock skew) and a proxy two days ahead (expired tickets).
+command -v faketime >/dev/null || need+=(faketime)
 [ -e /usr/lib/x86_64-linux-gnu/libgssapi_krb5.so.2 ] || [ -e /lib/x86_64-linux-gnu/libgssapi_krb5.so.2 ] || need+=(libgssapi-krb5-2)
 if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive

@@ -1,6 +1,7 @@
 //! Proves the allocation invariants of the hot paths with a counting global allocator: the proxy's
 //! own connection code (`conn::serve`, the function every worker runs per client) is driven on a
-//! monoio runtime on a thread of this test, and only that thread's allocations are counted.
+//! monoio runtime on a thread of this test, and only that thread's allocations are counted (the
+//! latest such thread's: a worker of an earlier measurement no longer counts).
 //!
 //! - A warmed connection answering 10,000 requests without credentials with 407s allocates nothing.
 //! - 10,000 cache hits of the credential gate allocate nothing.
@@ -32,8 +33,12 @@ use support::{echo_server, loopback_config};
 struct Counting;
 
 thread_local! {
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
+    /// The epoch this thread was counted in (0: never).
+    static COUNTED: Cell<u64> = const { Cell::new(0) };
 }
+/// The epoch being counted: the last thread to opt in is the only one counted, so a worker of an
+/// earlier measurement (whose connections may still be closing) adds nothing to a later one.
+static EPOCH: AtomicU64 = AtomicU64::new(0);
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 /// Bytes allocated and not yet freed by counted threads, in all and by size class (the index is
 /// the size rounded up to a power of two, as its exponent).
@@ -48,7 +53,8 @@ fn take_turn() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn count_this_thread() {
-    COUNTED.with(|c| c.set(true));
+    let epoch = EPOCH.fetch_add(1, Ordering::SeqCst) + 1;
+    COUNTED.with(|c| c.set(epoch));
 }
 
 fn allocations() -> u64 {
@@ -57,7 +63,9 @@ fn allocations() -> u64 {
 
 fn counted() -> bool {
     // `try_with`: during thread teardown the flag may be gone; such allocations are not ours.
-    COUNTED.try_with(Cell::get).unwrap_or(false)
+    COUNTED
+        .try_with(Cell::get)
+        .is_ok_and(|e| e != 0 && e == EPOCH.load(Ordering::Relaxed))
 }
 
 fn note() {

@@ -201,10 +201,20 @@ impl Kdc {
 
     /// ringgate with this realm's keytab and a replay cache in the realm's directory.
     fn proxy(&self, extra: &[&str]) -> Proxy {
+        self.proxy_under(&[], extra)
+    }
+
+    /// [`Kdc::proxy`] run by `wrapper` (`faketime …`).
+    fn proxy_under(&self, wrapper: &[&str], extra: &[&str]) -> Proxy {
         let rcache = self.dir.join("rcache");
         std::fs::create_dir_all(&rcache).unwrap();
-        Proxy::start_with_env(
-            &[("KRB5_CONFIG", &self.config())],
+        Proxy::start_under(
+            wrapper,
+            // The proxy's timers run on the real monotonic clock, whatever faketime says.
+            &[
+                ("KRB5_CONFIG", &self.config()),
+                ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+            ],
             &[
                 &[
                     "--keytab",
@@ -221,12 +231,32 @@ impl Kdc {
     /// curl through `proxy` (addressed as `localhost`, so the ticket is for HTTP/localhost) with
     /// the credential cache `cc`: `--proxy-negotiate -U :` unless `auth` says otherwise.
     fn curl(&self, cc: &Path, proxy: &Proxy, auth: &[&str], args: &[&str]) -> Output {
+        self.curl_under(&[], cc, proxy, auth, args)
+    }
+
+    /// [`Kdc::curl`] run by `wrapper` (`faketime …`).
+    fn curl_under(
+        &self,
+        wrapper: &[&str],
+        cc: &Path,
+        proxy: &Proxy,
+        auth: &[&str],
+        args: &[&str],
+    ) -> Output {
         let auth = if auth.is_empty() {
             &["--proxy-negotiate", "-U", ":"][..]
         } else {
             auth
         };
-        Command::new("curl")
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg("curl");
+                c
+            }
+            None => Command::new("curl"),
+        };
+        command
             .env("KRB5_CONFIG", self.config())
             .env("KRB5CCNAME", cc)
             .args(["-s", "-S", "--max-time", "60", "-v", "-x"])
@@ -440,6 +470,41 @@ fn tickets_issued_before_the_kdc_stopped_are_still_accepted() {
         let out = kdc.curl(&alice, &proxy, &[], &["-w", "\n%{http_code}", &url]);
         assert_eq!(code(&out), 200, "{}", text(&out.stderr));
     }
+}
+
+#[test]
+fn a_skewed_client_clock_or_an_expired_ticket_gets_407() {
+    let kdc = Kdc::start("clock");
+    let alice = kdc.kinit("alice", "alicepw", "alice");
+    let origin = http_origin("in time");
+    let url = format!("http://{origin}/x");
+    let proxy = kdc.proxy(&[]);
+    // The service ticket is fetched with the right time; then a client an hour ahead makes its
+    // authenticator from it (krb5's allowed skew is 5 minutes).
+    let out = kdc.curl(&alice, &proxy, &[], &["-w", "\n%{http_code}", &url]);
+    assert_eq!(code(&out), 200, "{}", text(&out.stderr));
+    let out = kdc.curl_under(
+        &["faketime", "-f", "+1h"],
+        &alice,
+        &proxy,
+        &[],
+        &["-w", "\n%{http_code}", &url],
+    );
+    assert_eq!(code(&out), 407, "{}", text(&out.stderr));
+    assert!(
+        proxy.wait_log("Clock skew too great"),
+        "{}",
+        proxy.log_text()
+    );
+
+    // A proxy two days ahead sees every ticket of this realm (valid for a day) as expired.
+    let later = kdc.proxy_under(&["faketime", "-f", "+2d"], &[]);
+    let out = kdc.curl(&alice, &later, &[], &["-w", "\n%{http_code}", &url]);
+    assert_eq!(code(&out), 407, "{}", text(&out.stderr));
+    assert!(later.wait_log("Ticket expired"), "{}", later.log_text());
+    // The proxy on time still takes the same user's next token.
+    let out = kdc.curl(&alice, &proxy, &[], &["-w", "\n%{http_code}", &url]);
+    assert_eq!(code(&out), 200, "{}", text(&out.stderr));
 }
 
 #[test]

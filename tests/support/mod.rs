@@ -40,7 +40,21 @@ impl Proxy {
 
     /// Starts ringgate (loopback origins allowed) with `env` added to its environment.
     pub fn start_with_env(env: &[(&str, &str)], args: &[&str]) -> Proxy {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ringgate"));
+        Proxy::start_under(&[], env, args)
+    }
+
+    /// [`Proxy::start_with_env`], run by the command line `wrapper` (`faketime -f +2d`), which
+    /// gets the binary and its arguments after its own.
+    pub fn start_under(wrapper: &[&str], env: &[(&str, &str)], args: &[&str]) -> Proxy {
+        let bin = env!("CARGO_BIN_EXE_ringgate");
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         command.envs(env.iter().copied());
         Proxy::spawn(command, &[&LOOPBACK_ORIGINS[..], args].concat())
     }
