@@ -25,6 +25,8 @@ pub mod tunnel;
 pub mod forward;
 // upstream: resolving and dialling: DNS, resolv.conf, Happy Eyeballs, source addresses.
 pub mod upstream;
+// tls: TLS to the proxy (listen_tls): rustls over monoio's sockets, certificates and reload.
+pub mod tls;
 // observe: metrics and their labels, the access log, the admin endpoint.
 pub mod observe;
 // sys: the only unsafe: syscalls with SAFETY notes.

@@ -110,7 +110,9 @@ fn main() -> ExitCode {
             eprintln!("ringgate: {e}");
             match e {
                 // A bad user file is the operator's input, like a bad config key.
-                StartError::Auth(_) | StartError::Policy(_) => ExitCode::from(USAGE),
+                StartError::Auth(_) | StartError::Policy(_) | StartError::Tls(_) => {
+                    ExitCode::from(USAGE)
+                }
                 StartError::Io(_) => ExitCode::FAILURE,
             }
         }

@@ -25,6 +25,7 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use ringgate::auth::{self, Decision, Gate};
 use ringgate::config::Config;
 use ringgate::http::head;
+use ringgate::observe::labels::ListenerKind::Plain;
 use ringgate::observe::metrics::WorkerMetrics;
 use ringgate::server::shard::Shard;
 use support::{echo_server, loopback_config};
@@ -172,13 +173,14 @@ fn serve_counted(driver: Driver, config: Arc<Config>) -> (SocketAddr, Arc<Worker
             metrics,
             log: None,
             resolver_slots: ringgate::upstream::dns::SystemSlots::new(1),
+            tls: None,
         };
         let shard = Rc::new(Shard::new(0, config, &shared));
         block_on(driver, async move {
             let listener = monoio::net::TcpListener::from_std(listener).unwrap();
             count_this_thread();
             while let Ok((stream, peer)) = listener.accept().await {
-                monoio::spawn(ringgate::conn::serve(stream, peer, false, shard.clone()));
+                monoio::spawn(ringgate::conn::serve(stream, peer, Plain, shard.clone()));
             }
         });
     });

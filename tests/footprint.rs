@@ -9,6 +9,7 @@
 use std::rc::Rc;
 
 use monoio::net::TcpStream;
+use ringgate::observe::labels::ListenerKind::Plain;
 use ringgate::server::shard::Shard;
 
 fn future_size<F, Fut>(_: &F) -> usize
@@ -21,7 +22,7 @@ where
 #[test]
 fn a_connections_task_stays_small() {
     let serve = |s: TcpStream, shard: Rc<Shard>| {
-        ringgate::conn::serve(s, "127.0.0.1:1".parse().unwrap(), false, shard)
+        ringgate::conn::serve(s, "127.0.0.1:1".parse().unwrap(), Plain, shard)
     };
     let relay = |s: TcpStream, shard: Rc<Shard>| async move {
         ringgate::tunnel::relay(&s, &s, &shard, None).await

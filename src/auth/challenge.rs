@@ -179,6 +179,7 @@ fn render_pieces(offer: &Offer<'_>, persistence: Persistence) -> Vec<Vec<u8>> {
             )),
             Scheme::Ntlm => cur.push_str("Proxy-Authenticate: NTLM\r\n"),
             Scheme::Negotiate => cur.push_str("Proxy-Authenticate: Negotiate\r\n"),
+            Scheme::Certificate => {}
             Scheme::Digest => {
                 for algorithm in offer.digest_algorithms {
                     cur.push_str(&format!(

@@ -115,6 +115,30 @@ pub struct ConnAuth {
 }
 
 impl ConnAuth {
+    /// A TLS connection whose verified client certificate names `user` (`tls_client_cert_user`):
+    /// authenticated for as long as it is open; the gate is not asked.
+    pub fn certified(user: &str) -> ConnAuth {
+        ConnAuth {
+            session: Some(Session {
+                user: Rc::from(user),
+                shown: None,
+                scheme: Scheme::Certificate,
+                id: 0,
+                generation: 0,
+                // Never reached: a certified connection's session is never judged.
+                expires: Instant::now() + Duration::from_secs(10 * 365 * 86_400),
+            }),
+            handshake: None,
+        }
+    }
+
+    /// Whether a client certificate authenticated this connection.
+    pub fn is_certified(&self) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| s.scheme == Scheme::Certificate)
+    }
+
     /// Who the connection is authenticated as, for rules and logs.
     pub fn who(&self) -> Option<Who<'_>> {
         self.session.as_ref().map(|s| Who {
@@ -158,6 +182,7 @@ impl Who<'_> {
     /// §6): the identity belongs to the connection.
     pub fn session_based(&self) -> bool {
         matches!(self.scheme, Scheme::Ntlm | Scheme::Negotiate)
+        // (A certificate's user is bound to the TLS connection too, but no 407 led to it.)
     }
 }
 
@@ -230,6 +255,11 @@ pub enum StartError {
 impl Shared {
     /// Loads the users and starts the verifier pool; `None` when no user source is configured
     /// (auth off).
+    /// Whether the 407 offers `scheme`.
+    pub fn offers(&self, scheme: Scheme) -> bool {
+        self.schemes.contains(&scheme)
+    }
+
     pub fn start(config: &Config) -> Result<Option<Arc<Shared>>, StartError> {
         if config.users.is_empty() {
             return Ok(None);
@@ -365,6 +395,8 @@ fn db_holds(db: &UserDb, s: &Session) -> bool {
         Scheme::Ntlm => s.id == 0 || db.ntlm(&s.user).is_some_and(|r| r.id == s.id),
         // Vouched for by the KDC's ticket, not by a local entry.
         Scheme::Negotiate => true,
+        // The TLS listener verified the certificate; no gate sees such a session.
+        Scheme::Certificate => true,
     }
 }
 

@@ -156,6 +156,18 @@ pub struct Cli {
     pub listen_proxy_protocol: Vec<String>,
     #[arg(long, value_name = "CIDR", help = flag_help("proxy_protocol_from"))]
     pub proxy_protocol_from: Vec<String>,
+    #[arg(long, value_name = "ADDR", help = flag_help("listen_tls"))]
+    pub listen_tls: Vec<String>,
+    #[arg(long, value_name = "FILE", help = flag_help("tls_cert"))]
+    pub tls_cert: Option<String>,
+    #[arg(long, value_name = "FILE", help = flag_help("tls_key"))]
+    pub tls_key: Option<String>,
+    #[arg(long, value_name = "FILE", help = flag_help("tls_client_ca"))]
+    pub tls_client_ca: Option<String>,
+    #[arg(long, help = flag_help("tls_client_cert_user"))]
+    pub tls_client_cert_user: bool,
+    #[arg(long, value_name = "SECS", help = flag_help("tls_handshake_timeout_secs"))]
+    pub tls_handshake_timeout: Option<u64>,
     #[arg(long, value_enum, help = flag_help("dns_resolver"))]
     pub dns_resolver: Option<DnsResolver>,
     #[arg(long, value_name = "FILE", help = flag_help("resolv_conf"))]
@@ -304,6 +316,12 @@ impl Cli {
                 .then(|| self.listen_proxy_protocol.clone()),
             proxy_protocol_from: (!self.proxy_protocol_from.is_empty())
                 .then(|| self.proxy_protocol_from.clone()),
+            listen_tls: (!self.listen_tls.is_empty()).then(|| self.listen_tls.clone()),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_client_ca: self.tls_client_ca.clone(),
+            tls_client_cert_user: self.tls_client_cert_user.then_some(true),
+            tls_handshake_timeout_secs: self.tls_handshake_timeout,
             dns_resolver: self.dns_resolver,
             resolv_conf: self.resolv_conf.clone(),
             dns_servers: (!self.dns_server.is_empty()).then(|| self.dns_server.clone()),

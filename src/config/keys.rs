@@ -459,6 +459,36 @@ pub static KEYS: &[Key] = &[
         "Sources trusted to send PROXY protocol headers (repeatable)",
     ),
     flag(
+        "listen_tls",
+        "listen-tls",
+        "Also listen on ADDR for clients that speak TLS to the proxy, https://proxy (repeatable)",
+    ),
+    flag(
+        "tls_cert",
+        "tls-cert",
+        "PEM certificate of the TLS listeners, its chain after it",
+    )
+    .reloaded(),
+    flag("tls_key", "tls-key", "PEM private key of tls_cert").reloaded(),
+    flag(
+        "tls_client_ca",
+        "tls-client-ca",
+        "PEM CA certificates; set, TLS clients must present a certificate one of them issued",
+    )
+    .reloaded()
+    .empty_means("no client certificates"),
+    flag(
+        "tls_client_cert_user",
+        "tls-client-cert-user",
+        "A verified client certificate's subject CN (else its e-mail or DNS name) is the user",
+    ),
+    flag(
+        "tls_handshake_timeout_secs",
+        "tls-handshake-timeout",
+        "Seconds a TLS client has to finish its handshake",
+    )
+    .range(1, 300),
+    flag(
         "dns_resolver",
         "dns-resolver",
         "Name resolution: ringgate's own (resolv.conf, /etc/hosts) or getaddrinfo",
@@ -806,7 +836,10 @@ mod tests {
                 "allow_dest",
                 "default_action",
                 "groups",
-                "rules"
+                "rules",
+                "tls_cert",
+                "tls_key",
+                "tls_client_ca"
             ]
         );
         assert!(applied_on_reload("rules") && !applied_on_reload("listen"));

@@ -37,6 +37,19 @@ pub struct NegotiateConfig {
     pub rcache_dir: Option<std::path::PathBuf>,
 }
 
+/// The TLS listeners' settings (see `listen_tls`, `tls_*` in `default.toml`). `cert` and `key` are
+/// set whenever `listen_tls` is not empty.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TlsConfig {
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
+    /// Client certificates must chain to one of these; `None`: none asked for.
+    pub client_ca: Option<std::path::PathBuf>,
+    /// A verified client certificate's name is the connection's user.
+    pub client_cert_user: bool,
+    pub handshake_timeout: std::time::Duration,
+}
+
 /// The configuration `ringgate` runs on when given no arguments; documented key by key in README.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
 
@@ -202,6 +215,9 @@ pub struct Config {
     /// header, accepted only from `proxy_protocol_from`.
     pub listen_proxy_protocol: Vec<SocketAddr>,
     pub proxy_protocol_from: Vec<String>,
+    /// Listeners whose clients speak TLS to the proxy, and its certificate and options.
+    pub listen_tls: Vec<SocketAddr>,
+    pub tls: TlsConfig,
     /// Own resolver (resolv.conf, /etc/hosts, on the workers) or `getaddrinfo`.
     pub dns_resolver: DnsResolver,
     /// The resolv.conf the own resolver reads (name servers, search list, options).

@@ -9,7 +9,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Config, ConfigError, Machine, NegotiateConfig, PolicyConfig, RawConfig, keys};
+use super::{
+    Config, ConfigError, Machine, NegotiateConfig, PolicyConfig, RawConfig, TlsConfig, keys,
+};
 use crate::auth::digest::Algorithm;
 use crate::creds::Secret;
 use crate::creds::user_db::Sources;
@@ -28,7 +30,9 @@ impl RawConfig {
         let log_level = log_level(self.log_level.take())?;
         let auth = auth(&mut self)?;
         let forwarding = forwarding(&mut self)?;
-        let policy = policy(&mut self, !auth.users.is_empty(), &listeners.listen)?;
+        // A client certificate that names a user authenticates as a password does.
+        let auth_on = !auth.users.is_empty() || listeners.tls.client_cert_user;
+        let policy = policy(&mut self, auth_on, &listeners.listen)?;
         let dns = dns(&mut self)?;
         Ok(Config {
             realm: auth.realm,
@@ -68,6 +72,8 @@ impl RawConfig {
             policy,
             listen_proxy_protocol: listeners.listen_proxy_protocol,
             proxy_protocol_from: listeners.proxy_protocol_from,
+            listen_tls: listeners.listen_tls,
+            tls: listeners.tls,
             dns_resolver: dns.resolver,
             resolv_conf: dns.resolv_conf,
             dns_servers: dns.servers,
@@ -126,6 +132,8 @@ struct Listeners {
     listen: Vec<SocketAddr>,
     listen_proxy_protocol: Vec<SocketAddr>,
     proxy_protocol_from: Vec<String>,
+    listen_tls: Vec<SocketAddr>,
+    tls: TlsConfig,
 }
 
 fn listeners(raw: &mut RawConfig) -> Result<Listeners, ConfigError> {
@@ -141,11 +149,64 @@ fn listeners(raw: &mut RawConfig) -> Result<Listeners, ConfigError> {
     let proxy_protocol_from = req("proxy_protocol_from", raw.proxy_protocol_from.take())?;
     crate::policy::parse_nets("proxy_protocol_from", &proxy_protocol_from)
         .map_err(ConfigError::Policy)?;
+    let listen_tls = socket_addrs("listen_tls", &req("listen_tls", raw.listen_tls.take())?)?;
+    let tls = tls(raw, !listen_tls.is_empty())?;
     Ok(Listeners {
         listen,
         listen_proxy_protocol,
         proxy_protocol_from,
+        listen_tls,
+        tls,
     })
+}
+
+/// The TLS keys: a certificate and key exactly when there are TLS listeners; a client-certificate
+/// user only with a CA to verify its certificate.
+fn tls(raw: &mut RawConfig, listening: bool) -> Result<TlsConfig, ConfigError> {
+    let path = |v: String| (!v.is_empty()).then(|| PathBuf::from(v));
+    let tls = TlsConfig {
+        cert: path(req("tls_cert", raw.tls_cert.take())?),
+        key: path(req("tls_key", raw.tls_key.take())?),
+        client_ca: path(req("tls_client_ca", raw.tls_client_ca.take())?),
+        client_cert_user: req("tls_client_cert_user", raw.tls_client_cert_user.take())?,
+        handshake_timeout: Duration::from_secs(ranged(
+            "tls_handshake_timeout_secs",
+            raw.tls_handshake_timeout_secs.take(),
+        )?),
+    };
+    if listening {
+        for (key, v) in [("tls_cert", &tls.cert), ("tls_key", &tls.key)] {
+            if v.is_none() {
+                return Err(invalid(
+                    key,
+                    "\"\"",
+                    "listen_tls needs a certificate and its key",
+                ));
+            }
+        }
+    } else if let Some((key, _)) = [
+        ("tls_cert", tls.cert.is_some()),
+        ("tls_key", tls.key.is_some()),
+        ("tls_client_ca", tls.client_ca.is_some()),
+        ("tls_client_cert_user", tls.client_cert_user),
+    ]
+    .into_iter()
+    .find(|(_, set)| *set)
+    {
+        return Err(invalid(
+            key,
+            "set",
+            "only TLS listeners use it: add listen_tls",
+        ));
+    }
+    if tls.client_cert_user && tls.client_ca.is_none() {
+        return Err(invalid(
+            "tls_client_cert_user",
+            true,
+            "needs tls_client_ca to verify the certificates it names users by",
+        ));
+    }
+    Ok(tls)
 }
 
 /// `workers`: 0 is one per core.
@@ -391,7 +452,11 @@ fn auth(raw: &mut RawConfig) -> Result<Auth, ConfigError> {
 fn schemes(names: Vec<String>, users: &Sources) -> Result<Vec<Scheme>, ConfigError> {
     let mut out = Vec::new();
     for name in &names {
-        let Some(scheme) = Scheme::ALL.into_iter().find(|s| s.name() == name.as_str()) else {
+        let Some(scheme) = Scheme::ALL
+            .into_iter()
+            .filter(|s| *s != Scheme::Certificate)
+            .find(|s| s.name() == name.as_str())
+        else {
             return Err(invalid(
                 "auth_schemes",
                 format!("{name:?}"),
@@ -406,6 +471,7 @@ fn schemes(names: Vec<String>, users: &Sources) -> Result<Vec<Scheme>, ConfigErr
             Scheme::Digest => users.has_digest() || !users.inline.is_empty(),
             Scheme::Ntlm => users.has_ntlm() || !users.inline.is_empty(),
             Scheme::Negotiate => users.negotiate,
+            Scheme::Certificate => false,
         };
         if !served {
             let why = match scheme {
@@ -413,6 +479,7 @@ fn schemes(names: Vec<String>, users: &Sources) -> Result<Vec<Scheme>, ConfigErr
                 Scheme::Digest => "offered, but no user can answer it: add htdigest or users",
                 Scheme::Ntlm => "offered, but no user can answer it: add ntlm_users or users",
                 Scheme::Negotiate => "needs a keytab",
+                Scheme::Certificate => "not offered in a 407: see tls_client_cert_user",
             };
             return Err(invalid("auth_schemes", format!("{name:?}"), why));
         }

@@ -9,9 +9,8 @@ use std::time::Instant;
 
 use monoio::buf::IoBuf;
 use monoio::io::AsyncWriteRentExt;
-use monoio::net::TcpStream;
 
-use super::reject;
+use super::{ClientStream, reject};
 use crate::auth::challenge::Persistence;
 use crate::auth::{ConnAuth, Gate};
 use crate::http::head::{Body, Method, RequestHead};
@@ -35,7 +34,7 @@ pub enum Next {
 /// Sends the 407 for `head` and consumes the request, or closes when its body cannot be skipped
 /// cheaply and safely, or when this is the `last` 407 the connection may receive.
 pub async fn answer(
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     buf: &mut Vec<u8>,
     head: &RequestHead,
     gate: &Gate,
@@ -115,7 +114,7 @@ fn write(
 /// Drops the first `n` bytes of the stream (the request and its body, some already in `buf`),
 /// keeping whatever follows (a pipelined request) at the front of `buf`. False if the client went
 /// away or took longer than `header_timeout`.
-async fn skip(stream: &mut TcpStream, buf: &mut Vec<u8>, n: u64, shard: &Shard) -> bool {
+async fn skip(stream: &mut ClientStream, buf: &mut Vec<u8>, n: u64, shard: &Shard) -> bool {
     let have = buf.len() as u64;
     if n <= have {
         buf.drain(..n as usize);

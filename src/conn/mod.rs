@@ -7,6 +7,7 @@
 mod challenge;
 pub mod proxy_protocol;
 pub mod reject;
+pub mod stream;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -19,29 +20,31 @@ use crate::auth::{ConnAuth, Decision, Request};
 use crate::http::head::{self, Limits, Method, RequestHead};
 use crate::http::response::Reply;
 use crate::http::target::parse_authority;
-use crate::observe::labels::{ChallengeReason, DenialKind, LimitKind, Termination};
+use crate::observe::labels::{
+    ChallengeReason, DenialKind, LimitKind, ListenerKind, Termination, TlsFailure,
+};
 use crate::observe::log;
 use crate::policy::{self, Verdict};
 use crate::server::fill::{Filled, fill};
 use crate::server::shard::Shard;
+use crate::tls::TlsStream;
 use crate::upstream::error::{DialError, count_dial_error};
 use crate::{forward, tunnel, upstream};
+pub use stream::ClientStream;
 
 /// First read buffer; grown by doubling up to the head limit. Most CONNECT heads are ~100 bytes.
 const INITIAL_BUFFER: usize = 1024;
 
 /// Serves one accepted client until it is done. On a PROXY protocol listener the connection
 /// starts with a header naming the client, and `peer` is the load balancer.
-pub async fn serve(
-    mut stream: TcpStream,
-    mut peer: SocketAddr,
-    proxy_protocol: bool,
-    shard: Rc<Shard>,
-) {
+pub async fn serve(tcp: TcpStream, mut peer: SocketAddr, kind: ListenerKind, shard: Rc<Shard>) {
+    // The one local the socket lives in from here on (a TLS handshake replaces it in place): a
+    // second one would be room in every connection's task (tests/footprint.rs).
+    let mut stream = ClientStream::plain(tcp, kind);
     let _active = shard.track();
-    let _ = stream.set_nodelay(true);
+    let _ = stream.tcp().set_nodelay(true);
     let mut buf = Vec::with_capacity(INITIAL_BUFFER.min(shard.limits.max_head_bytes));
-    if proxy_protocol {
+    if kind == ListenerKind::ProxyProtocol {
         match read_proxy_header(&mut stream, &mut buf, peer, &shard).await {
             Some(client) => peer = client,
             None => return,
@@ -56,6 +59,7 @@ pub async fn serve(
             if let Some(log) = &shard.log {
                 log.record(&log::Entry {
                     client: peer,
+                    listener: kind,
                     user: None,
                     auth_scheme: None,
                     method: "-",
@@ -70,10 +74,22 @@ pub async fn serve(
             }
             // No lingering here: the point is to give the connection's resources back at once.
             tracing::debug!(%peer, status = reply.status(), reason = reply.reason(), "refused");
-            let _ = stream.write_all(reply.bytes()).await;
+            // A TLS client is just closed: answering would first cost the handshake this refusal
+            // is meant to save.
+            if kind != ListenerKind::Tls {
+                let _ = stream.write_all(reply.bytes()).await;
+            }
             return;
         }
     };
+    if kind == ListenerKind::Tls {
+        // Boxed: the handshake's state (rustls' connection in the making) would otherwise sit in
+        // every connection's task.
+        stream = match Box::pin(tls_handshake(stream.into_tcp(), peer, &shard)).await {
+            Some(tls) => ClientStream::tls(tls),
+            None => return,
+        };
+    }
     // Counted first, so that clients refused below cannot hold more fds than the limits allow.
     if !admits_client(&shard, peer) {
         return refuse(
@@ -87,7 +103,7 @@ pub async fn serve(
         )
         .await;
     }
-    let mut auth = ConnAuth::default();
+    let mut auth = certified(&stream, &shard).unwrap_or_default();
     // An origin connection bound to this client by NTLM/Negotiate origin authentication.
     // Boxed: rare, and every connection's task would carry its room otherwise.
     let mut pinned: Option<Box<forward::pool::Upstream>> = None;
@@ -117,7 +133,9 @@ pub async fn serve(
             )
             .await;
         }
-        if let Some(gate) = &shard.auth {
+        if auth.is_certified() {
+            // The TLS listener verified the client's certificate: it names the user.
+        } else if let Some(gate) = &shard.auth {
             let field = head.proxy_authorization;
             let request = Request {
                 method: head.method,
@@ -145,6 +163,7 @@ pub async fn serve(
                     if let Some(log) = &shard.log {
                         log.record(&log::Entry {
                             client: peer,
+                            listener: kind,
                             user: None,
                             auth_scheme: None,
                             method: head.method.name(),
@@ -189,6 +208,20 @@ pub async fn serve(
                     .await;
                 }
             }
+        } else if shard.config.tls.client_cert_user {
+            // Certificates are the only credentials, and this connection has none that names a
+            // user (a plain listener, or a certificate without a usable name).
+            tracing::info!(%peer, "no client certificate naming a user");
+            return refuse(
+                &shard,
+                &mut stream,
+                Reply::DeniedClient,
+                Some(head.method),
+                peer,
+                b"",
+                buf,
+            )
+            .await;
         }
         let absolute = is_absolute_form(head.target.get(&buf));
         // The URL for an error's log line: forwarding may have reused the buffer by then.
@@ -249,7 +282,7 @@ pub async fn serve(
 /// follows it stays in `buf`. The client's address, or `None` when the connection is to be closed
 /// (an untrusted source, a bad or missing header, or no header within `header_timeout`).
 async fn read_proxy_header(
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     buf: &mut Vec<u8>,
     peer: SocketAddr,
     shard: &Shard,
@@ -301,7 +334,7 @@ enum HeadRead {
 /// must be complete within `header_timeout` of the accept; a later one on a kept-alive connection
 /// may take `keepalive_timeout` to start and then `header_timeout` to finish.
 async fn read_head(
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     buf: &mut Vec<u8>,
     shard: &Shard,
     first: bool,
@@ -349,7 +382,7 @@ fn is_absolute_form(target: &[u8]) -> bool {
 /// Answers with an error, logs it, and closes.
 async fn refuse(
     shard: &Shard,
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     reply: Reply,
     method: Option<Method>,
     peer: SocketAddr,
@@ -368,6 +401,7 @@ async fn refuse(
     if let Some(log) = &shard.log {
         log.record(&log::Entry {
             client: peer,
+            listener: stream.kind(),
             user: None,
             auth_scheme: None,
             method: method.map_or("-", Method::name),
@@ -397,6 +431,40 @@ async fn refuse(
     Box::pin(reject::send_and_close(stream, response, buf)).await;
 }
 
+/// Runs the TLS handshake of a `listen_tls` connection within `tls_handshake_timeout_secs`,
+/// counting how it went; `None`: it failed and the socket is closed.
+async fn tls_handshake(tcp: TcpStream, peer: SocketAddr, shard: &Shard) -> Option<TlsStream> {
+    let config = shard.tls.as_ref()?.current();
+    let wait = shard.config.tls.handshake_timeout;
+    let failed = match monoio::time::timeout(wait, TlsStream::accept(tcp, config)).await {
+        Ok(Ok(tls)) => {
+            shard.metrics.tls_handshakes.inc();
+            return Some(tls);
+        }
+        Ok(Err(reason)) => reason,
+        Err(_) => TlsFailure::Timeout,
+    };
+    shard.metrics.tls_failure(failed);
+    tracing::debug!(%peer, reason = failed.name(), "TLS handshake failed");
+    None
+}
+
+/// The identity a TLS client's verified certificate gives its connection
+/// (`tls_client_cert_user`), if it names a usable user.
+fn certified(stream: &ClientStream, shard: &Shard) -> Option<ConnAuth> {
+    if !shard.config.tls.client_cert_user {
+        return None;
+    }
+    let cert = stream.as_tls()?.peer_certificate()?;
+    match crate::tls::identity::user_of(&cert) {
+        Some(user) => Some(ConnAuth::certified(&user)),
+        None => {
+            tracing::info!("client certificate names no usable user (CN, e-mail or DNS name)");
+            None
+        }
+    }
+}
+
 /// CONNECT's 200 on a connection authenticated by a connection-bound scheme (RFC 4559 §6).
 const ESTABLISHED_SESSION_BASED: &[u8] =
     b"HTTP/1.1 200 Connection established\r\nProxy-Support: Session-Based-Authentication\r\n\r\n";
@@ -422,7 +490,7 @@ fn admits_client(shard: &Shard, peer: SocketAddr) -> bool {
 /// CONNECT: check the policy, dial the target, answer 200, pass on the early bytes, relay until
 /// the tunnel ends.
 async fn connect(
-    client: &mut TcpStream,
+    client: &mut ClientStream,
     peer: SocketAddr,
     auth: &ConnAuth,
     mut buf: Vec<u8>,
@@ -556,12 +624,17 @@ async fn connect(
         drop(buf);
     }
     let rate = user.and_then(|u| shard.conn_limits.user_rate(u));
-    let end = tunnel::relay(client, &upstream, shard, rate.as_ref()).await;
+    let end = match client.as_tls() {
+        // Boxed: the TLS relay's state lives only in TLS connections' tasks.
+        Some(tls) => Box::pin(tunnel::relay_tls(tls, &upstream, shard, rate.as_ref())).await,
+        None => tunnel::relay(client.tcp(), &upstream, shard, rate.as_ref()).await,
+    };
     metrics.bytes_up.add(end.up + early);
     metrics.bytes_down.add(end.down);
     if let Some(log) = &shard.log {
         log.record(&log::Entry {
             client: peer,
+            listener: client.kind(),
             user: auth.who().map(|w| w.shown),
             auth_scheme: auth.who().map(|w| w.scheme),
             method: "CONNECT",

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use monoio::buf::IoBuf;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
 
+use super::ClientStream;
 use crate::forward::ForwardError;
 use crate::forward::body::BodyError;
 use crate::http::head::HeadError;
@@ -181,7 +181,7 @@ const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 256 * 1024;
 
 /// Writes `response`, half-closes, and drains the client briefly before the socket is dropped.
-pub async fn send_and_close(stream: &mut TcpStream, response: impl IoBuf, buf: Vec<u8>) {
+pub async fn send_and_close(stream: &mut ClientStream, response: impl IoBuf, buf: Vec<u8>) {
     let (res, _) = stream.write_all(response).await;
     if res.is_ok() {
         linger(stream, buf).await;
@@ -190,9 +190,16 @@ pub async fn send_and_close(stream: &mut TcpStream, response: impl IoBuf, buf: V
 
 /// Half-closes and drains the client briefly (what it still sends is dropped), so that a reset
 /// cannot destroy the last response in flight.
-pub async fn linger(stream: &mut TcpStream, mut buf: Vec<u8>) {
-    let _ = crate::sys::shutdown_write(crate::sys::fd_of(stream));
+pub async fn linger(stream: &mut ClientStream, mut buf: Vec<u8>) {
     let _ = monoio::time::timeout(LINGER_TIME, async {
+        // TLS: `close_notify` first (a flush that may wait, hence inside the time limit).
+        let closed = match stream.as_tls() {
+            Some(tls) => tls.close_write().await,
+            None => crate::sys::shutdown_write(crate::sys::fd_of(stream.tcp())),
+        };
+        if closed.is_err() {
+            return;
+        }
         let mut drained = 0;
         buf.clear();
         if buf.capacity() == 0 {

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
-use monoio::net::TcpStream;
 
 use crate::http::chunked::ChunkedScanner;
 
@@ -43,9 +42,9 @@ pub enum BodyError {
 
 /// Relays a body from `src` to `dst`; `pending` holds bytes already read from `src` (they come
 /// first). Returns the bytes read past the body's end, and how many bytes were relayed.
-pub async fn relay_body(
-    src: &mut TcpStream,
-    dst: &mut TcpStream,
+pub async fn relay_body<S: AsyncReadRent, D: AsyncWriteRent>(
+    src: &mut S,
+    dst: &mut D,
     mut pending: Vec<u8>,
     mut framing: Framing,
     wait: Duration,
@@ -124,8 +123,8 @@ pub enum Stalled {
 /// that keeps taking bytes is not cut off; one that takes none for `wait` is). Hands the buffer
 /// back, except after a timeout: then it is lost with the cancelled write (`None`), so the
 /// caller must end the exchange.
-pub async fn write_within<B: IoBuf>(
-    dst: &mut TcpStream,
+pub async fn write_within<B: IoBuf, D: AsyncWriteRent>(
+    dst: &mut D,
     mut buf: B,
     range: std::ops::Range<usize>,
     wait: Duration,

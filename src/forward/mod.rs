@@ -14,6 +14,8 @@ use std::time::Instant;
 
 use monoio::net::TcpStream;
 
+use crate::conn::ClientStream;
+
 use crate::auth::Who;
 use crate::http::chunked::{ChunkedScanner, Output};
 use crate::http::head::{Body, MAX_HEADERS_CAP, Method, RequestHead};
@@ -79,7 +81,7 @@ const INTERIM_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 /// Forwards one request whose head is at the start of `buf`. On `ReadNext`, `buf` holds what the
 /// client already sent after this request (a pipelined request).
 pub async fn forward(
-    client: &mut TcpStream,
+    client: &mut ClientStream,
     buf: &mut Vec<u8>,
     head: &RequestHead,
     shard: &Shard,
@@ -298,6 +300,7 @@ pub async fn forward(
     if let Some(log) = &shard.log {
         log.record(&crate::observe::log::Entry {
             client: peer,
+            listener: client.kind(),
             user: who.map(|w| w.shown),
             auth_scheme: who.map(|w| w.scheme),
             method: head.method.name(),

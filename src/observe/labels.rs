@@ -41,6 +41,44 @@ label_enum! {
         Ntlm => "ntlm",
         /// Connection-bound: a Kerberos ticket through SPNEGO (RFC 4559).
         Negotiate => "negotiate",
+        /// Connection-bound, never offered in a 407: a client certificate a TLS listener verified
+        /// (`tls_client_cert_user`).
+        Certificate => "certificate",
+    }
+}
+
+label_enum! {
+    /// The kind of listener a client connection came in on (the JSON access log's `listener`).
+    pub enum ListenerKind {
+        /// `listen`: plain HTTP to the proxy.
+        Plain => "plain",
+        /// `listen_proxy_protocol`: plain HTTP behind a PROXY protocol header.
+        ProxyProtocol => "proxy_protocol",
+        /// `listen_tls`: HTTP inside TLS to the proxy.
+        Tls => "tls",
+    }
+}
+
+label_enum! {
+    /// Why a TLS handshake with a client failed.
+    pub enum TlsFailure {
+        /// Not finished within `tls_handshake_timeout_secs`.
+        Timeout => "timeout",
+        /// The client closed (or reset) before the handshake's end.
+        Closed => "closed",
+        /// Not TLS at all (plain HTTP to the TLS port) or not a well-formed TLS message.
+        NotTls => "not_tls",
+        /// Well-formed but wrong: unexpected messages, a failed Finished check.
+        Protocol => "protocol",
+        /// No common version, cipher suite or application protocol.
+        Incompatible => "incompatible",
+        /// A client certificate missing, or not from `tls_client_ca`.
+        ClientCertificate => "client_certificate",
+        /// The client refused ours (an alert: unknown CA, wrong host name).
+        AlertReceived => "alert_received",
+        /// A socket error on our side of the handshake.
+        Io => "io",
+        Other => "other",
     }
 }
 

@@ -39,6 +39,8 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// One finished request or tunnel.
 pub struct Entry<'a> {
     pub client: SocketAddr,
+    /// The kind of listener the client came in on (JSON's `listener`).
+    pub listener: crate::observe::labels::ListenerKind,
     pub user: Option<&'a str>,
     /// The scheme `user` authenticated with.
     pub auth_scheme: Option<crate::observe::labels::Scheme>,
@@ -382,6 +384,7 @@ fn common(out: &mut Vec<u8>, e: &Entry<'_>) -> io::Result<()> {
 struct JsonLine<'a> {
     time: String,
     client: String,
+    listener: &'static str,
     user: Option<&'a str>,
     auth_scheme: Option<&'a str>,
     method: &'a str,
@@ -401,6 +404,7 @@ fn json(out: &mut Vec<u8>, e: &Entry<'_>) -> io::Result<()> {
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
         client: e.client.to_string(),
+        listener: e.listener.name(),
         user: e.user,
         auth_scheme: e.auth_scheme.map(|s| s.name()),
         method: e.method,
@@ -427,6 +431,7 @@ mod tests {
     fn entry<'a>(target: &'a [u8], user: Option<&'a str>) -> Entry<'a> {
         Entry {
             client: "10.0.0.7:40000".parse().unwrap(),
+            listener: crate::observe::labels::ListenerKind::Tls,
             user,
             auth_scheme: user.map(|_| crate::observe::labels::Scheme::Digest),
             method: "CONNECT",
@@ -517,6 +522,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["user"], "alice");
         assert_eq!(v["auth_scheme"], "digest");
+        assert_eq!(v["listener"], "tls");
         assert_eq!(v["target"], "t\"x");
         assert_eq!(v["bytes_down"], 2048);
         assert_eq!(v["termination"], "closed");

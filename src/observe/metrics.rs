@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::http::head::Method;
-use crate::observe::labels::{ChallengeReason, DenialKind, DialErrorKind, LimitKind, Scheme};
+use crate::observe::labels::{
+    ChallengeReason, DenialKind, DialErrorKind, LimitKind, Scheme, TlsFailure,
+};
 
 /// A number only its worker writes.
 #[derive(Default)]
@@ -96,6 +98,9 @@ pub struct WorkerMetrics {
     denials: [Counter; DenialKind::ALL.len()],
     limits: [Counter; LimitKind::ALL.len()],
     pub pipes_pooled: Counter,
+    /// TLS handshakes with clients completed, and failed by reason.
+    pub tls_handshakes: Counter,
+    tls_failures: [Counter; TlsFailure::ALL.len()],
     pub tunnel_setup: Histogram,
     pub request_duration: Histogram,
 }
@@ -122,6 +127,8 @@ impl Default for WorkerMetrics {
             denials: Default::default(),
             limits: Default::default(),
             pipes_pooled: Counter::default(),
+            tls_handshakes: Counter::default(),
+            tls_failures: Default::default(),
             tunnel_setup: Histogram::default(),
             request_duration: Histogram::default(),
         }
@@ -148,6 +155,10 @@ impl WorkerMetrics {
     /// Counts a 407. Hot path: an array index, no string compared.
     pub fn challenge(&self, reason: ChallengeReason) {
         self.challenges[reason as usize].inc();
+    }
+
+    pub fn tls_failure(&self, reason: TlsFailure) {
+        self.tls_failures[reason as usize].inc();
     }
 
     pub fn dial_error(&self, kind: DialErrorKind) {
@@ -198,6 +209,7 @@ impl Registry {
         let mut out = String::with_capacity(8192);
         let mut w = Writer { out: &mut out };
         self.render_connections(&mut w);
+        self.render_tls(&mut w);
         self.render_auth(&mut w);
         self.render_tunnels(&mut w);
         self.render_upstream(&mut w);
@@ -247,6 +259,32 @@ impl Registry {
                     );
                 }
             }
+        }
+    }
+
+    /// TLS listeners: handshakes done and failed.
+    fn render_tls(&self, w: &mut Writer<'_>) {
+        w.family(
+            "tls_handshakes_total",
+            "counter",
+            "TLS handshakes with clients completed.",
+        );
+        w.value(
+            "tls_handshakes_total",
+            "",
+            self.sum(|m| m.tls_handshakes.get()),
+        );
+        w.family(
+            "tls_handshake_failures_total",
+            "counter",
+            "TLS handshakes with clients that failed, by reason.",
+        );
+        for reason in TlsFailure::ALL {
+            w.value(
+                "tls_handshake_failures_total",
+                &format!("reason=\"{}\"", reason.name()),
+                self.sum(|m| m.tls_failures[reason as usize].get()),
+            );
         }
     }
 

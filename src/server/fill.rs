@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use monoio::buf::IoBufMut;
 use monoio::io::AsyncReadRent;
-use monoio::net::TcpStream;
 
 /// What one read brought.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +19,7 @@ pub enum Filled {
 
 /// Appends the next bytes `stream` sends to `buf` (between its length and capacity, which must
 /// differ), waiting at most `wait`.
-pub async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, wait: Duration) -> Filled {
+pub async fn fill<S: AsyncReadRent>(stream: &mut S, buf: &mut Vec<u8>, wait: Duration) -> Filled {
     let (len, cap) = (buf.len(), buf.capacity());
     let read = stream.read(std::mem::take(buf).slice_mut(len..cap));
     match monoio::time::timeout(wait, read).await {

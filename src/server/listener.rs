@@ -7,16 +7,19 @@ use std::net::{SocketAddr, TcpListener as StdListener};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
+use crate::observe::labels::ListenerKind;
 
 /// Binds every worker's listeners before any worker starts, so a bad address fails start-up.
-/// Port 0 is resolved once, then every worker binds the same port. Returns, per worker, its
+/// Port 0 is resolved once, then every worker binds the same port. Bound in order: `listen`,
+/// `listen_proxy_protocol`, `listen_tls`. Returns, per worker, its
 /// listeners, and the addresses actually bound.
 pub fn bind_all(config: &Config) -> io::Result<(Vec<Vec<Listener>>, Vec<SocketAddr>)> {
     let mut per_worker: Vec<Vec<Listener>> = (0..config.workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::with_capacity(config.listen.len());
-    let all = config.listen.iter().map(|&a| (a, false));
-    let proxied = config.listen_proxy_protocol.iter().map(|&a| (a, true));
-    for (addr, proxy_protocol) in all.chain(proxied) {
+    let all = config.listen.iter().map(|&a| (a, ListenerKind::Plain));
+    let proxied = (config.listen_proxy_protocol.iter()).map(|&a| (a, ListenerKind::ProxyProtocol));
+    let tls = config.listen_tls.iter().map(|&a| (a, ListenerKind::Tls));
+    for (addr, kind) in all.chain(proxied).chain(tls) {
         let first = listener(addr, config.backlog)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         let actual = first.local_addr()?;
@@ -29,19 +32,17 @@ pub fn bind_all(config: &Config) -> io::Result<(Vec<Vec<Listener>>, Vec<SocketAd
                     io::Error::new(e.kind(), format!("cannot listen on {actual}: {e}"))
                 })?,
             };
-            slot.push(Listener {
-                socket: l,
-                proxy_protocol,
-            });
+            slot.push(Listener { socket: l, kind });
         }
     }
     Ok((per_worker, bound))
 }
 
-/// One bound listening socket, and whether its clients send a PROXY protocol header first.
+/// One bound listening socket, and what its clients speak: plain HTTP, a PROXY protocol header
+/// first, or TLS.
 pub struct Listener {
     pub(super) socket: StdListener,
-    pub(super) proxy_protocol: bool,
+    pub(super) kind: ListenerKind,
 }
 
 fn listener(addr: SocketAddr, backlog: u32) -> io::Result<StdListener> {

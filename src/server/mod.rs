@@ -39,6 +39,9 @@ pub enum StartError {
     /// The policy could not be built for the bound addresses.
     #[error("config key {0}")]
     Policy(crate::policy::PolicyError),
+    /// The TLS listeners' certificate, key or client CA (the message names the key and file).
+    #[error("config key {0}")]
+    Tls(String),
 }
 
 /// How to read the configuration again on SIGHUP (the same file and flags as at start).
@@ -52,13 +55,23 @@ pub struct Reload {
 pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
     let Reload { load, file } = reload;
     // Stamped before anything starts, so a change made while the proxy starts counts as one.
-    let watched = file.map(reload::Watched::now);
+    // The TLS files count as part of the configuration: a renewed certificate is a reload.
+    let watched = reload::Watched::now(file.into_iter().chain(tls_files(&config)).collect());
     let load: reload::Load = Arc::from(load);
     let config = Arc::new(config);
+    let tls = match config.listen_tls.is_empty() {
+        true => None,
+        false => Some(Arc::new(
+            crate::tls::Certs::start(&config.tls).map_err(StartError::Tls)?,
+        )),
+    };
     let Auth {
         shared: auth,
         reload: users_reload,
     } = start_auth(&config)?;
+    warn_clear_basic(&config, auth.as_deref());
+    // A client certificate that names a user authenticates as a password does.
+    let auth_on = auth.is_some() || config.tls.client_cert_user;
     let (driver, fallback) = worker::choose_driver(config.io_driver)
         .map_err(|e| io::Error::new(e.kind(), format!("io_uring unavailable: {e}")))?;
     if let Some(why) = fallback {
@@ -74,9 +87,7 @@ pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
         bound.push(a.local_addr()?);
     }
     let policy = Arc::new(ArcSwap::from_pointee(start_policy(
-        &config,
-        auth.is_some(),
-        &bound,
+        &config, auth_on, &bound,
     )?));
     let (conn_limits, max_connections) = conn_limits(&config);
 
@@ -87,8 +98,9 @@ pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
         load,
         running: config.clone(),
         swap: policy.clone(),
-        auth_on: auth.is_some(),
+        auth_on,
         bound: bound.clone(),
+        tls: tls.clone(),
     };
     let metrics = Arc::new(Registry::new(config.workers, driver.name()));
     let (log, reopen_log, log_writer) = match config.access_log.as_str() {
@@ -106,6 +118,7 @@ pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
         metrics: metrics.clone(),
         log,
         resolver_slots: crate::upstream::dns::SystemSlots::new(config.resolver_queue),
+        tls,
     };
     let _admin = match admin_listener {
         Some(listener) => Some(admin::start(listener, metrics.clone())?),
@@ -116,7 +129,7 @@ pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
     log_listening(&config, &bound, driver, max_connections);
     sd_notify::notify("READY=1");
 
-    if let (Some(watched), Some(every)) = (watched, config.users_watch) {
+    if let (false, Some(every)) = (watched.is_empty(), config.users_watch) {
         reload::watch_config(watched, every, policy_reload.clone())?;
     }
     signals::spawn(
@@ -141,6 +154,34 @@ pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The TLS listeners' files, watched with the config file.
+fn tls_files(config: &Config) -> Vec<std::path::PathBuf> {
+    if config.listen_tls.is_empty() {
+        return Vec::new();
+    }
+    let t = &config.tls;
+    [&t.cert, &t.key, &t.client_ca]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
+}
+
+/// Warns once at start when Basic is offered on a plain listener other clients than this host's
+/// can reach: its credentials would cross the network in clear.
+fn warn_clear_basic(config: &Config, auth: Option<&auth::Shared>) {
+    if !auth.is_some_and(|a| a.offers(crate::observe::labels::Scheme::Basic)) {
+        return;
+    }
+    let plain = config.listen.iter().chain(&config.listen_proxy_protocol);
+    for addr in plain.filter(|a| !a.ip().is_loopback()) {
+        tracing::warn!(
+            listener = %addr,
+            "Basic is offered on a plain listener that is not loopback: passwords cross the network in clear; offer it on a listen_tls listener instead"
+        );
+    }
 }
 
 /// Proxy authentication as started: the shared part (users, verifier pool) and the sender that
@@ -226,16 +267,18 @@ fn log_listening(
     driver: worker::Driver,
     max_connections: usize,
 ) {
-    // Bound in order: `listen`, then `listen_proxy_protocol`, then the admin endpoint.
+    // Bound in order: `listen`, `listen_proxy_protocol`, `listen_tls`, then the admin endpoint.
     let text: Vec<String> = bound.iter().map(ToString::to_string).collect();
     let (addrs, rest) = text.split_at(config.listen.len());
-    let proxied = &rest[..config.listen_proxy_protocol.len()];
+    let (proxied, rest) = rest.split_at(config.listen_proxy_protocol.len());
+    let tls = &rest[..config.listen_tls.len()];
     tracing::info!(
         driver = driver.name(),
         workers = config.workers,
         relay = ?config.relay,
         max_connections,
         proxy_protocol = %proxied.join(" "),
+        tls = %tls.join(" "),
         "listening on {}",
         addrs.join(" ")
     );

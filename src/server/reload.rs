@@ -28,6 +28,8 @@ pub(super) struct PolicyReload {
     pub auth_on: bool,
     /// The proxy's own sockets, which no request may reach.
     pub bound: Vec<SocketAddr>,
+    /// The TLS listeners' certificate, loaded again with the config.
+    pub tls: Option<Arc<crate::tls::Certs>>,
 }
 
 impl PolicyReload {
@@ -38,6 +40,7 @@ impl PolicyReload {
             &self.swap,
             self.auth_on,
             &self.bound,
+            self.tls.as_deref(),
         );
     }
 }
@@ -45,15 +48,19 @@ impl PolicyReload {
 /// The config file and its stamps as they were before anything started: a change made while the
 /// proxy starts (or before the watch thread first runs) is then seen as one.
 pub(super) struct Watched {
-    paths: [PathBuf; 1],
+    paths: Vec<PathBuf>,
     seen: Vec<Option<Stamp>>,
 }
 
 impl Watched {
-    pub fn now(path: PathBuf) -> Watched {
-        let paths = [path];
+    /// The config file (if there is one) and the TLS files.
+    pub fn now(paths: Vec<PathBuf>) -> Watched {
         let seen = stamps(&paths);
         Watched { paths, seen }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
     }
 }
 
@@ -73,7 +80,7 @@ pub(super) fn watch_config(
                 let now = stamps(&paths);
                 if now != seen {
                     seen = now;
-                    tracing::info!("config file changed: reloading");
+                    tracing::info!("config or TLS file changed: reloading");
                     reload.reload();
                 }
             }
@@ -89,6 +96,7 @@ fn reload_policy(
     swap: &ArcSwap<Policy>,
     auth_on: bool,
     bound: &[std::net::SocketAddr],
+    tls: Option<&crate::tls::Certs>,
 ) {
     // The signal thread and the file watch may both reload: one at a time, so the policy stored
     // last is the one read last.
@@ -113,6 +121,13 @@ fn reload_policy(
         }
     };
     swap.store(Arc::new(policy));
+    // New handshakes get the new certificate; open connections keep theirs. Without TLS
+    // listeners at start there is nothing to reload (adding them takes a restart).
+    if let Some(tls) = tls
+        && !new.listen_tls.is_empty()
+    {
+        tls.reload(&new.tls);
+    }
     let restart: Vec<String> = changed_keys(running, &new)
         .into_iter()
         .filter(|k| !crate::config::keys::applied_on_reload(k))

@@ -16,12 +16,17 @@ use crate::observe::log::{AccessLog, LogShared};
 use crate::observe::metrics::{Registry, WorkerMetrics};
 use crate::policy::Policy;
 use crate::policy::limits::ConnLimits;
+use crate::tls::Certs;
 use crate::tunnel::idle::IdleClock;
 use crate::tunnel::pipe_pool::PipePool;
 use crate::upstream::dns::{Resolver, SystemSlots};
 use crate::upstream::source::Sources;
 
 /// What all workers share (read-mostly, or written at accept/close only), handed to each shard.
+/// The most plaintext one TLS record carries (RFC 8446 §5.1): a read of this much from an upstream
+/// becomes one record to the client.
+const TLS_RECORD: usize = 16 * 1024;
+
 #[derive(Clone)]
 pub struct Shared {
     pub auth: Option<Arc<auth::Shared>>,
@@ -31,6 +36,8 @@ pub struct Shared {
     pub log: Option<Arc<LogShared>>,
     /// The system resolver's places (`resolver_queue`), shared by all workers.
     pub resolver_slots: Arc<SystemSlots>,
+    /// The TLS listeners' certificate, when there are any.
+    pub tls: Option<Arc<Certs>>,
 }
 
 pub struct Shard {
@@ -44,6 +51,10 @@ pub struct Shard {
     pub pipes: PipePool,
     /// The copy relay's one buffer for all of this worker's tunnels (empty when splicing).
     pub copy_buf: RefCell<Vec<u8>>,
+    /// The buffer every TLS tunnel of this worker reads its upstream's bytes into (one TLS
+    /// record's worth of plaintext); empty without TLS listeners.
+    pub tls_buf: RefCell<Vec<u8>>,
+    pub tls: Option<Arc<Certs>>,
     /// Idle timeouts of this worker's tunnels.
     pub idle: IdleClock,
     /// Proxy authentication; `None` when no users are configured.
@@ -83,6 +94,11 @@ impl Shard {
             },
             pipes: PipePool::new(config.pipe_size, config.pipe_pool, Arc::clone(&metrics)),
             copy_buf: RefCell::new(copy_buf),
+            tls_buf: RefCell::new(match shared.tls {
+                Some(_) => vec![0; TLS_RECORD],
+                None => Vec::new(),
+            }),
+            tls: shared.tls.clone(),
             idle: IdleClock::new(config.idle_timeout),
             auth: shared
                 .auth

@@ -15,6 +15,7 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
 use crate::config::{Config, IoDriver};
 use crate::conn;
+use crate::observe::labels::ListenerKind;
 use crate::server::listener::Listener;
 use crate::server::shard::{Shard, Shared};
 
@@ -127,7 +128,7 @@ async fn worker_main(
     let mut own = Vec::with_capacity(listeners.len());
     for l in listeners {
         match TcpListener::from_std(l.socket) {
-            Ok(socket) => own.push((socket, l.proxy_protocol)),
+            Ok(socket) => own.push((socket, l.kind)),
             Err(e) => {
                 let _ = ready.send(Err(e));
                 return;
@@ -136,7 +137,7 @@ async fn worker_main(
     }
     let accepting: Vec<_> = own
         .into_iter()
-        .map(|(l, proxied)| monoio::spawn(accept_loop(l, proxied, shard.clone(), shutdown.clone())))
+        .map(|(l, kind)| monoio::spawn(accept_loop(l, kind, shard.clone(), shutdown.clone())))
         .collect();
     let _ = ready.send(Ok(()));
     // Run until the runtime ends with this function.
@@ -184,7 +185,7 @@ async fn sweep_upstreams(shard: Rc<Shard>) {
 /// Accepts until shutdown; each connection becomes its own task on this worker.
 async fn accept_loop(
     listener: TcpListener,
-    proxy_protocol: bool,
+    kind: ListenerKind,
     shard: Rc<Shard>,
     shutdown: flume::Receiver<()>,
 ) {
@@ -197,7 +198,7 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                monoio::spawn(conn::serve(stream, peer, proxy_protocol, shard.clone()));
+                monoio::spawn(conn::serve(stream, peer, kind, shard.clone()));
             }
             Err(e) if is_resource_exhaustion(&e) => {
                 // Out of fds or memory: retrying at once would spin the core. Back off, complain

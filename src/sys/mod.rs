@@ -147,6 +147,58 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     check(ret)
 }
 
+/// Copies as much of `src` as fits into an owned I/O buffer the way a read fills it (from
+/// `write_ptr()`, at most `bytes_total()` bytes, then `set_init`): how decrypted TLS bytes reach a
+/// buffer that monoio's read interface lends, without zeroing it first. Returns the bytes copied.
+pub fn copy_into<T: monoio::buf::IoBufMut>(dst: &mut T, src: &[u8]) -> usize {
+    let n = src.len().min(dst.bytes_total());
+    // SAFETY: `IoBufMut` promises `write_ptr()..write_ptr() + bytes_total()` is writable memory the
+    // buffer owns (what a kernel read may fill); the copy writes `n <= bytes_total()` bytes there,
+    // from `src`, which cannot overlap it (we hold `&mut dst`); `set_init(n)` then covers exactly
+    // the bytes written, as after a read of `n` bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(src.as_ptr(), dst.write_ptr(), n);
+        dst.set_init(n);
+    }
+    n
+}
+
+/// The initialised bytes of an owned I/O buffer (what a write sends).
+pub fn io_buf_bytes<T: monoio::buf::IoBuf>(buf: &T) -> &[u8] {
+    // SAFETY: `IoBuf` promises `read_ptr()..read_ptr() + bytes_init()` is initialised memory the
+    // buffer owns and does not move; the slice borrows `buf`, so it cannot outlive it.
+    unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) }
+}
+
+/// [`copy_into`] for a vectored read: fills the first iovec only (as a short read may).
+pub fn copy_into_iovecs<T: monoio::buf::IoVecBufMut>(dst: &mut T, src: &[u8]) -> usize {
+    // SAFETY: the raw view of `dst`'s first iovec is used only within this call, while `dst` is
+    // held mutably and so neither freed nor moved.
+    let n = match unsafe { monoio::buf::RawBuf::new_from_iovec_mut(dst) } {
+        Some(mut first) => copy_into(&mut first, src),
+        None => 0,
+    };
+    // SAFETY: the first `n` bytes of the iovecs (all in the first one) were just written.
+    unsafe { dst.set_init(n) };
+    n
+}
+
+/// The bytes of a vectored write's first iovec (a write may take fewer than offered).
+pub fn first_iovec<T: monoio::buf::IoVecBuf>(src: &T) -> &[u8] {
+    // SAFETY: the raw view of `src`'s first iovec describes initialised memory `src` owns; the
+    // slice made from it borrows `src`, so it cannot outlive the buffer.
+    match unsafe { monoio::buf::RawBuf::new_from_iovec(src) } {
+        Some(first) => unsafe {
+            // SAFETY: as above: `read_ptr()..+bytes_init()` is the first iovec's initialised part.
+            std::slice::from_raw_parts(
+                monoio::buf::IoBuf::read_ptr(&first),
+                monoio::buf::IoBuf::bytes_init(&first),
+            )
+        },
+        None => &[],
+    }
+}
+
 /// Half-closes a socket's sending side: the peer reads EOF, our reading side stays open.
 pub fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: the fd is borrowed and open; shutdown touches no memory.

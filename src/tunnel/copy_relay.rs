@@ -97,7 +97,11 @@ pub(super) async fn copy_once(
     Ok(false)
 }
 
-async fn flush(dst: &TcpStream, pending: &mut Vec<u8>, meter: &Meter<'_>) -> Result<(), Fault> {
+pub(super) async fn flush(
+    dst: &TcpStream,
+    pending: &mut Vec<u8>,
+    meter: &Meter<'_>,
+) -> Result<(), Fault> {
     let dst_fd = sys::fd_of(dst);
     while !pending.is_empty() {
         match sys::send(dst_fd, pending) {

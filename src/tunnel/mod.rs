@@ -9,6 +9,7 @@ mod copy_relay;
 pub mod idle;
 pub mod pipe_pool;
 mod splice_relay;
+mod tls_relay;
 
 use std::cell::Cell;
 use std::future::Future;
@@ -24,6 +25,7 @@ use crate::observe::labels::Termination;
 use crate::policy::limits::UserRate;
 use crate::server::shard::Shard;
 use crate::sys;
+use crate::tls::TlsStream;
 
 /// How a finished tunnel went.
 #[derive(Debug, Clone, Copy)]
@@ -139,6 +141,42 @@ pub async fn relay(
             both_ways(upward, downward, idle).await
         }
         _ => Termination::LocalError,
+    };
+    TunnelEnd {
+        up: up.moved.get(),
+        down: down.moved.get(),
+        reason,
+    }
+}
+
+/// [`relay`] for a client that speaks TLS to the proxy: its side goes through rustls, so both
+/// directions copy through user space (see `tls_relay`).
+pub async fn relay_tls(
+    client: &TlsStream,
+    upstream: &TcpStream,
+    shard: &Shard,
+    rate: Option<&UserRate>,
+) -> TunnelEnd {
+    let activity = Cell::new(Instant::now());
+    let up = Meter {
+        moved: Cell::new(0),
+        activity: &activity,
+        rate,
+    };
+    let down = Meter {
+        moved: Cell::new(0),
+        activity: &activity,
+        rate,
+    };
+    // The client's socket is non-blocking since its handshake.
+    let reason = match sys::set_nonblocking(sys::fd_of(upstream)) {
+        Ok(()) => {
+            let upward = pin!(tls_relay::upward(client, upstream, &up));
+            let downward = pin!(tls_relay::downward(upstream, client, &shard.tls_buf, &down));
+            let idle = pin!(shard.idle.watch(&activity, shard.config.idle_timeout));
+            both_ways(upward, downward, idle).await
+        }
+        Err(_) => Termination::LocalError,
     };
     TunnelEnd {
         up: up.moved.get(),

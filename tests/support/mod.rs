@@ -128,6 +128,22 @@ impl Proxy {
         }
     }
 
+    /// An address the start-up line names in its field `field` (`tls=127.0.0.1:PORT`): where a
+    /// listener bound to port 0 actually listens.
+    pub fn listed(&self, field: &str) -> SocketAddr {
+        let log = self.log.lock().unwrap();
+        let line = log
+            .iter()
+            .find(|l| l.contains("listening on "))
+            .expect("the start-up line");
+        let prefix = format!(" {field}=");
+        let at = line
+            .find(&prefix)
+            .unwrap_or_else(|| panic!("{field} in {line}"));
+        let value = line[at + prefix.len()..].split_whitespace().next().unwrap();
+        value.parse().unwrap_or_else(|_| panic!("{field}={value}"))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
