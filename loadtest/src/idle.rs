@@ -14,12 +14,13 @@
 )]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::raise_fd_limit;
 use crate::requests::{connect_from, credentials_header, open_tunnel};
+use crate::tls::{Stream, maybe_wrap};
 
 /// Sources used in turn: 127.0.0.30 to 127.0.0.45.
 const SOURCES: u8 = 16;
@@ -52,12 +53,16 @@ pub struct Spec<'a> {
     pub hold: SocketAddr,
     pub proxy_user: Option<&'a str>,
     pub tunnels: usize,
+    /// TLS to the proxy, and the flags that say so to a client process.
+    pub tls: Option<&'a crate::tls::Tls>,
+    pub tls_flags: Vec<String>,
 }
 
 /// Opens tunnel number `i` (of all processes' tunnels) to the holding origin.
-fn open(spec: &Spec<'_>, credentials: &str, i: usize) -> Result<TcpStream, String> {
+fn open(spec: &Spec<'_>, credentials: &str, i: usize) -> Result<Stream, String> {
     let source = 30 + (i % SOURCES as usize) as u8;
-    let mut s = connect_from(source, spec.proxy).map_err(|e| format!("connect: {e}"))?;
+    let tcp = connect_from(source, spec.proxy).map_err(|e| format!("connect: {e}"))?;
+    let mut s = maybe_wrap(tcp, spec.tls)?;
     open_tunnel(&mut s, spec.hold, credentials)?;
     Ok(s)
 }
@@ -105,7 +110,7 @@ pub fn client(spec: &Spec<'_>, first: usize) -> Result<(), String> {
     result
 }
 
-fn echoed(s: &mut TcpStream) -> bool {
+fn echoed(s: &mut Stream) -> bool {
     let mut b = [0u8; 4];
     s.read_exact(&mut b).is_ok() && &b == b"ping"
 }
@@ -150,7 +155,8 @@ pub fn idle(spec: &Spec<'_>, pid: u32, processes: usize) -> Result<(), String> {
     for p in 0..processes {
         let n = spec.tunnels / processes + usize::from(p < spec.tunnels % processes);
         let mut cmd = Command::new(&exe);
-        cmd.arg("idle-client")
+        cmd.args(&spec.tls_flags)
+            .arg("idle-client")
             .args(["--proxy", &spec.proxy.to_string()])
             .args(["--hold", &spec.hold.to_string()])
             .args(["--tunnels", &n.to_string(), "--first", &first.to_string()]);
@@ -195,7 +201,8 @@ pub fn idle(spec: &Spec<'_>, pid: u32, processes: usize) -> Result<(), String> {
     let per_tunnel = (full.rss_kib.saturating_sub(half.rss_kib)) as f64 * 1024.0
         / (tunnels - at_half).max(1) as f64;
     println!(
-        "idle: {tunnels} authenticated CONNECT tunnels from {SOURCES} source addresses in {processes} client process(es), opened and proven in {:.1} s",
+        "idle: {tunnels} authenticated CONNECT tunnels{} from {SOURCES} source addresses in {processes} client process(es), opened and proven in {:.1} s",
+        if spec.tls.is_some() { " over TLS" } else { "" },
         opened.as_secs_f64()
     );
     println!(

@@ -20,6 +20,7 @@ mod negotiate;
 mod ntlm;
 mod origins;
 mod requests;
+mod tls;
 
 use origins::Origins;
 
@@ -33,6 +34,16 @@ struct Cli {
     /// origins run in this process.
     #[arg(long, global = true, value_name = "LINE")]
     origins: Option<String>,
+    /// A --proxy (by NAME) reached over TLS, https://NAME (repeatable; for `idle`, any name
+    /// turns TLS on). Basic credentials only.
+    #[arg(long = "tls", global = true, value_name = "NAME")]
+    tls: Vec<String>,
+    /// The CA certificate (PEM) the --tls proxies' certificates chain to.
+    #[arg(long, global = true, value_name = "FILE")]
+    proxy_cacert: Option<std::path::PathBuf>,
+    /// The name asked for and checked in the --tls proxies' certificates.
+    #[arg(long, global = true, value_name = "HOST", default_value = "localhost")]
+    tls_name: String,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -238,11 +249,15 @@ fn run_one(
     credentials: &str,
     mode: Mode,
     count: u64,
+    tls: Option<&tls::Tls>,
 ) -> Result<(), String> {
     let mut s = TcpStream::connect(proxy.unwrap_or(origin)).map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(120)))
         .map_err(|e| e.to_string())?;
     s.set_nodelay(true).map_err(|e| e.to_string())?;
+    if let Some(tls) = tls {
+        return run_one_tls(tls.wrap(s)?, origin, credentials, mode, count);
+    }
     if proxy.is_some() {
         requests::open_tunnel(&mut s, origin, credentials)?;
     }
@@ -275,6 +290,38 @@ fn run_one(
     Ok(())
 }
 
+/// [`run_one`] through a TLS connection to the proxy: one stream, so one direction per run.
+fn run_one_tls(
+    mut s: tls::Stream,
+    origin: SocketAddr,
+    credentials: &str,
+    mode: Mode,
+    count: u64,
+) -> Result<(), String> {
+    requests::open_tunnel(&mut s, origin, credentials)?;
+    let mut head = [mode.byte(); 9];
+    head[1..].copy_from_slice(&count.to_be_bytes());
+    s.write_all(&head).map_err(|e| format!("send: {e}"))?;
+    match mode {
+        Mode::Both => {
+            Err("--mode both is not measured through --tls (one stream, one thread)".into())
+        }
+        Mode::Pull => origins::check_pattern(&mut s, count).map_err(|e| format!("receive: {e}")),
+        Mode::Push => {
+            origins::send_pattern(&mut s, count).map_err(|e| format!("send: {e}"))?;
+            s.flush().map_err(|e| format!("send: {e}"))?;
+            let mut verdict = [0u8; 8];
+            s.read_exact(&mut verdict)
+                .map_err(|e| format!("no verdict from the origin: {e}"))?;
+            match u64::from_be_bytes(verdict) {
+                u64::MAX => Err("the origin saw a wrong byte".into()),
+                n if n != count => Err(format!("the origin got {n} bytes of {count}")),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
 /// `tunnels` runs at once; the time until the last one finished.
 fn run_many(
     origin: SocketAddr,
@@ -283,11 +330,12 @@ fn run_many(
     mode: Mode,
     count: u64,
     tunnels: usize,
+    tls: Option<&tls::Tls>,
 ) -> Result<Duration, String> {
     let started = Instant::now();
     thread::scope(|scope| {
         let runs: Vec<_> = (0..tunnels)
-            .map(|_| scope.spawn(|| run_one(origin, proxy, credentials, mode, count)))
+            .map(|_| scope.spawn(|| run_one(origin, proxy, credentials, mode, count, tls)))
             .collect();
         runs.into_iter()
             .map(|r| r.join().unwrap_or(Err("a tunnel's thread panicked".into())))
@@ -296,11 +344,25 @@ fn run_many(
     Ok(started.elapsed())
 }
 
+/// The proxies reached over TLS, by name, and the client side for them.
+#[derive(Clone, Copy)]
+struct Targets<'a> {
+    names: &'a [String],
+    client: Option<&'a tls::Tls>,
+}
+
+impl Targets<'_> {
+    fn of(&self, name: &str) -> Option<&tls::Tls> {
+        self.client.filter(|_| self.names.iter().any(|n| n == name))
+    }
+}
+
 fn throughput(
     proxies: &[String],
     proxy_user: Option<&str>,
     origins: &Origins,
     run: &Run,
+    tls: Targets<'_>,
 ) -> Result<(), String> {
     let Run {
         mode,
@@ -321,7 +383,16 @@ fn throughput(
     let moved = mode.moved(count) * tunnels as u64;
     for round in 0..rounds {
         for (i, (name, proxy)) in targets.iter().enumerate() {
-            match run_many(origins.stream, *proxy, &credentials, mode, count, tunnels) {
+            let over = tls.of(name);
+            match run_many(
+                origins.stream,
+                *proxy,
+                &credentials,
+                mode,
+                count,
+                tunnels,
+                over,
+            ) {
                 Ok(t) => rates[i].push(moved as f64 / t.as_secs_f64() / 1e9),
                 Err(e) => {
                     errors[i] += 1;
@@ -406,6 +477,19 @@ fn own_cpu() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
+/// The global TLS flags again, for a client process of `idle`.
+fn tls_flags(cli: &Cli) -> Vec<String> {
+    let mut flags = Vec::new();
+    for name in &cli.tls {
+        flags.extend(["--tls".to_owned(), name.clone()]);
+    }
+    if let Some(ca) = &cli.proxy_cacert {
+        flags.extend(["--proxy-cacert".to_owned(), ca.display().to_string()]);
+    }
+    flags.extend(["--tls-name".to_owned(), cli.tls_name.clone()]);
+    flags
+}
+
 fn main() {
     let cli = Cli::parse();
     let (cpu_before, wall) = (own_cpu(), Instant::now());
@@ -413,12 +497,31 @@ fn main() {
         Some(line) => Origins::parse(line),
         None => Origins::start().map_err(|e| format!("origins: {e}")),
     };
+    let tls = match (&cli.proxy_cacert, cli.tls.is_empty()) {
+        (_, true) => Ok(None),
+        (Some(ca), false) => tls::Tls::new(ca, &cli.tls_name).map(Some),
+        (None, false) => Err("--tls needs --proxy-cacert".to_owned()),
+    };
+    let tls = match tls {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("loadtest: {e}");
+            std::process::exit(2);
+        }
+    };
+    let idle_tls_flags = tls_flags(&cli);
     let result = match cli.scenario {
         Scenario::Throughput {
             ref proxies,
             ref proxy_user,
             run,
-        } => origins().and_then(|o| throughput(proxies, proxy_user.as_deref(), &o, &run)),
+        } => origins().and_then(|o| {
+            let tls = Targets {
+                names: &cli.tls,
+                client: tls.as_ref(),
+            };
+            throughput(proxies, proxy_user.as_deref(), &o, &run, tls)
+        }),
         Scenario::Serve { seconds } => origins::serve(seconds),
         Scenario::Tunnels {
             proxies,
@@ -441,6 +544,8 @@ fn main() {
                     ntlm: &ntlm,
                     negotiate: &negotiate,
                     negotiate_service: &negotiate_service,
+                    tls: &cli.tls,
+                    tls_client: tls.as_ref(),
                 },
                 clients,
                 tunnels,
@@ -478,6 +583,8 @@ fn main() {
                 hold: o.hold,
                 proxy_user: proxy_user.as_deref(),
                 tunnels,
+                tls: tls.as_ref(),
+                tls_flags: idle_tls_flags,
             };
             idle::idle(&spec, pid, processes)
         }),
@@ -493,6 +600,8 @@ fn main() {
                 hold,
                 proxy_user: proxy_user.as_deref(),
                 tunnels,
+                tls: tls.as_ref(),
+                tls_flags: Vec::new(),
             };
             idle::client(&spec, first)
         }

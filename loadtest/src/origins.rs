@@ -195,7 +195,7 @@ fn stream(mut conn: TcpStream) {
 }
 
 /// Sends `count` bytes of the pattern.
-pub fn send_pattern(out: &mut TcpStream, count: u64) -> io::Result<()> {
+pub fn send_pattern(out: &mut impl Write, count: u64) -> io::Result<()> {
     let pattern = pattern();
     let chunk: Vec<u8> = pattern.iter().cycle().take(16 * BLOCK).copied().collect();
     let mut sent = 0u64;
@@ -208,7 +208,7 @@ pub fn send_pattern(out: &mut TcpStream, count: u64) -> io::Result<()> {
 }
 
 /// Reads `count` bytes and checks each against the pattern.
-pub fn check_pattern(conn: &mut TcpStream, count: u64) -> io::Result<()> {
+pub fn check_pattern(conn: &mut impl Read, count: u64) -> io::Result<()> {
     let pattern = pattern();
     let mut buf = vec![0u8; 1 << 20];
     let mut pos: u64 = 0;

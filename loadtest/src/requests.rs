@@ -63,7 +63,7 @@ pub fn connect_from(source: u8, to: SocketAddr) -> std::io::Result<TcpStream> {
 /// Reads one response head and its Content-Length body; returns the status code. Reads in chunks:
 /// one request is outstanding at a time, so nothing after the response can arrive early.
 /// `tunnel`: the request was a CONNECT, whose 2xx has no body whatever its fields say.
-fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>, tunnel: bool) -> Result<u16, String> {
+fn read_response(s: &mut impl Read, buf: &mut Vec<u8>, tunnel: bool) -> Result<u16, String> {
     buf.clear();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -270,7 +270,11 @@ fn report(
 
 /// Sends `CONNECT target` (with `credentials`, a header line or nothing) on `s` and reads the
 /// answer's head; anything but a 200 is an error that quotes it.
-pub fn open_tunnel(s: &mut TcpStream, target: SocketAddr, credentials: &str) -> Result<(), String> {
+pub fn open_tunnel(
+    s: &mut (impl Read + Write),
+    target: SocketAddr,
+    credentials: &str,
+) -> Result<(), String> {
     write!(
         s,
         "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{credentials}\r\n"
@@ -407,6 +411,9 @@ pub struct Answered<'a> {
     pub negotiate: &'a [String],
     /// The service Negotiate tokens are for (`HTTP@localhost`).
     pub negotiate_service: &'a str,
+    /// The targets reached over TLS (with Basic), and how.
+    pub tls: &'a [String],
+    pub tls_client: Option<&'a crate::tls::Tls>,
 }
 
 /// New connection, CONNECT, 16-byte echo, close — per iteration. Targets named in `digest`
@@ -426,7 +433,17 @@ pub fn tunnels(
         ntlm,
         negotiate,
         negotiate_service,
+        tls,
+        tls_client,
     } = answered;
+    for name in tls {
+        if digest.contains(name) || ntlm.contains(name) || negotiate.contains(name) {
+            return Err(format!("--tls {name}: Basic only"));
+        }
+        if !proxies.iter().any(|(n, _)| n == name) {
+            return Err(format!("--tls {name}: no such --proxy"));
+        }
+    }
     if !(digest.is_empty() && ntlm.is_empty()) && user.is_none() {
         return Err("--digest and --ntlm need --proxy-user".into());
     }
@@ -466,6 +483,7 @@ pub fn tunnels(
             let digest_clients = digest.contains(name).then(|| &clients[i - 1]);
             let ntlm_here = ntlm.contains(name);
             let negotiate_here = negotiate.contains(name);
+            let tls_here = tls_client.filter(|_| tls.contains(name));
             let one = |t: usize, buf: &mut Vec<u8>, _: &mut Option<TcpStream>| {
                 let source = 10 + (t % 16) as u8;
                 let e = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % echoes.len();
@@ -475,6 +493,24 @@ pub fn tunnels(
                 };
                 let mut s = open()?;
                 let mut challenged = 0;
+                if let Some(client) = tls_here {
+                    let mut t = client.wrap(s)?;
+                    t.write_all(requests[e].as_bytes())
+                        .map_err(|e| format!("write: {}", e.kind()))?;
+                    match read_response(&mut t, buf, true)? {
+                        200 => {}
+                        code => return Err(format!("CONNECT answered {code}")),
+                    }
+                    t.write_all(ECHO_BYTES)
+                        .map_err(|e| format!("write: {}", e.kind()))?;
+                    let mut back = [0u8; 16];
+                    t.read_exact(&mut back)
+                        .map_err(|e| format!("echo: {}", e.kind()))?;
+                    if &back != ECHO_BYTES {
+                        return Err("wrong echo".into());
+                    }
+                    return Ok(0);
+                }
                 if negotiate_here {
                     challenged = negotiate_tunnel(&mut s, echoes[e], negotiate_service, buf)?;
                 } else if ntlm_here {
@@ -526,6 +562,10 @@ pub fn tunnels(
             " (NTLM for {}: a whole handshake per tunnel)",
             ntlm.join(", ")
         )
+    } + &if tls.is_empty() {
+        String::new()
+    } else {
+        format!(" (TLS to {}: a full handshake per tunnel)", tls.join(", "))
     } + &if negotiate.is_empty() {
         String::new()
     } else {
