@@ -212,13 +212,14 @@ pub async fn serve(tcp: TcpStream, mut peer: SocketAddr, kind: ListenerKind, sha
             // Certificates are the only credentials, and this connection has none that names a
             // user (a plain listener, or a certificate without a usable name).
             tracing::info!(%peer, "no client certificate naming a user");
+            let target = head.target.get(&buf).to_vec();
             return refuse(
                 &shard,
                 &mut stream,
                 Reply::DeniedClient,
                 Some(head.method),
                 peer,
-                b"",
+                &target,
                 buf,
             )
             .await;

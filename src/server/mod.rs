@@ -56,7 +56,7 @@ pub fn run(config: Config, reload: Reload) -> Result<(), StartError> {
     let Reload { load, file } = reload;
     // Stamped before anything starts, so a change made while the proxy starts counts as one.
     // The TLS files count as part of the configuration: a renewed certificate is a reload.
-    let watched = reload::Watched::now(file.into_iter().chain(tls_files(&config)).collect());
+    let watched = reload::Watched::now(file, tls_files(&config));
     let load: reload::Load = Arc::from(load);
     let config = Arc::new(config);
     let tls = match config.listen_tls.is_empty() {

@@ -48,15 +48,22 @@ impl PolicyReload {
 /// The config file and its stamps as they were before anything started: a change made while the
 /// proxy starts (or before the watch thread first runs) is then seen as one.
 pub(super) struct Watched {
+    /// The config file first, if there is one, then the TLS files.
     paths: Vec<PathBuf>,
+    has_config: bool,
     seen: Vec<Option<Stamp>>,
 }
 
 impl Watched {
-    /// The config file (if there is one) and the TLS files.
-    pub fn now(paths: Vec<PathBuf>) -> Watched {
+    pub fn now(config: Option<PathBuf>, tls: Vec<PathBuf>) -> Watched {
+        let has_config = config.is_some();
+        let paths: Vec<PathBuf> = config.into_iter().chain(tls).collect();
         let seen = stamps(&paths);
-        Watched { paths, seen }
+        Watched {
+            paths,
+            has_config,
+            seen,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -70,7 +77,11 @@ pub(super) fn watch_config(
     every: Duration,
     reload: PolicyReload,
 ) -> io::Result<()> {
-    let Watched { paths, mut seen } = watched;
+    let Watched {
+        paths,
+        has_config,
+        mut seen,
+    } = watched;
     std::thread::Builder::new()
         .name("ringgate-config-watch".into())
         .spawn(move || {
@@ -79,8 +90,13 @@ pub(super) fn watch_config(
                 std::thread::sleep(every);
                 let now = stamps(&paths);
                 if now != seen {
+                    let config_changed = has_config && now[0] != seen[0];
                     seen = now;
-                    tracing::info!("config or TLS file changed: reloading");
+                    if config_changed {
+                        tracing::info!("config file changed: reloading");
+                    } else {
+                        tracing::info!("TLS certificate file changed: reloading");
+                    }
                     reload.reload();
                 }
             }
