@@ -24,6 +24,7 @@ use base64::Engine as _;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use ringgate::auth::{self, Decision, Gate};
 use ringgate::config::Config;
+use ringgate::conn::ClientStream;
 use ringgate::http::head;
 use ringgate::observe::labels::ListenerKind::Plain;
 use ringgate::observe::metrics::WorkerMetrics;
@@ -180,7 +181,11 @@ fn serve_counted(driver: Driver, config: Arc<Config>) -> (SocketAddr, Arc<Worker
             let listener = monoio::net::TcpListener::from_std(listener).unwrap();
             count_this_thread();
             while let Ok((stream, peer)) = listener.accept().await {
-                monoio::spawn(ringgate::conn::serve(stream, peer, Plain, shard.clone()));
+                monoio::spawn(ringgate::conn::serve(
+                    ClientStream::plain(stream, Plain),
+                    peer,
+                    shard.clone(),
+                ));
             }
         });
     });

@@ -22,7 +22,8 @@ where
 #[test]
 fn a_connections_task_stays_small() {
     let serve = |s: TcpStream, shard: Rc<Shard>| {
-        ringgate::conn::serve(s, "127.0.0.1:1".parse().unwrap(), Plain, shard)
+        let s = ringgate::conn::ClientStream::plain(s, Plain);
+        ringgate::conn::serve(s, "127.0.0.1:1".parse().unwrap(), shard)
     };
     let relay = |s: TcpStream, shard: Rc<Shard>| async move {
         ringgate::tunnel::relay(&s, &s, &shard, None).await

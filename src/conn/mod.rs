@@ -37,245 +37,265 @@ const INITIAL_BUFFER: usize = 1024;
 
 /// Serves one accepted client until it is done. On a PROXY protocol listener the connection
 /// starts with a header naming the client, and `peer` is the load balancer.
-pub async fn serve(tcp: TcpStream, mut peer: SocketAddr, kind: ListenerKind, shard: Rc<Shard>) {
-    // The one local the socket lives in from here on (a TLS handshake replaces it in place): a
-    // second one would be room in every connection's task (tests/footprint.rs).
-    let mut stream = ClientStream::plain(tcp, kind);
-    let _active = shard.track();
-    let _ = stream.tcp().set_nodelay(true);
-    let mut buf = Vec::with_capacity(INITIAL_BUFFER.min(shard.limits.max_head_bytes));
-    if kind == ListenerKind::ProxyProtocol {
-        match read_proxy_header(&mut stream, &mut buf, peer, &shard).await {
-            Some(client) => peer = client,
-            None => return,
-        }
-    }
-    let _permit = match shard.conn_limits.admit(peer.ip()) {
-        Ok(permit) => permit,
-        Err(limit) => {
-            shard.metrics.limit(limit);
-            let reply = Reply::from(limit);
-            shard.metrics.request(Method::Other, reply.status());
-            if let Some(log) = &shard.log {
-                log.record(&log::Entry {
-                    client: peer,
-                    listener: kind,
-                    user: None,
-                    auth_scheme: None,
-                    method: "-",
-                    target: b"",
-                    status: reply.status(),
-                    bytes_up: 0,
-                    bytes_down: 0,
-                    duration: Duration::ZERO,
-                    upstream: None,
-                    end: reject::fate(reply).termination,
-                });
+///
+/// Not an `async fn`: an async fn moves its arguments into locals of its own, and the moved-from
+/// arguments keep their room in the task for as long as it lives (the stream twice, in every
+/// connection's task: tests/footprint.rs). The block below uses them in place.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep a moved-from copy of its arguments"
+)]
+pub fn serve(
+    mut stream: ClientStream,
+    mut peer: SocketAddr,
+    shard: Rc<Shard>,
+) -> impl std::future::Future<Output = ()> {
+    async move {
+        let kind = stream.kind();
+        let _active = shard.track();
+        let _ = stream.tcp().set_nodelay(true);
+        let mut buf = Vec::with_capacity(INITIAL_BUFFER.min(shard.limits.max_head_bytes));
+        if kind == ListenerKind::ProxyProtocol {
+            match read_proxy_header(&mut stream, &mut buf, peer, &shard).await {
+                Some(client) => peer = client,
+                None => return,
             }
-            // No lingering here: the point is to give the connection's resources back at once.
-            tracing::debug!(%peer, status = reply.status(), reason = reply.reason(), "refused");
-            // A TLS client is just closed: answering would first cost the handshake this refusal
-            // is meant to save.
-            if kind != ListenerKind::Tls {
-                let _ = stream.write_all(reply.bytes()).await;
-            }
-            return;
         }
-    };
-    if kind == ListenerKind::Tls {
-        // Boxed: the handshake's state (rustls' connection in the making) would otherwise sit in
-        // every connection's task.
-        stream = match Box::pin(tls_handshake(stream.into_tcp(), peer, &shard)).await {
-            Some(tls) => ClientStream::tls(tls),
-            None => return,
-        };
-    }
-    // Counted first, so that clients refused below cannot hold more fds than the limits allow.
-    if !admits_client(&shard, peer) {
-        return refuse(
-            &shard,
-            &mut stream,
-            Reply::DeniedClient,
-            None,
-            peer,
-            b"",
-            Vec::new(),
-        )
-        .await;
-    }
-    let mut auth = certified(&stream, &shard).unwrap_or_default();
-    // An origin connection bound to this client by NTLM/Negotiate origin authentication.
-    // Boxed: rare, and every connection's task would carry its room otherwise.
-    let mut pinned: Option<Box<forward::pool::Upstream>> = None;
-    let mut first = true;
-    // 407s sent on this connection: bounded, so an unauthenticated client cannot hold a
-    // connection forever with one request a minute.
-    let mut challenges: u32 = 0;
-    loop {
-        let head = match read_head(&mut stream, &mut buf, &shard, first).await {
-            HeadRead::Complete(head) => head,
-            HeadRead::Gone => return,
-            HeadRead::Rejected(reply) => {
-                return refuse(&shard, &mut stream, reply, None, peer, b"", buf).await;
+        let _permit = match shard.conn_limits.admit(peer.ip()) {
+            Ok(permit) => permit,
+            Err(limit) => {
+                shard.metrics.limit(limit);
+                let reply = Reply::from(limit);
+                shard.metrics.request(Method::Other, reply.status());
+                if let Some(log) = &shard.log {
+                    log.record(&log::Entry {
+                        client: peer,
+                        listener: kind,
+                        user: None,
+                        auth_scheme: None,
+                        method: "-",
+                        target: b"",
+                        status: reply.status(),
+                        bytes_up: 0,
+                        bytes_down: 0,
+                        duration: Duration::ZERO,
+                        upstream: None,
+                        end: reject::fate(reply).termination,
+                    });
+                }
+                // No lingering here: the point is to give the connection's resources back at once.
+                tracing::debug!(%peer, status = reply.status(), reason = reply.reason(), "refused");
+                // A TLS client is just closed: answering would first cost the handshake this refusal
+                // is meant to save.
+                if kind != ListenerKind::Tls {
+                    let _ = stream.write_all(reply.bytes()).await;
+                }
+                return;
             }
         };
-        first = false;
-        // Checked on every request, not only at accept: a reload may have narrowed `clients`.
+        if kind == ListenerKind::Tls {
+            // Boxed: the handshake's state (rustls' connection in the making) would otherwise sit in
+            // every connection's task.
+            stream = match Box::pin(tls_handshake(stream.into_tcp(), peer, &shard)).await {
+                Some(tls) => ClientStream::tls(tls),
+                None => return,
+            };
+        }
+        // Counted first, so that clients refused below cannot hold more fds than the limits allow.
         if !admits_client(&shard, peer) {
             return refuse(
                 &shard,
                 &mut stream,
                 Reply::DeniedClient,
-                Some(head.method),
+                None,
                 peer,
                 b"",
-                buf,
+                Vec::new(),
             )
             .await;
         }
-        if auth.is_certified() {
-            // The TLS listener verified the client's certificate: it names the user.
-        } else if let Some(gate) = &shard.auth {
-            let field = head.proxy_authorization;
-            let request = Request {
-                method: head.method,
-                target: head.target.get(&buf),
+        let mut auth = certified(&stream, &shard).unwrap_or_default();
+        // An origin connection bound to this client by NTLM/Negotiate origin authentication.
+        // Boxed: rare, and every connection's task would carry its room otherwise.
+        let mut pinned: Option<Box<forward::pool::Upstream>> = None;
+        let mut first = true;
+        // 407s sent on this connection: bounded, so an unauthenticated client cannot hold a
+        // connection forever with one request a minute.
+        let mut challenges: u32 = 0;
+        loop {
+            let head = match read_head(&mut stream, &mut buf, &shard, first).await {
+                HeadRead::Complete(head) => head,
+                HeadRead::Gone => return,
+                HeadRead::Rejected(reply) => {
+                    return refuse(&shard, &mut stream, reply, None, peer, b"", buf).await;
+                }
             };
-            let decision = gate.admit(&mut auth, field, &buf, request, peer.ip()).await;
-            let handshake = decision == Decision::Continue;
-            match decision {
-                Decision::Allow => {}
-                Decision::Deny { .. } | Decision::Continue => {
-                    let reason = match decision {
-                        Decision::Deny { reason } => reason,
-                        _ => ChallengeReason::Handshake,
-                    };
-                    challenges += 1;
-                    let last = challenges >= shard.config.max_challenges_per_connection;
-                    let reason = if last {
-                        ChallengeReason::TooManyChallenges
-                    } else {
-                        reason
-                    };
-                    tracing::debug!(%peer, reason = reason.name(), "407");
-                    shard.metrics.request(head.method, 407);
-                    shard.metrics.challenge(reason);
-                    if let Some(log) = &shard.log {
-                        log.record(&log::Entry {
-                            client: peer,
-                            listener: kind,
-                            user: None,
-                            auth_scheme: None,
-                            method: head.method.name(),
-                            target: head.target.get(&buf),
-                            status: 407,
-                            bytes_up: 0,
-                            bytes_down: 0,
-                            duration: Duration::ZERO,
-                            upstream: None,
-                            end: Termination::AuthFailed,
-                        });
-                    }
-                    // A right answer to a nonce that is too old (or a count seen before): the
-                    // client may retry with the new nonce without asking its user.
-                    let stale = matches!(
-                        reason,
-                        ChallengeReason::StaleNonce | ChallengeReason::Replayed
-                    );
-                    let offer = if handshake {
-                        challenge::Offer::Continue(&auth)
-                    } else {
-                        challenge::Offer::Schemes { stale }
-                    };
-                    match challenge::answer(&mut stream, &mut buf, &head, gate, &shard, last, offer)
-                        .await
-                    {
-                        challenge::Next::ReadNext => continue,
-                        challenge::Next::Closed => return,
-                    }
-                }
-                Decision::Busy => {
-                    let target = head.target.get(&buf).to_vec();
-                    return refuse(
-                        &shard,
-                        &mut stream,
-                        Reply::AuthBusy,
-                        Some(head.method),
-                        peer,
-                        &target,
-                        buf,
-                    )
-                    .await;
-                }
+            first = false;
+            // Checked on every request, not only at accept: a reload may have narrowed `clients`.
+            if !admits_client(&shard, peer) {
+                return refuse(
+                    &shard,
+                    &mut stream,
+                    Reply::DeniedClient,
+                    Some(head.method),
+                    peer,
+                    b"",
+                    buf,
+                )
+                .await;
             }
-        } else if shard.config.tls.client_cert_user {
-            // Certificates are the only credentials, and this connection has none that names a
-            // user (a plain listener, or a certificate without a usable name).
-            tracing::info!(%peer, "no client certificate naming a user");
-            let target = head.target.get(&buf).to_vec();
+            if auth.is_certified() {
+                // The TLS listener verified the client's certificate: it names the user.
+            } else if let Some(gate) = &shard.auth {
+                let field = head.proxy_authorization;
+                let request = Request {
+                    method: head.method,
+                    target: head.target.get(&buf),
+                };
+                let decision = gate.admit(&mut auth, field, &buf, request, peer.ip()).await;
+                let handshake = decision == Decision::Continue;
+                match decision {
+                    Decision::Allow => {}
+                    Decision::Deny { .. } | Decision::Continue => {
+                        let reason = match decision {
+                            Decision::Deny { reason } => reason,
+                            _ => ChallengeReason::Handshake,
+                        };
+                        challenges += 1;
+                        let last = challenges >= shard.config.max_challenges_per_connection;
+                        let reason = if last {
+                            ChallengeReason::TooManyChallenges
+                        } else {
+                            reason
+                        };
+                        tracing::debug!(%peer, reason = reason.name(), "407");
+                        shard.metrics.request(head.method, 407);
+                        shard.metrics.challenge(reason);
+                        if let Some(log) = &shard.log {
+                            log.record(&log::Entry {
+                                client: peer,
+                                listener: kind,
+                                user: None,
+                                auth_scheme: None,
+                                method: head.method.name(),
+                                target: head.target.get(&buf),
+                                status: 407,
+                                bytes_up: 0,
+                                bytes_down: 0,
+                                duration: Duration::ZERO,
+                                upstream: None,
+                                end: Termination::AuthFailed,
+                            });
+                        }
+                        // A right answer to a nonce that is too old (or a count seen before): the
+                        // client may retry with the new nonce without asking its user.
+                        let stale = matches!(
+                            reason,
+                            ChallengeReason::StaleNonce | ChallengeReason::Replayed
+                        );
+                        let offer = if handshake {
+                            challenge::Offer::Continue(&auth)
+                        } else {
+                            challenge::Offer::Schemes { stale }
+                        };
+                        match challenge::answer(
+                            &mut stream,
+                            &mut buf,
+                            &head,
+                            gate,
+                            &shard,
+                            last,
+                            offer,
+                        )
+                        .await
+                        {
+                            challenge::Next::ReadNext => continue,
+                            challenge::Next::Closed => return,
+                        }
+                    }
+                    Decision::Busy => {
+                        let target = head.target.get(&buf).to_vec();
+                        return refuse(
+                            &shard,
+                            &mut stream,
+                            Reply::AuthBusy,
+                            Some(head.method),
+                            peer,
+                            &target,
+                            buf,
+                        )
+                        .await;
+                    }
+                }
+            } else if shard.config.tls.client_cert_user {
+                // Certificates are the only credentials, and this connection has none that names a
+                // user (a plain listener, or a certificate without a usable name).
+                tracing::info!(%peer, "no client certificate naming a user");
+                let target = head.target.get(&buf).to_vec();
+                return refuse(
+                    &shard,
+                    &mut stream,
+                    Reply::DeniedClient,
+                    Some(head.method),
+                    peer,
+                    &target,
+                    buf,
+                )
+                .await;
+            }
+            let absolute = is_absolute_form(head.target.get(&buf));
+            // The URL for an error's log line: forwarding may have reused the buffer by then.
+            let mut url: Option<Vec<u8>> = None;
+            let reply = match head.method {
+                Method::Connect => {
+                    return connect(&mut stream, peer, &auth, buf, &head, &shard).await;
+                }
+                Method::Other => Reply::MethodNotAllowed,
+                _ if absolute => {
+                    url = shard.log.is_some().then(|| head.target.get(&buf).to_vec());
+                    // Boxed: a forwarded request's state (two heads, a dial, body relays) would
+                    // otherwise sit in every connection's task, idle tunnels included.
+                    let forwarded = Box::pin(forward::forward(
+                        &mut stream,
+                        &mut buf,
+                        &head,
+                        &shard,
+                        peer,
+                        auth.who(),
+                        &mut pinned,
+                    ))
+                    .await;
+                    match forwarded {
+                        Ok(forward::Next::ReadNext) => {
+                            // A body relay grew the buffer to its 64 KiB chunk; an idle kept-alive
+                            // connection gives that back and waits with a head-sized buffer (what
+                            // the client already sent, a pipelined request, is kept).
+                            buf.shrink_to(INITIAL_BUFFER.min(shard.limits.max_head_bytes));
+                            continue;
+                        }
+                        Ok(forward::Next::Closed) => return,
+                        Ok(forward::Next::Linger) => return reject::linger(&mut stream, buf).await,
+                        Err(e) => Reply::from(&e),
+                    }
+                }
+                _ => Reply::NotAProxyRequest,
+            };
+            let target = match (&url, absolute) {
+                (Some(url), _) => url.as_slice(),
+                (None, true) => &b""[..],
+                (None, false) => head.target.get(&buf),
+            };
             return refuse(
                 &shard,
                 &mut stream,
-                Reply::DeniedClient,
+                reply,
                 Some(head.method),
                 peer,
-                &target,
-                buf,
+                target,
+                Vec::new(),
             )
             .await;
         }
-        let absolute = is_absolute_form(head.target.get(&buf));
-        // The URL for an error's log line: forwarding may have reused the buffer by then.
-        let mut url: Option<Vec<u8>> = None;
-        let reply = match head.method {
-            Method::Connect => {
-                return connect(&mut stream, peer, &auth, buf, &head, &shard).await;
-            }
-            Method::Other => Reply::MethodNotAllowed,
-            _ if absolute => {
-                url = shard.log.is_some().then(|| head.target.get(&buf).to_vec());
-                // Boxed: a forwarded request's state (two heads, a dial, body relays) would
-                // otherwise sit in every connection's task, idle tunnels included.
-                let forwarded = Box::pin(forward::forward(
-                    &mut stream,
-                    &mut buf,
-                    &head,
-                    &shard,
-                    peer,
-                    auth.who(),
-                    &mut pinned,
-                ))
-                .await;
-                match forwarded {
-                    Ok(forward::Next::ReadNext) => {
-                        // A body relay grew the buffer to its 64 KiB chunk; an idle kept-alive
-                        // connection gives that back and waits with a head-sized buffer (what
-                        // the client already sent, a pipelined request, is kept).
-                        buf.shrink_to(INITIAL_BUFFER.min(shard.limits.max_head_bytes));
-                        continue;
-                    }
-                    Ok(forward::Next::Closed) => return,
-                    Ok(forward::Next::Linger) => return reject::linger(&mut stream, buf).await,
-                    Err(e) => Reply::from(&e),
-                }
-            }
-            _ => Reply::NotAProxyRequest,
-        };
-        let target = match (&url, absolute) {
-            (Some(url), _) => url.as_slice(),
-            (None, true) => &b""[..],
-            (None, false) => head.target.get(&buf),
-        };
-        return refuse(
-            &shard,
-            &mut stream,
-            reply,
-            Some(head.method),
-            peer,
-            target,
-            Vec::new(),
-        )
-        .await;
     }
 }
 
@@ -460,7 +480,7 @@ fn certified(stream: &ClientStream, shard: &Shard) -> Option<ConnAuth> {
     match crate::tls::identity::user_of(&cert) {
         Some(user) => Some(ConnAuth::certified(&user)),
         None => {
-            tracing::info!("client certificate names no usable user (CN, e-mail or DNS name)");
+            tracing::debug!("client certificate names no usable user (CN, e-mail or DNS name)");
             None
         }
     }
@@ -519,64 +539,68 @@ async fn connect(
         Some(Some(permit)) => permit,
         None => None,
     };
-    let policy = shard.policy();
-    let dialed = match parse_authority(head.target.get(&buf)) {
-        Ok(authority) => {
-            let request = policy::Request::new(peer.ip(), user, &authority, true);
-            match policy.check_request(&request) {
-                Verdict::Deny(denial) => Err(DialError::Denied(denial)),
-                verdict => {
-                    let check = policy::Check {
-                        policy: &policy,
-                        request,
-                        per_address: verdict == Verdict::PerAddress,
-                    };
-                    // Boxed for the same reason: the dial's state (resolution, the race of
-                    // attempts) lasts a moment; the tunnel's task lasts as long as the tunnel.
-                    Box::pin(upstream::dial::dial(
-                        &authority,
-                        shard.config.connect_timeout,
-                        &check,
-                        &shard.dns,
-                        &shard.sources,
-                    ))
-                    .await
+    // Scoped (here and for the 200's write result below): a local whose scope lasts into the relay
+    // keeps its room in the tunnel's task for as long as the tunnel, moved-from or not.
+    let mut upstream = {
+        let policy = shard.policy();
+        let dialed = match parse_authority(head.target.get(&buf)) {
+            Ok(authority) => {
+                let request = policy::Request::new(peer.ip(), user, &authority, true);
+                match policy.check_request(&request) {
+                    Verdict::Deny(denial) => Err(DialError::Denied(denial)),
+                    verdict => {
+                        let check = policy::Check {
+                            policy: &policy,
+                            request,
+                            per_address: verdict == Verdict::PerAddress,
+                        };
+                        // Boxed for the same reason: the dial's state (resolution, the race of
+                        // attempts) lasts a moment; the tunnel's task lasts as long as the tunnel.
+                        Box::pin(upstream::dial::dial(
+                            &authority,
+                            shard.config.connect_timeout,
+                            &check,
+                            &shard.dns,
+                            &shard.sources,
+                        ))
+                        .await
+                    }
                 }
             }
-        }
-        Err(e) => {
-            return refuse(
-                shard,
-                client,
-                e.into(),
-                Some(Method::Connect),
-                peer,
-                head.target.get(&buf),
-                Vec::new(),
-            )
-            .await;
-        }
-    };
-    let mut upstream = match dialed {
-        Ok(s) => s,
-        Err(e) => {
-            count_dial_error(&shard.metrics, &e);
-            if let DialError::Denied(d) = &e {
-                tracing::info!(%peer, user, reason = d.reason(), "denied by policy");
-            } else {
-                tracing::debug!(%peer, error = %e, "dial failed");
+            Err(e) => {
+                return refuse(
+                    shard,
+                    client,
+                    e.into(),
+                    Some(Method::Connect),
+                    peer,
+                    head.target.get(&buf),
+                    Vec::new(),
+                )
+                .await;
             }
-            let target = head.target.get(&buf).to_vec();
-            return refuse(
-                shard,
-                client,
-                Reply::from(&e),
-                Some(Method::Connect),
-                peer,
-                &target,
-                buf,
-            )
-            .await;
+        };
+        match dialed {
+            Ok(s) => s,
+            Err(e) => {
+                count_dial_error(&shard.metrics, &e);
+                if let DialError::Denied(d) = &e {
+                    tracing::info!(%peer, user, reason = d.reason(), "denied by policy");
+                } else {
+                    tracing::debug!(%peer, error = %e, "dial failed");
+                }
+                let target = head.target.get(&buf).to_vec();
+                return refuse(
+                    shard,
+                    client,
+                    Reply::from(&e),
+                    Some(Method::Connect),
+                    peer,
+                    &target,
+                    buf,
+                )
+                .await;
+            }
         }
     };
     // Kept for the closing log line only when it will be written: the target (the buffer goes
@@ -585,7 +609,7 @@ async fn connect(
     let target = logged.then(|| head.target.get(&buf).to_vec());
     let upstream_addr = logged.then(|| upstream.peer_addr().ok()).flatten();
     let who = auth.who();
-    let res = match who.and_then(|w| w.mutual) {
+    let written = match who.and_then(|w| w.mutual) {
         // Negotiate's last token goes on this 200 (RFC 4559 §5).
         Some(token) => {
             let mut head =
@@ -603,11 +627,12 @@ async fn connect(
             };
             client.write_all(established).await.0
         }
-    };
+    }
+    .is_ok();
     let metrics = &shard.metrics;
     metrics.request(Method::Connect, 200);
     metrics.tunnel_setup.observe(started.elapsed());
-    if res.is_err() {
+    if !written {
         return;
     }
     metrics.tunnels_total.inc();
@@ -617,8 +642,7 @@ async fn connect(
     buf.drain(..head.len);
     let early = buf.len() as u64;
     if early > 0 {
-        let (res, _) = upstream.write_all(buf).await;
-        if res.is_err() {
+        if upstream.write_all(buf).await.0.is_err() {
             return;
         }
     } else {

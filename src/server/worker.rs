@@ -198,7 +198,8 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                monoio::spawn(conn::serve(stream, peer, kind, shard.clone()));
+                let stream = conn::ClientStream::plain(stream, kind);
+                monoio::spawn(conn::serve(stream, peer, shard.clone()));
             }
             Err(e) if is_resource_exhaustion(&e) => {
                 // Out of fds or memory: retrying at once would spin the core. Back off, complain
