@@ -78,6 +78,9 @@ pub(super) async fn downward(
     meter: &Meter<'_>,
 ) -> Result<(), Fault> {
     let src_fd = sys::fd_of(src);
+    // Bytes encrypted but not yet sent: records are sent a few at a time (one `send` for up to
+    // `FLUSH_AT` and a record), not one syscall per record.
+    let mut unflushed = 0;
     loop {
         src.readable(false).await.map_err(Fault::Src)?;
         for _ in 0..TURN_CHUNKS {
@@ -94,8 +97,9 @@ pub(super) async fn downward(
                 match n {
                     None => (0, Vec::new()),
                     Some(n) => {
-                        // rustls' send buffer was flushed empty before this read, so it takes a
-                        // buffer-full whole; anything it refuses waits in a copy of its own.
+                        // rustls' send buffer holds at most `FLUSH_AT` and a record here, under
+                        // its 64 KiB limit, so it takes a buffer-full whole; anything it refuses
+                        // waits in a copy of its own.
                         let took = client.encrypt(&buf[..n]).map_err(Fault::Dst)?;
                         (n, buf[took..n].to_vec())
                     }
@@ -103,7 +107,7 @@ pub(super) async fn downward(
             };
             if n == 0 {
                 // As `forward_eof`: a client already gone is not an error here; the other
-                // direction sees it.
+                // direction sees it. (`close_write` sends what is pending first.)
                 let _ = client.close_write().await;
                 return Ok(());
             }
@@ -112,13 +116,26 @@ pub(super) async fn downward(
                 let m = client.write_from(rest).await.map_err(Fault::Dst)?;
                 rest = &rest[m..];
             }
-            client.flush().await.map_err(Fault::Dst)?;
+            unflushed += n;
+            let short = n < shared.borrow().len();
+            if unflushed >= FLUSH_AT || short {
+                client.flush().await.map_err(Fault::Dst)?;
+                unflushed = 0;
+            }
             meter.add(n);
             meter.pace(n).await;
-            if n < shared.borrow().len() {
+            if short {
                 break;
             }
+        }
+        if unflushed > 0 {
+            client.flush().await.map_err(Fault::Dst)?;
+            unflushed = 0;
         }
         yield_now().await;
     }
 }
+
+/// Encrypted bytes sent in one go (see `downward`): two records' worth, so that with one more
+/// record rustls' send buffer stays under its default 64 KiB limit.
+const FLUSH_AT: usize = 32 * 1024;
