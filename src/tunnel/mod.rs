@@ -83,7 +83,15 @@ struct Meter<'a> {
     rate: Option<&'a UserRate>,
 }
 
-impl Meter<'_> {
+impl<'a> Meter<'a> {
+    fn new(activity: &'a Cell<Instant>, rate: Option<&'a UserRate>) -> Meter<'a> {
+        Meter {
+            moved: Cell::new(0),
+            activity,
+            rate,
+        }
+    }
+
     fn add(&self, n: usize) {
         self.moved.set(self.moved.get() + n as u64);
         self.activity.set(Instant::now());
@@ -117,16 +125,7 @@ pub async fn relay(
     rate: Option<&UserRate>,
 ) -> TunnelEnd {
     let activity = Cell::new(Instant::now());
-    let up = Meter {
-        moved: Cell::new(0),
-        activity: &activity,
-        rate,
-    };
-    let down = Meter {
-        moved: Cell::new(0),
-        activity: &activity,
-        rate,
-    };
+    let (up, down) = (Meter::new(&activity, rate), Meter::new(&activity, rate));
     let reason = match (
         sys::set_nonblocking(sys::fd_of(client)),
         sys::set_nonblocking(sys::fd_of(upstream)),
@@ -158,16 +157,7 @@ pub async fn relay_tls(
     rate: Option<&UserRate>,
 ) -> TunnelEnd {
     let activity = Cell::new(Instant::now());
-    let up = Meter {
-        moved: Cell::new(0),
-        activity: &activity,
-        rate,
-    };
-    let down = Meter {
-        moved: Cell::new(0),
-        activity: &activity,
-        rate,
-    };
+    let (up, down) = (Meter::new(&activity, rate), Meter::new(&activity, rate));
     // The client's socket is non-blocking since its handshake.
     let reason = match sys::set_nonblocking(sys::fd_of(upstream)) {
         Ok(()) => {
