@@ -545,8 +545,10 @@ pub fn python(script: &str, args: &[&str]) -> String {
 /// Runs `argv` on a pseudo-terminal, typing each of `answers` at a prompt (output ending in `:`);
 /// returns its exit status and everything it wrote. Programs that read passwords print their
 /// prompt before turning echo off, and some (htdigest) discard what was typed before with
-/// `TCSAFLUSH`: each answer waits until echo is off (a pty master reads the slave's flags). The
-/// program is killed after 30 s rather than waited for forever.
+/// `TCSAFLUSH`: each answer waits until echo is off (a pty master reads the slave's flags), and
+/// only a prompt written since the last answer is answered (the newline a reader echoes after a
+/// hidden answer leaves the old prompt at the end of the output; typing then would lose the answer
+/// to the `TCSAFLUSH` that restores echo). The program is killed after 30 s rather than waited for.
 pub fn on_a_terminal(argv: &[&str], answers: &[&str]) -> (i32, String) {
     let script = "import os, pty, sys, termios, time, select\n\
                   answers = [a for a in sys.argv[1].split(',') if a]\n\
@@ -563,7 +565,7 @@ pub fn on_a_terminal(argv: &[&str], answers: &[&str]) -> (i32, String) {
                   \x20   except OSError: break\n\
                   \x20   if not chunk: break\n\
                   \x20   out += chunk\n\
-                  \x20   if answers and out.rstrip().endswith(b':') and len(out) > seen:\n\
+                  \x20   if answers and out[seen:].strip().endswith(b':'):\n\
                   \x20       quiet(fd); os.write(fd, answers.pop(0).encode() + b'\\n'); seen = len(out)\n\
                   else:\n\
                   \x20   os.kill(pid, 9)\n\
