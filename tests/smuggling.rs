@@ -209,6 +209,11 @@ fn malformed_origin_responses_get_502_and_started_ones_are_cut() {
             "four-digit status",
             b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
         ),
+        (
+            // Three digits below 100 (found by fuzzing: it went to the client as `14`).
+            "status 014",
+            b"HTTP/1.1 014 X\r\nContent-Length: 0\r\n\r\n",
+        ),
         ("HTTP/2 status line", b"HTTP/2 200\r\n\r\n"),
         ("not HTTP", b"SSH-2.0-OpenSSH_9.6\r\n\r\n"),
         (

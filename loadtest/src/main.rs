@@ -20,6 +20,7 @@ mod negotiate;
 mod ntlm;
 mod origins;
 mod requests;
+mod soak;
 mod tls;
 
 use origins::Origins;
@@ -178,6 +179,28 @@ enum Scenario {
         /// Index of this process's first tunnel among all (chooses source addresses).
         #[arg(long)]
         first: usize,
+    },
+    /// Mixed load for --seconds, every byte and status checked: verified tunnels, kept-alive
+    /// forwarding, a 407 storm, misbehaving clients; the proxy's RSS and fds sampled meanwhile.
+    /// Fails when anything was lost or unexpected.
+    Soak {
+        /// The proxy, HOST:PORT.
+        #[arg(long)]
+        proxy: SocketAddr,
+        /// The proxy's process id (its /proc/PID is sampled).
+        #[arg(long)]
+        pid: u32,
+        /// Valid Basic credentials.
+        #[arg(long, value_name = "USER:PASSWORD")]
+        proxy_user: String,
+        /// Credentials the proxy must refuse (the 407 storm).
+        #[arg(long, value_name = "USER:PASSWORD")]
+        wrong_user: String,
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+        /// Seconds between samples of RSS and fds.
+        #[arg(long, default_value_t = 5)]
+        sample_secs: u64,
     },
     /// Requests without credentials (or with wrong ones) on kept-alive connections; 407s/s and
     /// latency.
@@ -605,6 +628,24 @@ fn main() {
             };
             idle::client(&spec, first)
         }
+        Scenario::Soak {
+            proxy,
+            pid,
+            proxy_user,
+            wrong_user,
+            seconds,
+            sample_secs,
+        } => origins().and_then(|o| {
+            let spec = soak::Spec {
+                proxy,
+                pid,
+                user: &proxy_user,
+                wrong_user: &wrong_user,
+                seconds,
+                sample_secs: sample_secs.max(1),
+            };
+            soak::soak(&spec, &o)
+        }),
         Scenario::Challenges {
             proxies,
             proxy_user,

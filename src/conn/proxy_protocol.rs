@@ -35,28 +35,44 @@ pub enum Parsed {
 }
 
 /// Parses the header at the start of `buf`.
+///
+/// Where a header ends is decided here, from its framing (a v1 line ends at its CRLF, within 107
+/// bytes; a v2 header is 16 bytes plus the length they carry), and `ppp` judges only a header
+/// that is all there: its view of a partial header depends on where the bytes stop (`PROXY` alone,
+/// or a v1 line cut after a space, read as invalid), and the verdict must not depend on how the
+/// load balancer's bytes were segmented.
 pub fn parse(buf: &[u8]) -> Parsed {
     // What can start a header at all; decided here, as soon as the first bytes are in.
     let starts = |signature: &[u8]| {
         let n = buf.len().min(signature.len());
         buf[..n] == signature[..n]
     };
-    if !starts(V1_SIGNATURE) && !starts(V2_SIGNATURE) {
-        return Parsed::Invalid;
-    }
-    let parsed = HeaderResult::parse(buf);
-    // A v1 header ends at its CRLF, within 107 bytes: after that, "incomplete" means invalid.
-    let v1_ended =
-        starts(V1_SIGNATURE) && (buf.len() >= V1_MAX || buf.windows(2).any(|w| w == b"\r\n"));
-    if parsed.is_incomplete() && v1_ended {
-        return Parsed::Invalid;
-    }
-    if parsed.is_incomplete() {
-        return if buf.len() < MAX_HEADER {
-            Parsed::Incomplete
-        } else {
-            Parsed::Invalid
+    let header = if starts(V1_SIGNATURE) {
+        match buf.windows(2).position(|w| w == b"\r\n") {
+            Some(cr) if cr + 2 <= V1_MAX => &buf[..cr + 2],
+            Some(_) => return Parsed::Invalid,
+            None if buf.len() >= V1_MAX => return Parsed::Invalid,
+            None => return Parsed::Incomplete,
+        }
+    } else if starts(V2_SIGNATURE) {
+        let Some(len) = buf.get(14..16) else {
+            return Parsed::Incomplete;
         };
+        let total = 16 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+        if total > MAX_HEADER {
+            return Parsed::Invalid;
+        }
+        match buf.get(..total) {
+            Some(header) => header,
+            None => return Parsed::Incomplete,
+        }
+    } else {
+        return Parsed::Invalid;
+    };
+    let parsed = HeaderResult::parse(header);
+    if parsed.is_incomplete() {
+        // The framing says the header is all there: a parser that wants more finds it invalid.
+        return Parsed::Invalid;
     }
     match parsed {
         HeaderResult::V1(Ok(h)) => {
@@ -69,6 +85,11 @@ pub fn parse(buf: &[u8]) -> Parsed {
                 }
                 v1::Addresses::Unknown => Origin::Local,
             };
+            // `ppp` reads an UNKNOWN line only up to a bare LF: a header whose end it sees
+            // elsewhere than its CRLF is not one (found by fuzzing).
+            if h.header.len() != header.len() {
+                return Parsed::Invalid;
+            }
             Parsed::Complete(h.header.len(), origin)
         }
         HeaderResult::V2(Ok(h)) => {
@@ -83,6 +104,9 @@ pub fn parse(buf: &[u8]) -> Parsed {
                 // A relayed connection with no IP source (UNIX, unspecified): not for a TCP proxy.
                 (v2::Command::Proxy, _) => return Parsed::Invalid,
             };
+            if h.len() != header.len() {
+                return Parsed::Invalid;
+            }
             Parsed::Complete(h.len(), origin)
         }
         HeaderResult::V1(Err(_)) | HeaderResult::V2(Err(_)) => Parsed::Invalid,
@@ -100,6 +124,33 @@ mod tests {
         h.extend_from_slice(&(addresses.len() as u16).to_be_bytes());
         h.extend_from_slice(addresses);
         h
+    }
+
+    /// However the header arrives, each piece short of the whole is incomplete, never invalid
+    /// (found by the `proxy_protocol` fuzz target: `PROXY` alone, five bytes, was invalid).
+    #[test]
+    fn every_prefix_of_a_valid_header_is_incomplete() {
+        let mut a = vec![198, 51, 100, 9, 10, 0, 0, 1];
+        a.extend_from_slice(&5555u16.to_be_bytes());
+        a.extend_from_slice(&3128u16.to_be_bytes());
+        let headers: [Vec<u8>; 5] = [
+            b"PROXY TCP4 203.0.113.7 10.0.0.1 40000 3128\r\n".to_vec(),
+            b"PROXY TCP6 2001:db8::7 2001:db8::1 40000 3128\r\n".to_vec(),
+            b"PROXY UNKNOWN\r\n".to_vec(),
+            v2(1, 0x11, &a),
+            v2(0, 0x00, &[]),
+        ];
+        for h in &headers {
+            assert!(matches!(parse(h), Parsed::Complete(n, _) if n == h.len()));
+            for cut in 0..h.len() {
+                assert_eq!(
+                    parse(&h[..cut]),
+                    Parsed::Incomplete,
+                    "{:?}",
+                    String::from_utf8_lossy(&h[..cut])
+                );
+            }
+        }
     }
 
     #[test]
@@ -123,6 +174,8 @@ mod tests {
         assert_eq!(parse(b"\r\n\r\n\0\r"), Parsed::Incomplete);
         assert_eq!(parse(b"GET / HTTP/1.1\r\n\r\n"), Parsed::Invalid);
         assert_eq!(parse(b"PROXY TCP4 nonsense\r\n"), Parsed::Invalid);
+        // A bare LF inside the line: `ppp` ended the header there, before its CRLF (fuzzing).
+        assert_eq!(parse(b"PROXY UNKNOWN %1 \n 0\rN\r\n"), Parsed::Invalid);
 
         let mut a = vec![198, 51, 100, 9, 10, 0, 0, 1];
         a.extend_from_slice(&5555u16.to_be_bytes());

@@ -43,6 +43,12 @@ pub fn parse(
             let (Some(status), Some(minor_version)) = (resp.code, resp.version) else {
                 return Err(HeadError::Malformed);
             };
+            // RFC 9110 §15: codes outside 100..=599 are invalid. httparse reads any three digits,
+            // and `014` passed on would reach the client as the two-digit `14` (found by the
+            // `response_head` fuzz target).
+            if !(100..=599).contains(&status) {
+                return Err(HeadError::Malformed);
+            }
             if len > limits.max_head_bytes {
                 return Err(HeadError::TooLarge);
             }
@@ -196,6 +202,19 @@ mod tests {
             ),
             ("HTTP/2 200 OK\r\n\r\n", get, Err(HeadError::Malformed)),
             ("HTTP/1.1 2000 OK\r\n\r\n", get, Err(HeadError::Malformed)),
+            // Three digits outside 100..=599 (the fuzz target's `014`, which went out as `14`).
+            (
+                "HTTP/1.1 014 X\r\nContent-Length: 0\r\n\r\n",
+                get,
+                Err(HeadError::Malformed),
+            ),
+            ("HTTP/1.1 099 X\r\n\r\n", get, Err(HeadError::Malformed)),
+            ("HTTP/1.1 600 X\r\n\r\n", get, Err(HeadError::Malformed)),
+            (
+                "HTTP/1.1 599 X\r\n\r\n",
+                get,
+                Ok(Some((599, UntilClose, false))),
+            ),
             ("SSH-2.0-OpenSSH\r\n\r\n", get, Err(HeadError::Malformed)),
         ];
         for (text, method, want) in rows {
