@@ -70,8 +70,9 @@ soak_rc=0; wait "$soak_pid" || soak_rc=$?
 # Once the load is gone, the fds come back to where they started, but for the pipes the workers
 # keep pooled (two fds each, counted by the proxy's own metric).
 pooled() { curl -s "http://127.0.0.1:$admin/metrics" | awk '/^ringgate_pipes_pooled /{print $2}'; }
+# 30 s: past the header timeout (3 s), the origin pool's expiry (2 s) and any drain after an error.
 fds=0 expected=$baseline_fds
-for _ in $(seq 100); do
+for _ in $(seq 300); do
     fds=$(ls "/proc/$rg_pid/fd" | wc -l)
     expected=$((baseline_fds + 2 * $(pooled)))
     [ "$fds" -le "$expected" ] && break
@@ -114,7 +115,12 @@ logged=$(grep -E ' (WARN|ERROR) ' "$dir/ringgate.log" || true)
 fail=0
 [ "$soak_rc" = 0 ] || { echo "soak: the load saw failures (above)" >&2; fail=1; }
 [ "$reload_fail" = 0 ] || fail=1
-[ "$fds" -le "$expected" ] || { echo "soak: fds $fds after the load, at most $expected expected" >&2; fail=1; }
+if [ "$fds" -gt "$expected" ]; then
+    echo "soak: fds $fds after the load, at most $expected expected; open now:" >&2
+    ls -l "/proc/$rg_pid/fd" | awk 'NR>1{print $NF}' | sed 's/[0-9]\+/N/g' | sort | uniq -c >&2
+    ss -tanp 2>/dev/null | grep "pid=$rg_pid," | awk '{print $1, $4, $5}' | head -20 >&2
+    fail=1
+fi
 grep -q "RSS GREW" "$dir/verdict" && { echo "soak: RSS grew by more than $rss_slack_kib KiB after warm-up" >&2; fail=1; }
 [ -z "$logged" ] || { echo "soak: the proxy logged warnings or errors:" >&2; echo "$logged" | head -20 >&2; fail=1; }
 kill -0 "$rg_pid" 2>/dev/null || { echo "soak: the proxy is gone" >&2; fail=1; }

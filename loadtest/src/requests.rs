@@ -63,7 +63,7 @@ pub fn connect_from(source: u8, to: SocketAddr) -> std::io::Result<TcpStream> {
 /// Reads one response head and its Content-Length body; returns the status code. Reads in chunks:
 /// one request is outstanding at a time, so nothing after the response can arrive early.
 /// `tunnel`: the request was a CONNECT, whose 2xx has no body whatever its fields say.
-fn read_response(s: &mut impl Read, buf: &mut Vec<u8>, tunnel: bool) -> Result<u16, String> {
+pub fn read_response(s: &mut impl Read, buf: &mut Vec<u8>, tunnel: bool) -> Result<u16, String> {
     buf.clear();
     let mut chunk = [0u8; 4096];
     let head_end = loop {

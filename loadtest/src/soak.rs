@@ -24,7 +24,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::origins::{HTTP_ANSWER, Origins};
-use crate::requests::{connect_from, credentials_header, open_tunnel};
+use crate::requests::{connect_from, credentials_header, open_tunnel, read_response};
 
 pub struct Spec<'a> {
     pub proxy: SocketAddr,
@@ -88,43 +88,6 @@ impl Rng {
     }
 }
 
-/// Reads one response head (and a Content-Length body) from `s`: the status, the bytes read.
-fn response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<u16, String> {
-    buf.clear();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            let status = head
-                .split(' ')
-                .nth(1)
-                .and_then(|c| c.parse().ok())
-                .ok_or("no status")?;
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (n, v) = l.split_once(':')?;
-                    n.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .unwrap_or(0);
-            while buf.len() < end + 4 + len {
-                match s.read(&mut chunk) {
-                    Ok(0) => return Err("closed in body".into()),
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    Err(e) => return Err(format!("body: {}", e.kind())),
-                }
-            }
-            return Ok(status);
-        }
-        match s.read(&mut chunk) {
-            Ok(0) => return Err("closed".into()),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) => return Err(format!("read: {}", e.kind())),
-        }
-    }
-}
-
 /// Tunnels to an echo origin, each carrying 1 B – 256 KiB checked on the way back.
 fn tunnels(sh: &Shared, spec: &Spec<'_>, echo: SocketAddr, source: u8, seed: u64) {
     let creds = credentials_header(Some(spec.user));
@@ -182,7 +145,7 @@ fn forwarding(sh: &Shared, spec: &Spec<'_>, origin: SocketAddr, source: u8) {
             let s = conn.as_mut().ok_or("no connection")?;
             s.write_all(request.as_bytes())
                 .map_err(|e| format!("write: {}", e.kind()))?;
-            let status = response(s, &mut buf)?;
+            let status = read_response(s, &mut buf, false)?;
             if status != 200 {
                 return Err(format!("status {status}"));
             }
@@ -224,7 +187,7 @@ fn storm(sh: &Shared, spec: &Spec<'_>, origin: SocketAddr, source: u8) {
             sh.ok("407 storm reconnect");
             continue;
         }
-        match response(s, &mut buf) {
+        match read_response(s, &mut buf, false) {
             Ok(407) => {
                 sh.ok("407 storm");
                 let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
@@ -303,7 +266,7 @@ fn misbehave(sh: &Shared, spec: &Spec<'_>, echo: SocketAddr, source: u8, kind: &
                     )
                     .map_err(|e| e.to_string())?;
                     let mut buf = Vec::new();
-                    let status = response(&mut s, &mut buf)?;
+                    let status = read_response(&mut s, &mut buf, false)?;
                     if status != 407 {
                         return Err(format!("status {status}"));
                     }
