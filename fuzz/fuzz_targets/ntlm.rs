@@ -58,7 +58,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let (user, domain, station) = (name(user), name(domain), name(station));
     let unicode = cc.first().is_some_and(|b| b & 1 == 1);
-    if !unicode && !(user.is_ascii() && domain.is_ascii() && station.is_ascii()) {
+    let ascii = user.is_ascii() && domain.is_ascii() && station.is_ascii();
+    if !unicode && !ascii {
         // OEM strings are bytes in the client's code page: only ASCII reads back the same.
         return;
     }
