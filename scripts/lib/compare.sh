@@ -39,7 +39,8 @@ compare_cleanup() {
         pid=$(cat "${conf%.conf}.pid" 2>/dev/null || true)
         [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
     done
-    rm -rf "$work"
+    # COMPARE_KEEP=1 keeps the work dir (configs, squid's cache.log) to read after a run.
+    if [ -n "${COMPARE_KEEP:-}" ]; then echo "work dir kept: $work" >&2; else rm -rf "$work"; fi
 }
 
 # squid_start PORT AUTH-LINES: writes a one-worker squid config requiring proxy auth with these
@@ -65,6 +66,9 @@ shutdown_lifetime 1 second
 visible_hostname compare
 EOC
     squids+=("$conf")
+    # squid writes its log as its own user, in a directory only root writes to.
+    touch "$work/squid-$1.cache.log"
+    chown proxy "$work/squid-$1.cache.log" 2>/dev/null || true
     "$squid_bin" -f "$conf"
 }
 
