@@ -1,9 +1,9 @@
 //! Fault injection against the real binary: broken origins and vanishing clients at each stage.
 //! For each: the right status or a clean close, other clients served meanwhile, and afterwards
-//! the proxy's fds back to their baseline (pooled pipes aside). The other faults of this kind live
-//! beside the feature they hit: fd exhaustion (`exhaustion.rs`), full verifier and resolver
-//! queues (`auth.rs`, `dns.rs`), an unwritable log (`access_log.rs`), stalled TLS and NTLM
-//! handshakes (`tls.rs`, `ntlm.rs`), a tunnel's origin half-closing (`tunnel.rs`).
+//! the proxy's fds and threads back to their baseline (pooled pipes aside). The other faults of
+//! this kind live beside the feature they hit: fd exhaustion (`exhaustion.rs`), full verifier and
+//! resolver queues (`auth.rs`, `dns.rs`), an unwritable log (`access_log.rs`), stalled TLS and
+//! NTLM handshakes (`tls.rs`, `ntlm.rs`), a tunnel's origin half-closing (`tunnel.rs`).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod support;
@@ -28,6 +28,20 @@ fn healthy(proxy: &Proxy, origin: SocketAddr) {
         ),
     );
     assert_eq!((code, body.as_str()), (200, "fine"));
+}
+
+/// After a fault: fds back to the baseline (pooled pipes and origin connections are the slack)
+/// and the same threads as before.
+fn assert_back_to(proxy: &Proxy, (fds, threads): &(usize, Vec<String>), slack: usize) {
+    proxy.assert_fds_settle(*fds, slack);
+    let (mut now, mut was) = (proxy.threads(), threads.clone());
+    now.sort();
+    was.sort();
+    assert_eq!(now, was, "the proxy's threads changed");
+}
+
+fn baseline(proxy: &Proxy) -> (usize, Vec<String>) {
+    (proxy.fds(), proxy.threads())
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -67,7 +81,7 @@ fn an_origin_that_resets_gets_502_or_a_closed_tunnel_and_others_are_served() {
         let reset = resetting_origin();
         let proxy = Proxy::start(&["--io-driver", driver, "--user", "alice:pw"]);
         healthy(&proxy, fine);
-        let baseline = proxy.fds();
+        let baseline = baseline(&proxy);
         let creds = credentials("alice", "pw");
         for _ in 0..20 {
             let mut s = open(&proxy);
@@ -88,7 +102,7 @@ fn an_origin_that_resets_gets_502_or_a_closed_tunnel_and_others_are_served() {
             assert!(closed_within(&mut t, Duration::from_secs(10)), "{driver}");
             healthy(&proxy, fine);
         }
-        proxy.assert_fds_settle(baseline, 8);
+        assert_back_to(&proxy, &baseline, 8);
     }
 }
 
@@ -110,7 +124,7 @@ fn a_response_longer_than_announced_is_cut_to_its_length_and_its_tail_never_answ
         }
     });
     let proxy = Proxy::start(&["--user", "alice:pw"]);
-    let baseline = proxy.fds();
+    let baseline = baseline(&proxy);
     let mut s = open(&proxy);
     let request = format!(
         "GET http://{origin}/ HTTP/1.1\r\nHost: {origin}\r\n{}\r\n",
@@ -125,7 +139,7 @@ fn a_response_longer_than_announced_is_cut_to_its_length_and_its_tail_never_answ
     }
     assert_eq!(connections.load(Ordering::SeqCst), 5);
     drop(s);
-    proxy.assert_fds_settle(baseline, 4);
+    assert_back_to(&proxy, &baseline, 4);
 }
 
 #[test]
@@ -147,7 +161,7 @@ fn an_origin_head_of_100_mib_gets_502_and_the_proxy_stays_small() {
     let fine = http_origin("fine");
     let proxy = Proxy::start(&["--user", "alice:pw"]);
     healthy(&proxy, fine);
-    let baseline = proxy.fds();
+    let baseline = baseline(&proxy);
     let before = rss_kib(proxy.pid());
     for _ in 0..10 {
         let mut s = open(&proxy);
@@ -169,7 +183,7 @@ fn an_origin_head_of_100_mib_gets_502_and_the_proxy_stays_small() {
     );
     let grown = rss_kib(proxy.pid()).saturating_sub(before);
     assert!(grown < 4096, "RSS grew by {grown} KiB");
-    proxy.assert_fds_settle(baseline, 4);
+    assert_back_to(&proxy, &baseline, 4);
 }
 
 /// Keeps reading what it is sent, and answers a complete request: for uploads cut mid-body.
@@ -188,7 +202,7 @@ fn a_client_vanishing_at_any_stage_leaves_nothing_behind() {
         let sink = sink_origin();
         let mut proxy = Proxy::start(&["--io-driver", driver, "--user", "alice:pw"]);
         healthy(&proxy, fine);
-        let baseline = proxy.fds();
+        let baseline = baseline(&proxy);
         let creds = credentials("alice", "pw");
         type Stage = Box<dyn Fn(&mut TcpStream)>;
         let stages: Vec<(&str, Stage)> = vec![
@@ -274,7 +288,7 @@ fn a_client_vanishing_at_any_stage_leaves_nothing_behind() {
                 drop(s);
                 healthy(&proxy, fine);
             }
-            proxy.assert_fds_settle(baseline, 8);
+            assert_back_to(&proxy, &baseline, 8);
             assert!(
                 proxy.child.try_wait().unwrap().is_none(),
                 "{driver}, {stage}: the proxy exited"
