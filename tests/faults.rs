@@ -431,7 +431,11 @@ fn pipes_open(pid: u32) -> usize {
 
 fn set_fd_limit(pid: u32, soft: &str, hard: &str) {
     let ok = std::process::Command::new("prlimit")
-        .args(["--pid", &pid.to_string(), &format!("--nofile={soft}:{hard}")])
+        .args([
+            "--pid",
+            &pid.to_string(),
+            &format!("--nofile={soft}:{hard}"),
+        ])
         .status()
         .unwrap()
         .success();
@@ -470,7 +474,11 @@ fn when_no_pipe_can_be_made_an_open_tunnel_copies_its_bytes_and_the_proxy_recove
         let mut reader = s;
         assert_eq!(check_pattern(&mut reader, 7), 8 << 20, "{driver}");
         sender.join().unwrap();
-        assert_eq!(pipes_open(pid), pipes, "{driver}: a pipe was made after all");
+        assert_eq!(
+            pipes_open(pid),
+            pipes,
+            "{driver}: a pipe was made after all"
+        );
         // The limit back: new tunnels splice again, and nothing was left behind.
         set_fd_limit(pid, nofile[0], nofile[1]);
         drop(reader);
