@@ -3,7 +3,8 @@
 //! the proxy's fds and threads back to their baseline (pooled pipes aside). The other faults of
 //! this kind live beside the feature they hit: fd exhaustion (`exhaustion.rs`), full verifier and
 //! resolver queues (`auth.rs`, `dns.rs`), an unwritable log (`access_log.rs`), stalled TLS and
-//! NTLM handshakes (`tls.rs`, `ntlm.rs`), a tunnel's origin half-closing (`tunnel.rs`).
+//! NTLM handshakes (`tls.rs`, `ntlm.rs`), a tunnel's origin half-closing (`tunnel.rs`). Pipes
+//! that cannot be made are here: the fd limit lowered under a running proxy with `prlimit`.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod support;
@@ -413,7 +414,7 @@ fn a_hundred_clients_that_never_read_a_1_gib_download_keep_the_proxy_small() {
     healthy(&proxy, fine);
 }
 
-/// The proxy's open fds by number, and its soft and hard fd limits.
+/// The numbers of the proxy's open fds.
 fn open_fds(pid: u32) -> Vec<u32> {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
