@@ -18,16 +18,18 @@ use std::time::Duration;
 
 use support::*;
 
+/// A forwarded GET of `origin` with alice's credentials.
+fn get_as_alice(origin: SocketAddr, path: &str) -> String {
+    format!(
+        "GET http://{origin}{path} HTTP/1.1\r\nHost: {origin}\r\n{}\r\n",
+        credentials("alice", "pw")
+    )
+}
+
 /// The proxy still serves a plain forwarded GET (the check after each fault).
 fn healthy(proxy: &Proxy, origin: SocketAddr) {
     let mut s = open(proxy);
-    let (code, _, body) = ask(
-        &mut s,
-        &format!(
-            "GET http://{origin}/ HTTP/1.1\r\nHost: {origin}\r\n{}\r\n",
-            credentials("alice", "pw")
-        ),
-    );
+    let (code, _, body) = ask(&mut s, &get_as_alice(origin, "/"));
     assert_eq!((code, body.as_str()), (200, "fine"));
 }
 
@@ -84,10 +86,7 @@ fn an_origin_that_resets_gets_502_or_a_closed_tunnel_and_others_are_served() {
         let creds = credentials("alice", "pw");
         for _ in 0..20 {
             let mut s = open(&proxy);
-            let (code, _, _) = ask(
-                &mut s,
-                &format!("GET http://{reset}/ HTTP/1.1\r\nHost: {reset}\r\n{creds}\r\n"),
-            );
+            let (code, _, _) = ask(&mut s, &get_as_alice(reset, "/"));
             assert_eq!(code, 502, "{driver}");
             // A tunnel to it: established, then ended by the reset (never a hang).
             let mut t = open(&proxy);
@@ -125,10 +124,7 @@ fn a_response_longer_than_announced_is_cut_to_its_length_and_its_tail_never_answ
     let proxy = Proxy::start(&["--user", "alice:pw"]);
     let baseline = baseline(&proxy);
     let mut s = open(&proxy);
-    let request = format!(
-        "GET http://{origin}/ HTTP/1.1\r\nHost: {origin}\r\n{}\r\n",
-        credentials("alice", "pw")
-    );
+    let request = get_as_alice(origin, "/");
     for i in 1..=5 {
         let (code, _, body) = ask(&mut s, &request);
         assert_eq!(code, 200);
@@ -164,13 +160,7 @@ fn an_origin_head_of_100_mib_gets_502_and_the_proxy_stays_small() {
     let before = rss_kib(proxy.pid());
     for _ in 0..10 {
         let mut s = open(&proxy);
-        let (code, _, _) = ask(
-            &mut s,
-            &format!(
-                "GET http://{huge}/ HTTP/1.1\r\nHost: {huge}\r\n{}\r\n",
-                credentials("alice", "pw")
-            ),
-        );
+        let (code, _, _) = ask(&mut s, &get_as_alice(huge, "/"));
         assert_eq!(code, 502);
         healthy(&proxy, fine);
     }
@@ -303,11 +293,7 @@ fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
     let proxy = Proxy::start(&["--user", "alice:pw"]);
     let creds = credentials("alice", "pw");
     let mut s = open(&proxy);
-    write!(
-        s,
-        "GET http://{fine}/ HTTP/1.1\r\nHost: {fine}\r\n{creds}\r\n"
-    )
-    .unwrap();
+    s.write_all(get_as_alice(fine, "/").as_bytes()).unwrap();
     s.shutdown(Shutdown::Write).unwrap();
     let mut got = String::new();
     let _ = s.read_to_string(&mut got);
@@ -382,11 +368,8 @@ fn a_hundred_clients_that_never_read_a_1_gib_download_keep_the_proxy_small() {
     // 50 forward a GET, then 50 tunnel; none reads a byte of the answer.
     for i in 0..50 {
         let mut s = open(&proxy);
-        write!(
-            s,
-            "GET http://{http}/big{i} HTTP/1.1\r\nHost: {http}\r\n{creds}\r\n"
-        )
-        .unwrap();
+        s.write_all(get_as_alice(http, &format!("/big{i}")).as_bytes())
+            .unwrap();
         clients.push(s);
     }
     wait_stalled(&written);

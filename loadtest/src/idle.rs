@@ -25,12 +25,12 @@ use crate::tls::{Stream, maybe_wrap};
 /// Sources used in turn: 127.0.0.30 to 127.0.0.45.
 const SOURCES: u8 = 16;
 
-struct Proc {
-    rss_kib: u64,
-    threads: u64,
+pub struct Proc {
+    pub rss_kib: u64,
+    pub threads: u64,
 }
 
-fn read_proc(pid: u32) -> Result<Proc, String> {
+pub fn read_proc(pid: u32) -> Result<Proc, String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
     let field = |name: &str| {

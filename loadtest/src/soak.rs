@@ -293,15 +293,9 @@ fn misbehave(sh: &Shared, spec: &Spec<'_>, echo: SocketAddr, source: u8, kind: &
     }
 }
 
+/// The proxy's RSS (`idle`'s reading of `/proc/PID/status`) and its open fds.
 fn sample(pid: u32) -> Option<(u64, usize)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
+    let rss = crate::idle::read_proc(pid).ok()?.rss_kib;
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
     Some((rss, fds))
 }
