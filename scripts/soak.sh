@@ -30,7 +30,14 @@ port=$(free_port) admin=$(free_port)
 "$rg" --listen "127.0.0.1:$port" --htpasswd "$users" --allow-dest 127.0.0.0/8 --connect-ports any \
     --header-timeout 3 --upstream-idle 2 --admin "127.0.0.1:$admin" --log-level info 2> "$dir/ringgate.log" &
 rg_pid=$!; pids+=("$rg_pid")
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+# The baseline is taken once the proxy says it is ready: its listeners accept from the moment they
+# are bound, before the workers' rings, the admin endpoint and the signal socketpair exist.
+ready=0
+for _ in $(seq 200); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin/readyz")" = 200 ] && { ready=1; break; }
+    sleep 0.05
+done
+[ "$ready" = 1 ] || { echo "soak: the proxy did not become ready" >&2; cat "$dir/ringgate.log" >&2; exit 1; }
 baseline_fds=$(ls "/proc/$rg_pid/fd" | wc -l)
 
 "$lt" serve --seconds $((secs + 120)) > "$dir/origins" &
@@ -119,6 +126,8 @@ if [ "$fds" -gt "$expected" ]; then
     echo "soak: fds $fds after the load, at most $expected expected; open now:" >&2
     ls -l "/proc/$rg_pid/fd" | awk 'NR>1{print $NF}' | sed 's/[0-9]\+/N/g' | sort | uniq -c >&2
     ss -tanp 2>/dev/null | grep "pid=$rg_pid," | awk '{print $1, $4, $5}' | head -20 >&2
+    ss -uaxnp 2>/dev/null | grep "pid=$rg_pid," | head -20 >&2
+    curl -s "http://127.0.0.1:$admin/metrics" | grep -E '^ringgate_[a-z_]*(active|pooled|idle|open)[a-z_]* ' >&2
     fail=1
 fi
 grep -q "RSS GREW" "$dir/verdict" && { echo "soak: RSS grew by more than $rss_slack_kib KiB after warm-up" >&2; fail=1; }
