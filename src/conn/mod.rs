@@ -53,7 +53,7 @@ pub fn serve(
     async move {
         let kind = stream.kind();
         let _active = shard.track();
-        let _ = stream.tcp().set_nodelay(true);
+        // TCP_NODELAY comes from the listener (`server::listener`).
         let mut buf = Vec::with_capacity(INITIAL_BUFFER.min(shard.limits.max_head_bytes));
         if kind == ListenerKind::ProxyProtocol {
             match read_proxy_header(&mut stream, &mut buf, peer, &shard).await {

@@ -53,7 +53,26 @@ fn listener(addr: SocketAddr, backlog: u32) -> io::Result<StdListener> {
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
+    // Every accepted socket inherits it (Linux clones the listener's TCP options): one
+    // `setsockopt` per listener instead of one per connection.
+    socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;
     socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
     Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{SocketAddr, TcpStream};
+
+    #[test]
+    fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let l = super::listener(addr, 16).unwrap();
+        let _client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        // The listener is non-blocking: the connection is in its queue once `connect` returns.
+        let (accepted, _) = l.accept().unwrap();
+        let nodelay = socket2::SockRef::from(&accepted).tcp_nodelay().unwrap();
+        assert!(nodelay, "conn::serve relies on the listener's TCP_NODELAY");
+    }
 }
