@@ -91,6 +91,7 @@ import base64, socket, sys, time
 ready, addrs = sys.argv[1], sys.argv[2:]
 t1 = "TlRMTVNTUAABAAAABoIIAAAAAAAAAAAAAAAAAAAAAAA="
 held = []
+count = {a: 0 for a in addrs}
 failures = {a: 0 for a in addrs}
 for i in range(1000):
     for a in addrs:
@@ -103,10 +104,14 @@ for i in range(1000):
             if b" 407 " not in s.recv(4096):
                 raise OSError("no 407")
             held.append(s)
+            count[a] += 1
             failures[a] = 0
         except OSError:
             failures[a] += 1
-print(f"abandoned handshakes held: {len(held)}; targets given up: {[a for a, f in failures.items() if f >= 3]}", flush=True)
+# A proxy whose type 1s go to stateful helpers (squid: one reserved per handshake until its type 3
+# or `reservation-timeout`) stops answering new type 1s once they are all reserved.
+print(f"abandoned handshakes held: {count}; given up after 3 unanswered type 1s in a row: "
+      f"{[a for a, f in failures.items() if f >= 3]}", flush=True)
 open(ready, "w").close()
 time.sleep(300)
 EOP
