@@ -42,12 +42,7 @@ impl NtlmClient {
         let (challenge, info) = client::read_challenge(&type2)?;
         // Names in UTF-16 only if the server chose UNICODE: curl's type 1 offers OEM alone, and
         // a server that kept to OEM (Samba's, behind squid) reads UTF-16 names as one letter.
-        let chosen = u32::from_le_bytes(type2.get(20..24)?.try_into().ok()?);
-        let names = if chosen & flags::UNICODE != 0 {
-            flags::UNICODE
-        } else {
-            flags::OEM
-        };
+        let names = ntlm::charset(client::chosen_flags(&type2)?);
         self.counter += 1;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -76,40 +71,33 @@ impl NtlmClient {
 mod tests {
     use super::*;
 
-    /// A type 2 choosing `flags`, with an empty target info.
+    /// A type 2 choosing `flags`, made by ringgate's server side.
     fn type2(flags: u32) -> String {
-        let mut m = b"NTLMSSP\0".to_vec();
-        m.extend_from_slice(&2u32.to_le_bytes());
-        m.extend_from_slice(&[0, 0, 0, 0, 48, 0, 0, 0]);
-        m.extend_from_slice(&flags.to_le_bytes());
-        m.extend_from_slice(&[7; 8]);
-        m.extend_from_slice(&[0; 8]);
-        m.extend_from_slice(&[0, 0, 0, 0, 48, 0, 0, 0]);
-        format!("Proxy-Authenticate: NTLM {}\r\n", B64.encode(m))
-    }
-
-    /// The type 3's flags and its user name field.
-    fn flags_and_user(type3: &str) -> (u32, Vec<u8>) {
-        let m = B64.decode(type3).unwrap();
-        let field = |at: usize| {
-            let len = u16::from_le_bytes([m[at], m[at + 1]]) as usize;
-            let off = u32::from_le_bytes(m[at + 4..at + 8].try_into().unwrap()) as usize;
-            m[off..off + len].to_vec()
+        let target = ntlm::Target {
+            domain: "D".into(),
+            computer: "PROXY".into(),
+            dns_domain: String::new(),
+            dns_computer: "proxy".into(),
         };
-        (u32::from_le_bytes(m[60..64].try_into().unwrap()), field(36))
+        let mut m = Vec::new();
+        ntlm::write_challenge(&mut m, flags, &[7; 8], &target);
+        format!("Proxy-Authenticate: NTLM {}\r\n", B64.encode(m))
     }
 
     #[test]
     fn names_follow_the_charset_the_server_chose() {
         let mut c = NtlmClient::new("D\\bob:pw");
-        let (f, user) = flags_and_user(&c.answer(&type2(flags::OEM | flags::NTLM)).unwrap());
-        assert_eq!(
-            (f & (flags::UNICODE | flags::OEM), &*user),
-            (flags::OEM, &b"bob"[..])
-        );
-        let (f, user) = flags_and_user(&c.answer(&type2(flags::UNICODE | flags::NTLM)).unwrap());
-        assert_eq!(f & (flags::UNICODE | flags::OEM), flags::UNICODE);
-        assert_eq!(user, b"b\0o\0b\0");
+        // ringgate's type 3 parser reads the names in the charset the type 3's flags claim, and
+        // refuses UTF-16 read as OEM (NULs are control characters) and OEM read as UTF-16 (an odd
+        // length): a name that reads back as "bob" was written in the charset named.
+        for chosen in [flags::OEM, flags::UNICODE] {
+            let type3 = B64
+                .decode(c.answer(&type2(chosen | flags::NTLM)).unwrap())
+                .unwrap();
+            let a = ntlm::parse_authenticate(&type3).unwrap();
+            assert_eq!(a.flags & (flags::UNICODE | flags::OEM), chosen);
+            assert_eq!((&*a.user, &*a.domain), ("bob", "D"));
+        }
     }
 
     #[test]

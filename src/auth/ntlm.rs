@@ -137,16 +137,21 @@ fn put_field(out: &mut [u8], at: usize, len: usize, offset: usize) {
     out[at + 4..at + 8].copy_from_slice(&(offset as u32).to_le_bytes());
 }
 
+/// The charset flag names are written in, given the other side's flags: `UNICODE` when they
+/// carry it, else `OEM` (the server's choice from the type 1, the client's from the type 2).
+pub fn charset(flags: u32) -> u32 {
+    if flags & flags::UNICODE != 0 {
+        flags::UNICODE
+    } else {
+        flags::OEM
+    }
+}
+
 /// The flags of the CHALLENGE_MESSAGE answering a NEGOTIATE_MESSAGE with `client` flags: NTLM with
 /// extended session security (so that clients answer with NTLMv2), a domain target with target
 /// info, Unicode when the client offers it (else OEM), and the key strengths the client asked for.
 pub fn challenge_flags(client: u32) -> u32 {
-    let charset = if client & flags::UNICODE != 0 {
-        flags::UNICODE
-    } else {
-        flags::OEM
-    };
-    charset
+    charset(client)
         | flags::REQUEST_TARGET
         | flags::NTLM
         | flags::ALWAYS_SIGN
@@ -451,6 +456,11 @@ pub mod client {
         let len = u16_at(m, 40)? as usize;
         let at = u32_at(m, 44)? as usize;
         Some((challenge, m.get(at..at.checked_add(len)?)?.to_vec()))
+    }
+
+    /// The flags a type 2 chose (read after [`read_challenge`] accepted it).
+    pub fn chosen_flags(m: &[u8]) -> Option<u32> {
+        u32_at(m, 20)
     }
 
     /// An NTLMv2 NT response for `user` in `domain` (as the client sends them) with the password
