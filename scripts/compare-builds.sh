@@ -15,12 +15,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib/compare.sh
 
 rev=${1:?usage: scripts/compare-builds.sh REV [quick]}
-quick=${2:-}
-if [ "$quick" = quick ]; then
-    rounds=1; bytes=$((256 << 20)); tunnels=500; requests=5000
-else
-    rounds=3; bytes=$((1 << 30)); tunnels=2000; requests=20000
-fi
+compare_sizes "${2:-}"
 sha=$(git rev-parse --short=12 "$rev^{commit}")
 here=$(git rev-parse --short=12 HEAD)
 git diff --quiet HEAD -- src Cargo.toml Cargo.lock || here="$here+changes"
@@ -48,12 +43,4 @@ wait_port "$then" "ringgate $sha" && targets+=(--proxy "before=$then")
 wait_port "$now" "ringgate $here" && targets+=(--proxy "after=$now")
 
 echo "machine: $(nproc) cores, $(uname -r), $(date -u +%F); before = $sha, after = $here"
-creds=(--proxy-user "$user:$pass")
-lt() { target/release/loadtest "${origins[@]}" "$@" "${targets[@]}" || true; }
-lt throughput "${creds[@]}" --bytes "$bytes" --rounds "$((rounds + 2))"
-lt throughput "${creds[@]}" --mode both --tunnels 4 --bytes "$bytes" --rounds "$((rounds + 2))"
-lt tunnels "${creds[@]}" --tunnels "$tunnels" --rounds "$rounds"
-lt challenges --requests "$requests" --rounds "$rounds"
-lt challenges --proxy-user "$user:stale-$pass" --requests "$requests" --rounds "$rounds"
-lt forward "${creds[@]}" --requests "$requests" --rounds "$rounds"
-lt latency "${creds[@]}" --pings "$((requests / 2))" --rounds "$rounds"
+basic_scenarios "$user" "$pass"

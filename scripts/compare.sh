@@ -10,13 +10,10 @@
 # Bounded: every scenario has a fixed count of runs and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/compare.sh
 
 quick=${1:-}
-if [ "$quick" = quick ]; then
-    rounds=1; bytes=$((256 << 20)); tunnels=500; requests=5000
-else
-    rounds=3; bytes=$((1 << 30)); tunnels=2000; requests=20000
-fi
+compare_sizes "$quick"
 
 need=()
 command -v squid >/dev/null || [ -x /usr/sbin/squid ] || need+=(squid)
@@ -84,15 +81,6 @@ EOF
     echo "$conf"
 }
 
-wait_port() { # host:port name
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "$2 did not start on $1" >&2
-    return 1
-}
-
 target/release/ringgate --listen "$ringgate" --user "$user:$pass" --allow-dest 127.0.0.0/8 \
     --connect-ports any --log-level warn &
 ringgate_pid=$!
@@ -119,11 +107,7 @@ tinyproxy -d -c "$work/tinyproxy.conf" &
 tinyproxy_pid=$!
 pids+=($tinyproxy_pid)
 
-# The origins in a process of their own, so the generator's threads and fds are apart from theirs.
-target/release/loadtest serve --seconds 3600 >"$work/origins" &
-origins_pid=$!
-for _ in $(seq 50); do [ -s "$work/origins" ] && break; sleep 0.1; done
-origins=(--origins "$(head -1 "$work/origins")")
+start_origins
 
 targets=(--proxy "ringgate=$ringgate")
 wait_port "$ringgate" ringgate
@@ -134,17 +118,7 @@ if wait_port "$tinyproxy" tinyproxy; then targets+=(--proxy "tinyproxy=$tinyprox
 echo "machine: $(nproc) cores, $(uname -r), $(date -u +%F); $($squid_bin -v | head -1); $(tinyproxy -v 2>&1)"
 echo "ringgate workers: $workers; every proxy: Basic auth ($user), no cache, no access log"
 creds=(--proxy-user "$user:$pass")
-# A scenario exits non-zero when any target had errors (tinyproxy closes kept-alive connections,
-# for one): the tables say which; the comparison goes on.
-lt() { target/release/loadtest "${origins[@]}" "$@" "${targets[@]}" || true; }
-lt throughput "${creds[@]}" --bytes "$bytes" --rounds "$((rounds + 2))"
-lt throughput "${creds[@]}" --mode both --tunnels 4 --bytes "$bytes" --rounds "$((rounds + 2))"
-lt tunnels "${creds[@]}" --tunnels "$tunnels" --rounds "$rounds"
-lt challenges --requests "$requests" --rounds "$rounds"
-# A client with a stale saved password: the same wrong credentials on every request.
-lt challenges --proxy-user "$user:stale-$pass" --requests "$requests" --rounds "$rounds"
-lt forward "${creds[@]}" --requests "$requests" --rounds "$rounds"
-lt latency "${creds[@]}" --pings "$((requests / 2))" --rounds "$rounds"
+basic_scenarios "$user" "$pass"
 
 # Idle tunnels: each proxy holds the same number of authenticated tunnels; its RSS is read at half
 # and at all of them (one process each: ringgate, squid's worker kid, tinyproxy), then every tunnel

@@ -1,4 +1,5 @@
-# Sourced by the compare scripts (compare-digest.sh, compare-ntlm.sh, compare-negotiate.sh): what
+# Sourced by the compare scripts (compare.sh, compare-builds.sh, compare-digest.sh, compare-ntlm.sh,
+# compare-negotiate.sh): what
 # each of them does the same way. Installing what is missing, a work directory removed on exit
 # with everything started in it stopped, squid configs that differ only in their auth lines, the
 # origins in a process of their own, and waiting for a port.
@@ -90,4 +91,31 @@ wait_port() {
     done
     echo "$2 did not start on $1" >&2
     return 1
+}
+
+# compare_sizes [quick]: the sizes of the Basic scenarios (rounds, bytes, tunnels, requests);
+# quick: 1 round each and smaller runs.
+compare_sizes() {
+    if [ "${1:-}" = quick ]; then
+        rounds=1; bytes=$((256 << 20)); tunnels=500; requests=5000
+    else
+        rounds=3; bytes=$((1 << 30)); tunnels=2000; requests=20000
+    fi
+}
+
+# basic_scenarios USER PASSWORD: every loadtest scenario with Basic credentials against the
+# `targets` (--proxy NAME=ADDR…), at compare_sizes' sizes. A scenario exits non-zero when any
+# target had errors (tinyproxy closes kept-alive connections, for one): the tables say which; the
+# comparison goes on.
+basic_scenarios() {
+    local creds=(--proxy-user "$1:$2")
+    lt() { target/release/loadtest "${origins[@]}" "$@" "${targets[@]}" || true; }
+    lt throughput "${creds[@]}" --bytes "$bytes" --rounds "$((rounds + 2))"
+    lt throughput "${creds[@]}" --mode both --tunnels 4 --bytes "$bytes" --rounds "$((rounds + 2))"
+    lt tunnels "${creds[@]}" --tunnels "$tunnels" --rounds "$rounds"
+    lt challenges --requests "$requests" --rounds "$rounds"
+    # A client with a stale saved password: the same wrong credentials on every request.
+    lt challenges --proxy-user "$1:stale-$2" --requests "$requests" --rounds "$rounds"
+    lt forward "${creds[@]}" --requests "$requests" --rounds "$rounds"
+    lt latency "${creds[@]}" --pings "$((requests / 2))" --rounds "$rounds"
 }

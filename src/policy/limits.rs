@@ -5,8 +5,8 @@
 //! request; per chunk relayed only where `user_bandwidth_bytes_per_sec` is set: then each chunk a
 //! user's tunnel moves (up to one pipe, 256 KiB by default) books itself with one compare-and-swap
 //! on the user's slot, shared by all workers, since a limit per user across workers needs one
-//! count (uncontended while one worker relays for the user). Per-address counts live in a fixed table of atomic counters indexed by a keyed hash of the
-//! address, so there is no lock and no allocation, and memory does not grow with the number of
+//! count (uncontended while one worker relays for the user). Per-address counts live in a fixed
+//! table of atomic counters indexed by a keyed hash of the address, so there is no lock and no allocation, and memory does not grow with the number of
 //! clients; two addresses that share a slot share its count (with 65,536 slots and a key chosen at
 //! random at start, a client cannot pick who it collides with). A client is its address as
 //! [`client_key`] sees it: an IPv6 client by its /64 (`client_ipv6_prefix`), since one host
